@@ -1,0 +1,250 @@
+"""Dark channel prior (He et al., CVPR 2009 / TPAMI 2011) as batched torch operations.
+
+Every function works on (B, C, H, W) tensors on the input's device and dtype, and is shared by the
+HDM region masks and the DCP baselines. Border conventions follow OpenCV as the HDM release uses it:
+- min filter (`cv2.erode`): pixels outside the image are ignored;
+- box filter (`cv2.boxFilter`, normalised): BORDER_REFLECT_101 (`border="reflect101"`), or He et al.'s
+  window clipped to the image and divided by its pixel count (`border="clip"`);
+- a window of k pixels covers [y - k//2, y + k - 1 - k//2] (an even window reaches one pixel further up/left).
+
+`dcp_region_masks` is the HDM release's mask procedure (its test script, `tran_mask`):
+1. resize the hazy image to 1/4 (PIL antialias = Lanczos-3),
+2. dark channel = per-pixel min over RGB, then a 15 x 15 min filter,
+3. A = one scalar: refine min-over-RGB with a guided filter (p = its 223 x 223 min filter, window 111,
+   eps 1e-3), find in a 2000-bin histogram the level above which 0.1 % of pixels lie, and take the
+   largest mean-over-RGB among those pixels,
+4. t = 1 - 0.95 * dark_channel(I / A),
+5. refine t with a guided filter (guide = grey image, window 60, eps 1e-4),
+6. min-max normalise t and cut it into N equal bins; region 0 is the clearest (t >= 0.8 for N = 5).
+Deviations from the release, all documented in docs/dcp.md: it computes in floating point
+throughout (the release rounds the resized image and its grey version to uint8), and pads the
+input to a multiple of 4 before the masks are made (the release only ran on such sizes).
+"""
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+
+# ITU-R BT.601 luma weights, as cv2.COLOR_BGR2GRAY applies them to channels (0, 1, 2) = (B, G, R).
+_LUMA_RGB = (0.299, 0.587, 0.114)
+
+
+def _check_image(x, name="image"):
+    if x.dim() != 4:
+        raise ValueError(f"{name} must be (B, C, H, W), got shape {tuple(x.shape)}")
+
+
+def _window(k):
+    """Pixels a window of size k reaches before and after its anchor (OpenCV anchor = k // 2)."""
+    if k < 1:
+        raise ValueError(f"window size must be >= 1, got {k}")
+    return k // 2, k - 1 - k // 2
+
+
+def min_filter(x, k):
+    """k x k minimum filter (grey erosion) ignoring pixels outside the image. x: (B, C, H, W)."""
+    _check_image(x)
+    before, after = _window(k)
+    big = torch.finfo(x.dtype).max
+    y = F.pad(-x, (0, 0, before, after), value=-big)
+    y = F.max_pool2d(y, (k, 1), stride=1)
+    y = F.pad(y, (before, after, 0, 0), value=-big)
+    return -F.max_pool2d(y, (1, k), stride=1)
+
+
+def _reflect101_index(n, before, after, device):
+    """Source indices of a reflect-101 padded axis of length n (repeated reflection, as OpenCV)."""
+    idx = torch.arange(-before, n + after, device=device)
+    if n == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = torch.remainder(idx, period)
+    return torch.where(idx >= n, period - idx, idx)
+
+
+def box_filter(x, k, border="reflect101"):
+    """Mean over a k x k window. x: (B, C, H, W). border: 'reflect101' (OpenCV) or 'clip' (He et al.)."""
+    _check_image(x)
+    before, after = _window(k)
+    h, w = x.shape[-2:]
+    if border == "reflect101":
+        y = x.index_select(2, _reflect101_index(h, before, after, x.device))
+        y = F.avg_pool2d(y, (k, 1), stride=1)
+        y = y.index_select(3, _reflect101_index(w, before, after, x.device))
+        return F.avg_pool2d(y, (1, k), stride=1)
+    if border == "clip":
+        ones = torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device)
+        return _box_sum_zero_padded(x, before, after, k) / _box_sum_zero_padded(ones, before, after, k)
+    raise ValueError(f"unknown border {border!r}; valid: 'reflect101', 'clip'")
+
+
+def _box_sum_zero_padded(x, before, after, k):
+    y = F.avg_pool2d(F.pad(x, (0, 0, before, after)), (k, 1), stride=1)
+    return F.avg_pool2d(F.pad(y, (before, after, 0, 0)), (1, k), stride=1) * (k * k)
+
+
+def guided_filter(guide, p, k, eps, border="reflect101"):
+    """Grey guided filter (He et al. ECCV 2010) with a k x k box window. guide, p: (B, 1, H, W)."""
+    mean = lambda t: box_filter(t, k, border)  # noqa: E731
+    mean_i, mean_p = mean(guide), mean(p)
+    cov_ip = mean(guide * p) - mean_i * mean_p
+    var_i = mean(guide * guide) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    return mean(a) * guide + mean(b)
+
+
+def dark_channel(img, patch=15):
+    """Min over channels, then a patch x patch min filter. img: (B, C, H, W) -> (B, 1, H, W)."""
+    _check_image(img)
+    return min_filter(img.amin(dim=1, keepdim=True), patch)
+
+
+def grey(img, bgr_quirk=False):
+    """BT.601 grey of an RGB image (B, 3, H, W) -> (B, 1, H, W).
+
+    bgr_quirk=True applies OpenCV's BGR2GRAY to the RGB array as the HDM release does, so the R and B
+    weights are swapped (0.114 R + 0.587 G + 0.299 B).
+    """
+    wr, wg, wb = _LUMA_RGB[::-1] if bgr_quirk else _LUMA_RGB
+    return wr * img[:, 0:1] + wg * img[:, 1:2] + wb * img[:, 2:3]
+
+
+def atmospheric_light_top(img, dark, top=0.001):
+    """He et al.: among the brightest `top` fraction of the dark channel, the input pixel of highest
+    intensity (mean over RGB) is the atmospheric light. img: (B, 3, H, W), dark: (B, 1, H, W) -> (B, 3)."""
+    b, c, h, w = img.shape
+    n = max(int(math.floor(h * w * top)), 1)
+    idx = dark.reshape(b, -1).topk(n, dim=1).indices  # (B, n)
+    pix = img.reshape(b, c, -1).gather(2, idx.unsqueeze(1).expand(b, c, n))  # (B, 3, n)
+    best = pix.mean(dim=1).argmax(dim=1)  # (B,)
+    return pix[torch.arange(b, device=img.device), :, best]
+
+
+def atmospheric_light_hist(img, radius=111, eps=1e-3, bins=2000, top=0.001):
+    """The HDM release's atmospheric light: one scalar per image, returned as (B, 3).
+
+    m = min over RGB, refined by a guided filter (guide m, p = its (2 radius + 1)^2 min filter,
+    window `radius`, eps); in a `bins`-bin histogram of the refined m (numpy's edges over [min, max]),
+    the highest bin edge whose cumulative fraction is <= 1 - top is the threshold; A = the largest
+    mean over RGB among the pixels at or above it.
+    """
+    _check_image(img)
+    b = img.shape[0]
+    m = img.amin(dim=1, keepdim=True)
+    m = guided_filter(m, min_filter(m, 2 * radius + 1), radius, eps).reshape(b, -1)
+    lo, hi = m.amin(dim=1, keepdim=True), m.amax(dim=1, keepdim=True)
+    # numpy widens an empty range to [v - 0.5, v + 0.5]. A range within rounding noise counts as
+    # empty too: it happens when the (2 radius + 1)^2 min filter covers the whole (small) image, where
+    # the release's numpy histogram raises "too many bins".
+    flat = (hi - lo) <= 64 * torch.finfo(m.dtype).eps * hi.abs().clamp_min(1)
+    lo, hi = torch.where(flat, lo - 0.5, lo), torch.where(flat, hi + 0.5, hi)
+    steps = torch.arange(bins + 1, device=img.device, dtype=m.dtype) / bins
+    edges = lo + (hi - lo) * steps  # (B, bins + 1), numpy.linspace
+    # bin index as numpy computes it: scaled guess, then corrected against the actual edges
+    index = ((m - lo) * (bins / (hi - lo))).long().clamp(0, bins - 1)
+    index = index - (m < edges.gather(1, index)).long()
+    index = index + ((m >= edges.gather(1, index + 1)) & (index != bins - 1)).long()
+    counts = torch.zeros(b, bins, dtype=torch.float64, device=img.device)
+    counts.scatter_add_(1, index, torch.ones_like(m, dtype=torch.float64))
+    cum = counts.cumsum(dim=1) / m.shape[1]
+    levels = torch.arange(bins, device=img.device)
+    ok = (cum <= 1 - top) & (levels >= 1)
+    lmax = torch.where(ok, levels, torch.ones_like(levels)).amax(dim=1, keepdim=True)  # release loop: >= 1
+    threshold = edges.gather(1, lmax)
+    brightness = img.mean(dim=1).reshape(b, -1)
+    a = torch.where(m >= threshold, brightness, torch.full_like(brightness, -math.inf)).amax(dim=1)
+    return a.unsqueeze(1).expand(b, 3)
+
+
+def transmission(img, atmosphere, patch=15, omega=0.95):
+    """Raw transmission t = 1 - omega * dark_channel(I / A). atmosphere: (B, 3) -> (B, 1, H, W)."""
+    return 1 - omega * dark_channel(img / atmosphere.view(-1, 3, 1, 1), patch)
+
+
+def _lanczos(x, a=3.0):
+    x = x.abs()
+    out = torch.where(x == 0, torch.ones_like(x), torch.sin(math.pi * x) * torch.sin(math.pi * x / a)
+                      / (math.pi * math.pi * x * x / a).clamp_min(1e-300))
+    return torch.where(x < a, out, torch.zeros_like(x))
+
+
+@functools.lru_cache(maxsize=64)
+def _pil_resample_matrix(n_in, n_out):
+    """(n_out, n_in) float64 weights of PIL's antialiased Lanczos resampling along one axis."""
+    scale = n_in / n_out
+    filterscale = max(scale, 1.0)
+    support = 3.0 * filterscale
+    mat = torch.zeros(n_out, n_in, dtype=torch.float64)
+    for o in range(n_out):
+        centre = (o + 0.5) * scale
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), n_in)
+        pos = torch.arange(lo, hi, dtype=torch.float64)
+        wts = _lanczos((pos - centre + 0.5) / filterscale)
+        mat[o, lo:hi] = wts / wts.sum()
+    return mat
+
+
+def resize_lanczos(img, size):
+    """Antialiased Lanczos-3 resize with PIL's weights (Image.LANCZOS, float). img: (B, C, H, W)."""
+    _check_image(img)
+    h_out, w_out = size
+    h, w = img.shape[-2:]
+    rows = _pil_resample_matrix(h, h_out).to(device=img.device, dtype=img.dtype)
+    cols = _pil_resample_matrix(w, w_out).to(device=img.device, dtype=img.dtype)
+    return torch.matmul(torch.matmul(rows, img), cols.t())
+
+
+def downscale(img, factor, mode="lanczos"):
+    """Resize to (H // factor, W // factor): 'lanczos' (PIL antialias, the release) or 'area' (mean)."""
+    h, w = img.shape[-2:]
+    size = (max(h // factor, 1), max(w // factor, 1))
+    if factor == 1:
+        return img
+    if mode == "lanczos":
+        return resize_lanczos(img, size)
+    if mode == "area":
+        return F.adaptive_avg_pool2d(img, size)
+    raise ValueError(f"unknown resize mode {mode!r}; valid: 'lanczos', 'area'")
+
+
+def bin_masks(t, num_regions):
+    """One-hot region masks from a map t (B, 1, h, w) -> (B, N, h, w), float.
+
+    t is min-max normalised per image and cut into N equal bins; region 0 holds the largest values
+    (for N = 5: t >= 0.8, then [0.6, 0.8), ..., [0, 0.2)). A constant map falls wholly in region N - 1.
+    """
+    if num_regions < 1:
+        raise ValueError(f"num_regions must be >= 1, got {num_regions}")
+    b = t.shape[0]
+    lo = t.reshape(b, -1).amin(dim=1).view(b, 1, 1, 1)
+    hi = t.reshape(b, -1).amax(dim=1).view(b, 1, 1, 1)
+    tn = torch.where(hi > lo, (t - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi)), torch.zeros_like(t))
+    level = torch.zeros_like(t, dtype=torch.long)
+    for j in range(1, num_regions):
+        level = level + (tn >= j / num_regions).long()  # the release's `>=` comparisons, bin by bin
+    region = (num_regions - 1) - level
+    return F.one_hot(region.squeeze(1), num_regions).permute(0, 3, 1, 2).to(t.dtype)
+
+
+def dcp_transmission(img, downscale_factor=4, patch=15, omega=0.95, atm_radius=111, atm_eps=1e-3,
+                     refine_window=60, refine_eps=1e-4, resize="lanczos", bgr_quirk=True):
+    """Refined transmission of the HDM release at 1/downscale_factor. img: RGB (B, 3, H, W) in [0, 1]."""
+    _check_image(img)
+    if img.shape[1] != 3:
+        raise ValueError(f"DCP masks need an RGB image (B, 3, H, W), got shape {tuple(img.shape)}")
+    small = downscale(img, downscale_factor, resize)
+    atmosphere = atmospheric_light_hist(small, atm_radius, atm_eps)
+    t = transmission(small, atmosphere, patch, omega)
+    return guided_filter(grey(small, bgr_quirk), t, refine_window, refine_eps)
+
+
+@torch.no_grad()
+def dcp_region_masks(img, num_regions=5, downscale_factor=4, patch=15, omega=0.95, atm_radius=111,
+                     atm_eps=1e-3, refine_window=60, refine_eps=1e-4, resize="lanczos", bgr_quirk=True):
+    """HDM's DCP-guided region masks. img: RGB (B, 3, H, W) in [0, 1] -> one-hot (B, N, H/4, W/4)."""
+    t = dcp_transmission(img, downscale_factor, patch, omega, atm_radius, atm_eps, refine_window,
+                         refine_eps, resize, bgr_quirk)
+    return bin_masks(t, num_regions)

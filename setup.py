@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="hdm",
+    version="0.1.0",
+    description="Hierarchical dynamics (HDM, ACM MM 2022) and related image-enhancement systems in PyTorch",
+    packages=find_packages(include=["hdm", "hdm.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "torch>=2.1",
+        "numpy",
+        "opencv-python-headless",
+        "pyyaml",
+        "tensorboard",
+        "scikit-image",
+        "tqdm",
+    ],
+    extras_require={
+        "torchvision": ["torchvision"],
+        "mmcv": ["mmcv>=2.0", "mmengine"],
+        "test": ["pytest"],
+    },
+)

@@ -1,0 +1,24 @@
+"""Small data the tests make: real photos from scikit-image with synthetic haze."""
+import cv2
+import numpy as np
+import torch
+from skimage import data
+
+
+def hazy_photo(name="chelsea", beta=1.2, airlight=0.9, size=None):
+    """A real photo with synthetic haze whose transmission falls from top to bottom-right.
+
+    Returns (hazy uint8 HxWx3, transmission HxW float64)."""
+    clean = getattr(data, name)().astype(np.float64) / 255
+    if size is not None:
+        clean = cv2.resize(clean, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    h, w = clean.shape[:2]
+    yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
+    depth = 0.2 + 1.6 * (0.7 * (1 - yy) + 0.3 * xx)
+    t = np.exp(-beta * depth)
+    hazy = clean * t[..., None] + airlight * (1 - t[..., None])
+    return np.clip(np.round(hazy * 255), 0, 255).astype(np.uint8), t
+
+
+def to_tensor(img_uint8, dtype=torch.float32):
+    return torch.from_numpy(img_uint8).permute(2, 0, 1).unsqueeze(0).to(dtype) / 255
