@@ -1,0 +1,139 @@
+"""Building blocks shared by HDM and AECR-Net.
+
+Names and parameter layouts follow the released checkpoints (FFA-Net's FA block, AECR-Net's Mix and
+DCN block, HDM's region-level dynamic convolution), so released weights load by name.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hdm.ops import ModulatedDeformConv2d
+
+
+def conv(in_channels, out_channels, kernel_size, stride=1, bias=True):
+    """Conv with 'same' zero padding for odd kernels."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=bias)
+
+
+class CALayer(nn.Module):
+    """Channel attention (FFA-Net): GAP -> 1x1 C->C/8 -> ReLU -> 1x1 C/8->C -> sigmoid, multiply."""
+
+    def __init__(self, channels, reduction=8):
+        super().__init__()
+        self.ca = nn.Sequential(
+            nn.Conv2d(channels, channels // reduction, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, 1), nn.Sigmoid())
+
+    def forward(self, x):
+        return x * self.ca(F.adaptive_avg_pool2d(x, 1))
+
+
+class PALayer(nn.Module):
+    """Pixel attention (FFA-Net): 1x1 C->C/8 -> ReLU -> 1x1 C/8->1 -> sigmoid, multiply."""
+
+    def __init__(self, channels, reduction=8):
+        super().__init__()
+        self.pa = nn.Sequential(
+            nn.Conv2d(channels, channels // reduction, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, 1, 1), nn.Sigmoid())
+
+    def forward(self, x):
+        return x * self.pa(x)
+
+
+class FABlock(nn.Module):
+    """Feature-attention block (FFA-Net): r = relu(conv1 x) + x; r = PA(CA(conv2 r)); return r + x."""
+
+    def __init__(self, channels, kernel_size=3):
+        super().__init__()
+        self.conv1 = conv(channels, channels, kernel_size)
+        self.conv2 = conv(channels, channels, kernel_size)
+        self.calayer = CALayer(channels)
+        self.palayer = PALayer(channels)
+
+    def forward(self, x):
+        r = F.relu(self.conv1(x)) + x
+        r = self.palayer(self.calayer(self.conv2(r)))
+        return r + x
+
+
+class FAGroup(nn.Module):
+    """`blocks` FA blocks then a 3x3 conv, plus the group input (HDM's P level, one group)."""
+
+    def __init__(self, channels, blocks, kernel_size=3):
+        super().__init__()
+        self.gp = nn.Sequential(*[FABlock(channels, kernel_size) for _ in range(blocks)],
+                                conv(channels, channels, kernel_size))
+
+    def forward(self, x):
+        return self.gp(x) + x
+
+
+class Mix(nn.Module):
+    """Adaptive mixup (AECR-Net): s * a + (1 - s) * b with s = sigmoid(w), w a learned scalar."""
+
+    def __init__(self, init):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([float(init)]))
+
+    def forward(self, a, b):
+        s = torch.sigmoid(self.w)
+        return a * s + b * (1 - s)
+
+
+class DCNBlock(nn.Module):
+    """3x3 modulated deformable conv (HDM's S level; AECR-Net's DFE), no activation."""
+
+    def __init__(self, in_channels, out_channels, backend="auto"):
+        super().__init__()
+        self.dcn = ModulatedDeformConv2d(in_channels, out_channels, 3, stride=1, padding=1, backend=backend)
+
+    def forward(self, x):
+        return self.dcn(x)
+
+
+class RegionConv(nn.Module):
+    """Region-level dynamic convolution (HDM eq. 6; DRConv, Chen et al. CVPR 2021).
+
+    A filter-generation branch turns the input x (B, C, h, w) into N dynamic k x k filters per sample:
+    AdaptiveAvgPool(k) -> 1x1 C->N*N -> sigmoid -> 1x1 N*N->N*C*C in N groups, read as filters with
+    channel index (region * C + out) * C + in (region r depends only on sigmoid features [N r, N r + N)).
+    Every region's filters run on the whole map (the release's strategy) and the results are summed
+    under one-hot region masks M (B, N, h, w):  out = sum_i conv(x, W_i) * M_i.
+
+    With `learned_guide=True` (HDM-F) the masks come from a guide conv k x k C->N: one-hot argmax in
+    the forward pass, gradients through softmax(guide) in the backward pass (straight-through).
+    """
+
+    def __init__(self, channels, num_regions=5, kernel_size=3, learned_guide=False):
+        super().__init__()
+        self.channels, self.num_regions, self.kernel_size = channels, num_regions, kernel_size
+        n = num_regions
+        self.conv_kernel = nn.Sequential(
+            nn.AdaptiveAvgPool2d(kernel_size),
+            nn.Conv2d(channels, n * n, 1),
+            nn.Sigmoid(),
+            nn.Conv2d(n * n, n * channels * channels, 1, groups=n))
+        self.conv_guide = conv(channels, n, kernel_size) if learned_guide else None
+
+    def guide_masks(self, x):
+        """Straight-through one-hot masks from the learned guide (B, N, h, w)."""
+        guide = self.conv_guide(x)
+        soft = torch.softmax(guide, dim=1)
+        hard = F.one_hot(guide.argmax(dim=1), self.num_regions).permute(0, 3, 1, 2).to(soft.dtype)
+        return hard + (soft - soft.detach())  # exactly `hard` forward, softmax gradient backward
+
+    def forward(self, x, mask=None):
+        """x: (B, C, h, w); mask: one-hot (B, N, h, w), required unless the guide is learned."""
+        b, c, h, w = x.shape
+        n, k = self.num_regions, self.kernel_size
+        if self.conv_guide is not None:
+            mask = self.guide_masks(x)
+        elif mask is None:
+            raise ValueError("RegionConv needs region masks (B, N, h, w) when its guide is not learned")
+        if mask.shape != (b, n, h, w):
+            raise ValueError(f"region masks must be {(b, n, h, w)}, got {tuple(mask.shape)}")
+        filters = self.conv_kernel(x).reshape(b * n * c, c, k, k)
+        feats = F.conv2d(x.reshape(1, b * c, h, w), filters, padding=k // 2, groups=b)
+        feats = feats.view(b, n, c, h, w)
+        return (feats * mask.unsqueeze(2).to(feats.dtype)).sum(dim=1)

@@ -1,0 +1,134 @@
+"""HDM: Learning Hierarchical Dynamics with Spatial Adjacency for Image Enhancement.
+
+Liang, Wang, Ren, Liu, Wang, Zuo. ACM MM 2022. The network as released (class `DR_Net_phy`):
+
+    conv0 (5x5) -> conv1 (s2) -> conv2 (s2)                                   encoder, 1 -> 1/4
+    dynamic stages at 1/4, in the order of `stages`:
+        P  channel-spatial level: `groups` FA groups of `blocks_per_group` blocks, then ReLU
+        S  structure level: a modulated deformable conv (DCNv2)
+        R  region level: the region conv with DCP-guided (or learned) masks
+       a repeated letter reuses the same module: the release is "PSRSR"
+    mix1(conv2 features) -> deconv1 -> mix2(conv1 features) -> deconv2 -> three 5x5 convs -> tanh
+
+The model takes RGB in [0, 1], normalises it inside, pads to a multiple of 4 and crops back, and
+computes the DCP region masks from its input when none are given.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hdm.ops.dcp import dcp_region_masks
+
+from .blocks import DCNBlock, FAGroup, Mix, RegionConv, conv
+
+STAGE_LETTERS = "PSR"
+REGION_SOURCES = ("dcp", "learned")
+OUT_ACTS = ("tanh", "none")
+
+
+def _upsample(dim):
+    """ConvTranspose 4x4 s2, then reflection-pad (1, 0, 1, 0) and a 2x2 stride-1 average (anti-aliasing)."""
+    return nn.Sequential(nn.ConvTranspose2d(dim, dim, 4, 2, 1), nn.ReflectionPad2d((1, 0, 1, 0)),
+                         nn.AvgPool2d(2, stride=1), nn.ReLU(inplace=True))
+
+
+class HDM(nn.Module):
+    """HDM as released; every constructor argument is a plain value and is used.
+
+    Args:
+        dim: channels throughout (64).
+        groups, blocks_per_group: the P level's FA groups and blocks per group (3, 9 as released;
+            the paper's Table 5 counts correspond to 7).
+        stages: the dynamic part as a string over P, S, R; a repeated letter reuses its module.
+        region: 'dcp' (masks from the dark channel prior) or 'learned' (HDM-F, DRConv's guide).
+        num_regions: N, the number of regions (5).
+        input_mean, input_std: input normalisation of the release.
+        out_act: 'tanh' (release) or 'none'.
+        dcn_backend: deformable-conv backend ('auto', 'torch', 'torchvision', 'mmcv').
+        dcp_options: keyword overrides for `hdm.ops.dcp.dcp_region_masks` (patch, omega, radii, ...).
+    """
+
+    def __init__(self, dim=64, groups=3, blocks_per_group=9, stages="PSRSR", region="dcp", num_regions=5,
+                 input_mean=(0.64, 0.6, 0.58), input_std=(0.14, 0.15, 0.152), out_act="tanh",
+                 dcn_backend="auto", dcp_options=None):
+        super().__init__()
+        bad = sorted(set(stages) - set(STAGE_LETTERS))
+        if bad:
+            raise ValueError(f"stages {stages!r} has letters {bad}; use only {', '.join(STAGE_LETTERS)}")
+        if region not in REGION_SOURCES:
+            raise ValueError(f"region {region!r} is not one of {', '.join(REGION_SOURCES)}")
+        if out_act not in OUT_ACTS:
+            raise ValueError(f"out_act {out_act!r} is not one of {', '.join(OUT_ACTS)}")
+        if num_regions < 1 or groups < 1 or blocks_per_group < 0 or dim < 8:
+            raise ValueError("need num_regions >= 1, groups >= 1, blocks_per_group >= 0, dim >= 8")
+        self.stages, self.region, self.num_regions, self.out_act = stages, region, num_regions, out_act
+        self.dcp_options = dict(dcp_options or {})
+        # not persistent: the state dict keeps exactly the released key set
+        self.register_buffer("input_mean", torch.tensor(input_mean, dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("input_std", torch.tensor(input_std, dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+
+        self.conv0 = nn.Sequential(nn.Conv2d(3, dim, 5, 1, 2), nn.ReLU(inplace=True))
+        self.conv1 = nn.Sequential(conv(dim, dim, 3), conv(dim, dim, 3, stride=2), nn.ReLU(inplace=True))
+        self.conv2 = nn.Sequential(conv(dim, dim, 3), conv(dim, dim, 3, stride=2), nn.ReLU(inplace=True))
+        # ---- hierarchical dynamics at 1/4 resolution (module names as in the release) ----
+        if "P" in stages:
+            self.FAB = nn.Sequential(*[FAGroup(dim, blocks_per_group) for _ in range(groups)], nn.ReLU(inplace=True))
+        if "S" in stages:
+            self.dcn_block = DCNBlock(dim, dim, backend=dcn_backend)
+        if "R" in stages:
+            region_conv = RegionConv(dim, num_regions, 3, learned_guide=(region == "learned"))
+            if region == "learned":
+                self.drconv = region_conv
+            else:
+                self.drconv_phy = region_conv
+        self.mix1 = Mix(-1.0)
+        self.deconv1 = _upsample(dim)
+        self.mix2 = Mix(-0.6)
+        self.deconv2 = _upsample(dim)
+        self.output = nn.Sequential(conv(dim, dim, 5), conv(dim, dim, 5), conv(dim, 3, 5))
+
+    @property
+    def needs_dcp_masks(self):
+        return "R" in self.stages and self.region == "dcp"
+
+    def _stage(self, letter):
+        if letter == "P":
+            return self.FAB
+        if letter == "S":
+            return self.dcn_block
+        return self.drconv if self.region == "learned" else self.drconv_phy
+
+    def region_masks(self, lq):
+        """DCP region masks (B, N, H/4, W/4) of an RGB batch in [0, 1] whose sides are multiples of 4."""
+        return dcp_region_masks(lq, num_regions=self.num_regions, **self.dcp_options)
+
+    def forward(self, lq, mask=None):
+        """lq: RGB (B, 3, H, W) in [0, 1], any H, W. mask: optional one-hot (B, N, ceil(H/4), ceil(W/4)).
+
+        Returns the restored image (B, 3, H, W) (tanh range; metrics clamp to [0, 1])."""
+        if lq.dim() != 4 or lq.shape[1] != 3:
+            raise ValueError(f"HDM expects an RGB batch (B, 3, H, W), got shape {tuple(lq.shape)}")
+        h, w = lq.shape[-2:]
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        x = F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq
+        if self.needs_dcp_masks and mask is None:
+            mask = self.region_masks(x)
+
+        x = (x - self.input_mean) / self.input_std
+        x = self.conv0(x)
+        x = self.conv1(x)
+        res1 = x
+        x = self.conv2(x)
+        res2 = x
+        for letter in self.stages:
+            x = self._stage(letter)(x, mask) if letter == "R" else self._stage(letter)(x)
+        x = self.mix1(res2, x)
+        x = self.deconv1(x)
+        x = self.mix2(res1, x)
+        x = self.deconv2(x)
+        x = self.output(x)
+        if self.out_act == "tanh":
+            x = torch.tanh(x)
+        return x[..., :h, :w]
