@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from hdm.models import HDM, RegionConv, build_model, count_parameters
+from hdm.models.blocks import straight_through_onehot
 from hdm.models.convert import convert_hdm_state_dict, convert_official_checkpoint
 from hdm.ops.dcp import dcp_region_masks
 
@@ -113,16 +114,21 @@ def test_region_conv_filter_layout_and_masked_sum():
 
 
 def test_learned_guide_is_straight_through():
-    rc = RegionConv(4, num_regions=3, learned_guide=True).double()
-    x = torch.randn(1, 4, 5, 5, dtype=torch.float64)
-    guide = rc.conv_guide(x)
-    masks = rc.guide_masks(x)
+    guide = torch.randn(2, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    masks = straight_through_onehot(guide)
     assert torch.equal(masks.detach(), F.one_hot(guide.argmax(1), 3).permute(0, 3, 1, 2).double())
     # backward through the masks is the softmax Jacobian applied to the upstream gradient
     g = torch.randn_like(masks)
     (grad,) = torch.autograd.grad((masks * g).sum(), guide)
     soft = torch.softmax(guide, 1)
     assert torch.allclose(grad, soft * (g - (soft * g).sum(1, keepdim=True)), atol=1e-12)
+    # and the learned-guide region conv routes its features through exactly those masks
+    rc = RegionConv(4, num_regions=3, learned_guide=True).double()
+    x = torch.randn(1, 4, 5, 5, dtype=torch.float64)
+    regions = rc.conv_guide(x).argmax(1)
+    fixed = RegionConv(4, num_regions=3).double()
+    fixed.conv_kernel.load_state_dict(rc.conv_kernel.state_dict())
+    assert torch.allclose(rc(x), fixed(x, F.one_hot(regions, 3).permute(0, 3, 1, 2).double()), atol=1e-12)
 
 
 def random_release_state(seed=0):

@@ -92,6 +92,13 @@ class DCNBlock(nn.Module):
         return self.dcn(x)
 
 
+def straight_through_onehot(logits):
+    """One-hot argmax over dim 1 in the forward pass; the gradient of softmax(logits) in the backward."""
+    soft = torch.softmax(logits, dim=1)
+    hard = F.one_hot(logits.argmax(dim=1), logits.shape[1]).movedim(-1, 1).to(soft.dtype)
+    return hard + (soft - soft.detach())  # exactly `hard` forward
+
+
 class RegionConv(nn.Module):
     """Region-level dynamic convolution (HDM eq. 6; DRConv, Chen et al. CVPR 2021).
 
@@ -116,19 +123,12 @@ class RegionConv(nn.Module):
             nn.Conv2d(n * n, n * channels * channels, 1, groups=n))
         self.conv_guide = conv(channels, n, kernel_size) if learned_guide else None
 
-    def guide_masks(self, x):
-        """Straight-through one-hot masks from the learned guide (B, N, h, w)."""
-        guide = self.conv_guide(x)
-        soft = torch.softmax(guide, dim=1)
-        hard = F.one_hot(guide.argmax(dim=1), self.num_regions).permute(0, 3, 1, 2).to(soft.dtype)
-        return hard + (soft - soft.detach())  # exactly `hard` forward, softmax gradient backward
-
     def forward(self, x, mask=None):
         """x: (B, C, h, w); mask: one-hot (B, N, h, w), required unless the guide is learned."""
         b, c, h, w = x.shape
         n, k = self.num_regions, self.kernel_size
         if self.conv_guide is not None:
-            mask = self.guide_masks(x)
+            mask = straight_through_onehot(self.conv_guide(x))
         elif mask is None:
             raise ValueError("RegionConv needs region masks (B, N, h, w) when its guide is not learned")
         if mask.shape != (b, n, h, w):
