@@ -1,0 +1,218 @@
+"""Configuration: YAML files with one optional `base:` level, dotted overrides, strict validation.
+
+- `base: other.yaml` (relative to the file) is loaded first; dicts merge deeply, lists and scalars
+  are replaced. A base may not have a base of its own.
+- Overrides `a.b.c=value` (list items by index: `losses.0.weight=0.5`) are parsed as YAML values.
+- Numbers such as `2e-4` are floats (plain YAML 1.1 would read them as strings).
+- Every key is checked against the schema below; for `type`d sections (model, datasets, losses) the
+  valid keys are the constructor arguments of the named class. Unknown keys are errors that name
+  the closest valid keys. The fully resolved config is what a run saves next to its outputs.
+"""
+import copy
+import difflib
+import inspect
+import os
+import re
+
+import yaml
+
+# ----- YAML with numbers such as 2e-4 read as floats -----
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_FLOAT = re.compile(r"""^(?:
+     [-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?   # 1.5, 1., 1.5e-3
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+                 # 2e-4 (a string in plain YAML 1.1)
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?               # .5
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def parse_value(text):
+    """A command-line value as YAML (numbers, booleans, lists, null; anything else a string)."""
+    return yaml.load(text, Loader=_Loader) if text.strip() else ""
+
+
+# ----- schema -----
+
+DEFAULTS = {
+    "name": "run",
+    "seed": 0,
+    "device": "auto",
+    "work_dir": "runs",
+    "model": {"type": "HDM"},
+    "data": {"train": None, "val": None},
+    "losses": [{"type": "L1", "weight": 1.0}],
+    "optim": {"type": "Adam", "lr": 2e-4, "betas": [0.9, 0.999], "weight_decay": 0.0},
+    "schedule": {"type": "cosine", "eta_min": 0.0},
+    "train": {"iterations": 1000, "batch_size": 16, "num_workers": 0, "val_every": 500, "save_every": 500,
+              "log_every": 50, "num_val_images": 3},
+    "eval": {"preset": "ffa_rgb", "save_images": False},
+}
+
+# leaf types (int values are accepted where float is expected); None means any value
+TYPES = {
+    "name": str, "seed": int, "device": str, "work_dir": str,
+    "optim": {"type": str, "lr": float, "betas": list, "weight_decay": float},
+    "schedule": {"type": str, "eta_min": float},
+    "train": {"iterations": int, "batch_size": int, "num_workers": int, "val_every": int, "save_every": int,
+              "log_every": int, "num_val_images": int},
+    "eval": {"preset": str, "save_images": bool},
+}
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names the key path."""
+
+
+def _closest(word, choices):
+    near = difflib.get_close_matches(str(word), [str(c) for c in choices], n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(near)}?" if near else f"; valid keys: {', '.join(sorted(map(str, choices)))}"
+
+
+def _table(kind):
+    # imported here: the tables import torch models, and config is imported by everything
+    if kind == "model":
+        from hdm.models import MODELS as table
+    elif kind == "dataset":
+        from hdm.data import DATASETS as table
+    else:
+        from hdm.losses import LOSSES as table
+    return table
+
+
+def _check_typed(section, path, kind, extra=()):
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'type' key, got {section!r}")
+    table = _table(kind)
+    name = section.get("type")
+    if name not in table:
+        raise ConfigError(f"{path}.type: unknown {kind} type {name!r}{_closest(name, table)}")
+    params = inspect.signature(table[name].__init__).parameters
+    valid = {p for p in params if p != "self"} | {"type"} | set(extra)
+    for key in section:
+        if key not in valid:
+            raise ConfigError(f"{path}.{key}: not an argument of {kind} {name}{_closest(key, valid)}")
+
+
+def _check_types(cfg, types, path):
+    for key, value in cfg.items():
+        if key not in types:
+            raise ConfigError(f"{path}{key}: unknown key{_closest(key, types)}")
+        want = types[key]
+        if isinstance(want, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}{key}: expected a mapping, got {value!r}")
+            _check_types(value, want, f"{path}{key}.")
+        elif want is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{path}{key}: expected a number, got {value!r}")
+        elif want is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{path}{key}: expected an integer, got {value!r}")
+        elif not isinstance(value, want):
+            raise ConfigError(f"{path}{key}: expected {want.__name__}, got {value!r}")
+
+
+def validate(cfg):
+    """Raise ConfigError on any unknown key or wrongly typed value."""
+    for key in cfg:
+        if key not in DEFAULTS:
+            raise ConfigError(f"{key}: unknown top-level key{_closest(key, DEFAULTS)}")
+    _check_types({k: v for k, v in cfg.items() if k in TYPES}, TYPES, "")
+    _check_typed(cfg["model"], "model", "model")
+    data = cfg["data"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"data: expected a mapping with train/val datasets, got {data!r}")
+    for key, section in data.items():
+        if key not in ("train", "val"):
+            raise ConfigError(f"data.{key}: unknown key{_closest(key, ['train', 'val'])}")
+        if section is not None:
+            _check_typed(section, f"data.{key}", "dataset")
+    if not isinstance(cfg["losses"], list) or not cfg["losses"]:
+        raise ConfigError(f"losses: expected a non-empty list, got {cfg['losses']!r}")
+    for i, loss in enumerate(cfg["losses"]):
+        _check_typed(loss, f"losses.{i}", "loss", extra=("weight",))
+    return cfg
+
+
+# ----- loading, merging, overrides -----
+
+
+def merge(base, update):
+    """Deep merge of dicts (update wins); lists and scalars are replaced. Returns a new dict."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path):
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no such config file")
+    with open(path) as f:
+        try:
+            cfg = yaml.load(f, Loader=_Loader) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return cfg
+
+
+def load_file(path):
+    """A config file merged over its `base:` (one level)."""
+    cfg = _read_yaml(path)
+    base_name = cfg.pop("base", None)
+    if base_name is None:
+        return cfg
+    base_path = os.path.join(os.path.dirname(os.path.abspath(path)), base_name)
+    base = _read_yaml(base_path)
+    if "base" in base:
+        raise ConfigError(f"{base_path}: a base config may not have a base of its own (one level only)")
+    return merge(base, cfg)
+
+
+def apply_override(cfg, text):
+    """Apply one `dotted.path=value` override in place."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key.path=value")
+    path, raw = text.split("=", 1)
+    keys = path.strip().split(".")
+    node = cfg
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        where = ".".join(keys[:depth + 1])
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(f"override {where}: list index out of range (the list has {len(node)} items)")
+            key = int(key)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"override {where}: {'.'.join(keys[:depth])} is not a mapping or list")
+        if last:
+            node[key] = parse_value(raw)
+        else:
+            if isinstance(node, dict) and node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+
+
+def load_config(path, overrides=()):
+    """Defaults <- file (<- its base) <- overrides, validated. Returns a plain dict."""
+    cfg = merge(DEFAULTS, load_file(path))
+    for text in overrides:
+        apply_override(cfg, text)
+    return validate(cfg)
+
+
+def dump_config(cfg, path):
+    """Write the resolved config as YAML."""
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)

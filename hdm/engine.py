@@ -1,0 +1,266 @@
+"""Training and evaluation. Read `train_step` first: it is the whole optimisation step.
+
+    train.py -> fit() -> train_step() -> model.forward / losses
+    test.py  -> evaluate() -> model.forward / metrics
+"""
+import logging
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from hdm.checkpoint import atomic_save, latest_checkpoint, load_checkpoint
+from hdm.config import dump_config
+from hdm.data import build_dataset
+from hdm.data.io import write_image
+from hdm.losses import WeightedLosses
+from hdm.metrics import get_metric
+from hdm.models import build_model, count_parameters
+
+logger = logging.getLogger("hdm")
+
+
+# ----------------------------------------------------------------------------- the step
+
+
+def train_step(model, batch, losses, optimizer, scheduler, device):
+    """One optimisation step on one batch. Returns {'loss': total, <term>: weighted value} as floats."""
+    lq = batch["lq"].to(device, non_blocking=True)
+    gt = batch["gt"].to(device, non_blocking=True)
+    out = model(lq)  # HDM computes its DCP region masks from lq inside forward
+    total, terms = losses(out, gt, lq)
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    scheduler.step()  # per-iteration schedule
+    return {"loss": total.item(), **{name: value.item() for name, value in terms.items()}}
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model, dataset, metric, device, save_dir=None):
+    """Whole-image evaluation, batch size 1. Returns one row per image:
+    {'name', 'psnr', 'ssim', 'input_psnr', 'input_ssim'} (input_*: the degraded input against the target)."""
+    model.eval()
+    rows = []
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        lq = sample["lq"].unsqueeze(0).to(device)
+        gt = sample["gt"].unsqueeze(0).to(device)
+        out = model(lq).clamp(0, 1)
+        scores, baseline = metric(out, gt), metric(lq, gt)
+        name = os.path.splitext(os.path.basename(sample["lq_path"]))[0]
+        rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()},
+                     **{f"input_{k}": float(v[0]) for k, v in baseline.items()}})
+        if save_dir is not None:
+            write_image(os.path.join(save_dir, name + ".png"), out[0].permute(1, 2, 0))
+    return rows
+
+
+def summarize(rows):
+    """Mean of every numeric column."""
+    keys = [k for k in rows[0] if k != "name"]
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+# ----------------------------------------------------------------------------- setup helpers
+
+
+def resolve_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state():
+    np_state = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def build_optimizer(cfg, params):
+    cfg = dict(cfg)
+    kind = cfg.pop("type")
+    if kind != "Adam":
+        raise ValueError(f"optim.type {kind!r} is not supported; valid: Adam")
+    return torch.optim.Adam(params, lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
+
+
+def build_scheduler(cfg, optimizer, iterations):
+    if cfg["type"] != "cosine":
+        raise ValueError(f"schedule.type {cfg['type']!r} is not supported; valid: cosine")
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=cfg["eta_min"])
+
+
+class EpochSampler(Sampler):
+    """A fresh permutation per epoch from (seed, epoch), starting at `offset`: the data position is
+    two integers, saved in checkpoints."""
+
+    def __init__(self, size, seed):
+        self.size, self.seed, self.epoch, self.offset = size, seed, 0, 0
+
+    def __iter__(self):
+        perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        return iter(perm[self.offset:].tolist())
+
+    def __len__(self):
+        return self.size - self.offset
+
+
+def _setup_logging(run_dir):
+    logger.setLevel(logging.INFO)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(os.path.join(run_dir, "train.log"))):
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
+def run_dir_of(cfg):
+    return os.path.join(cfg["work_dir"], cfg["name"])
+
+
+# ----------------------------------------------------------------------------- training loop
+
+
+def fit(cfg, resume=None):
+    """Train as the config says. resume: None, 'auto' (newest checkpoint of the run, if any) or a path.
+    Returns the run folder."""
+    run_dir = run_dir_of(cfg)
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    os.makedirs(ckpt_dir, exist_ok=True)
+    _setup_logging(run_dir)
+    dump_config(cfg, os.path.join(run_dir, "config.yaml"))
+    device = resolve_device(cfg["device"])
+    seed_everything(cfg["seed"])
+    tcfg = cfg["train"]
+
+    if cfg["data"]["train"] is None:
+        raise ValueError("data.train: a training dataset is required")
+    train_set = build_dataset(cfg["data"]["train"])
+    val_set = build_dataset(cfg["data"]["val"]) if cfg["data"]["val"] else None
+    if len(train_set) < tcfg["batch_size"]:
+        raise ValueError(f"data.train has {len(train_set)} samples, fewer than train.batch_size={tcfg['batch_size']}")
+    sampler = EpochSampler(len(train_set), cfg["seed"])
+    model = build_model(cfg["model"]).to(device)
+    losses = WeightedLosses(cfg["losses"]).to(device)
+    optimizer = build_optimizer(cfg["optim"], model.parameters())
+    scheduler = build_scheduler(cfg["schedule"], optimizer, tcfg["iterations"])
+    metric = get_metric(cfg["eval"]["preset"])
+
+    iteration = 0
+    path = latest_checkpoint(ckpt_dir) if resume == "auto" else resume
+    if path:
+        ckpt = load_checkpoint(path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        sampler.epoch, sampler.offset = ckpt["data_position"]
+        iteration = ckpt["iteration"]
+        logger.info("resumed from %s at iteration %d (lr %.3g)", path, iteration, optimizer.param_groups[0]["lr"])
+    logger.info("model %s: %d parameters; %d training samples, batch %d, %d iterations, device %s",
+                cfg["model"]["type"], count_parameters(model), len(train_set), tcfg["batch_size"],
+                tcfg["iterations"], device)
+
+    from torch.utils.tensorboard import SummaryWriter  # imported late: slow, and only training needs it
+
+    writer = SummaryWriter(os.path.join(run_dir, "tb"))
+    # the loader's own generator: starting an iterator then leaves the global RNG (augmentation) alone
+    loader = DataLoader(train_set, batch_size=tcfg["batch_size"], sampler=sampler, drop_last=True,
+                        num_workers=tcfg["num_workers"], pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(cfg["seed"]))
+    batches = iter(loader)
+    bar = _progress(iteration, tcfg["iterations"])
+    start, last = time.time(), iteration
+    while iteration < tcfg["iterations"]:
+        try:
+            batch = next(batches)
+        except StopIteration:  # end of epoch: next permutation
+            sampler.epoch, sampler.offset = sampler.epoch + 1, 0
+            batches = iter(loader)
+            continue
+        model.train()
+        logs = train_step(model, batch, losses, optimizer, scheduler, device)
+        sampler.offset += tcfg["batch_size"]
+        iteration += 1
+        if not math.isfinite(logs["loss"]):
+            raise FloatingPointError(f"non-finite loss {logs['loss']} at iteration {iteration} "
+                                     f"(batch {batch['lq_path'][:3]})")
+        for key, value in logs.items():
+            writer.add_scalar(f"train/{key}", value, iteration)
+        writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], iteration)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{logs['loss']:.4f}")
+        elif iteration % tcfg["log_every"] == 0 or iteration == tcfg["iterations"]:
+            rate = (iteration - last) / max(time.time() - start, 1e-9)
+            logger.info("iter %d/%d loss %.4f lr %.3g (%.2f it/s)", iteration, tcfg["iterations"], logs["loss"],
+                        optimizer.param_groups[0]["lr"], rate)
+            start, last = time.time(), iteration
+        if val_set is not None and (iteration % tcfg["val_every"] == 0 or iteration == tcfg["iterations"]):
+            _validate(model, val_set, metric, device, writer, iteration, tcfg["num_val_images"])
+        if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"]:
+            _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg)
+    if bar is not None:
+        bar.close()
+    writer.close()
+    return run_dir
+
+
+def _progress(initial, total):
+    if not sys.stderr.isatty():
+        return None  # one log line per train.log_every iterations instead
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, dynamic_ncols=True)
+
+
+def _validate(model, val_set, metric, device, writer, iteration, num_images):
+    rows = evaluate(model, val_set, metric, device)
+    mean = summarize(rows)
+    for key, value in mean.items():
+        writer.add_scalar(f"val/{key}", value, iteration)
+    with torch.no_grad():
+        for i in range(min(num_images, len(val_set))):
+            sample = val_set[i]
+            out = model(sample["lq"].unsqueeze(0).to(device)).clamp(0, 1)[0].cpu()
+            writer.add_image(f"val/{rows[i]['name']}", torch.cat([sample["lq"], out, sample["gt"]], dim=2), iteration)
+    logger.info("val iter %d: PSNR %.2f dB SSIM %.4f (input %.2f dB / %.4f)", iteration, mean["psnr"], mean["ssim"],
+                mean["input_psnr"], mean["input_ssim"])
+    model.train()
+
+
+def _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg):
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "iteration": iteration, "rng": rng_state(), "data_position": (sampler.epoch, sampler.offset),
+             "config": cfg}
+    atomic_save(state, os.path.join(ckpt_dir, f"iter_{iteration}.pth"))
+    logger.info("saved %s", os.path.join(ckpt_dir, f"iter_{iteration}.pth"))

@@ -1,0 +1,35 @@
+"""Losses, built by name from an explicit table; weights live only in the config's loss list."""
+import copy
+
+import torch.nn as nn
+
+from .pixel import L1Loss, MSELoss
+
+LOSSES = {
+    "L1": L1Loss,
+    "MSE": MSELoss,
+}
+
+
+class WeightedLosses(nn.Module):
+    """A weighted sum of losses. forward returns (total, {term name: weighted value})."""
+
+    def __init__(self, specs):
+        super().__init__()
+        self.names, self.weights = [], []
+        self.losses = nn.ModuleList()
+        for spec in specs:
+            spec = copy.deepcopy(dict(spec))
+            name = spec.pop("type", None)
+            if name not in LOSSES:
+                raise KeyError(f"unknown loss type {name!r}; valid: {', '.join(LOSSES)}")
+            self.weights.append(float(spec.pop("weight", 1.0)))
+            self.losses.append(LOSSES[name](**spec))
+            self.names.append(name if name not in self.names else f"{name}_{len(self.names)}")
+
+    def forward(self, out, gt, lq=None):
+        terms = {n: w * loss(out, gt, lq) for n, w, loss in zip(self.names, self.weights, self.losses)}
+        return sum(terms.values()), terms
+
+
+__all__ = ["LOSSES", "WeightedLosses", "L1Loss", "MSELoss"]

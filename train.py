@@ -1,0 +1,26 @@
+"""Train a model from a YAML config.
+
+    python train.py -c configs/demo/hdm_demo.yaml [key.path=value ...] [--resume auto|PATH]
+"""
+import argparse
+
+from hdm.config import ConfigError, load_config
+from hdm.engine import fit
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True, help="YAML config file")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=2e-4 model.blocks_per_group=7")
+    parser.add_argument("--resume", default=None, help="'auto' (newest checkpoint of this run) or a checkpoint path")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        parser.exit(2, f"config error: {err}\n")
+    run_dir = fit(cfg, resume=args.resume)
+    print(f"run folder: {run_dir}")
+
+
+if __name__ == "__main__":
+    main()
