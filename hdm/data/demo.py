@@ -6,7 +6,11 @@ Atmospheric scattering model: I = J * t + A * (1 - t), t = exp(-beta * d), with
 - beta ~ U(0.6, 1.4) per sample (t then spans about 0.1 to 0.9),
 - A ~ U(0.75, 0.95) per sample, with a per-channel tint ~ U(-0.03, 0.03).
 Training photos: astronaut, coffee, rocket; validation: chelsea (never seen in training).
+Training sample k of a photo uses the photo with its colour channels in the k-th of the six orders
+(RGB, RBG, GRB, ...): three photos alone teach a network their colours, and channel orders widen the
+colour content at no cost to the physics (the scattering model acts on each channel alike).
 """
+import itertools
 import json
 import os
 
@@ -21,6 +25,7 @@ DEPTH_RANGE = (0.2, 1.6)
 BETA_RANGE = (0.6, 1.4)
 AIRLIGHT_RANGE = (0.75, 0.95)
 TINT = 0.03
+CHANNEL_ORDERS = tuple(itertools.permutations(range(3)))
 
 
 def photo(name):
@@ -51,13 +56,14 @@ def synthesize_haze(clean, rng):
     return hazy, t[..., 0].astype(np.float32), {"beta": float(beta), "airlight": airlight.round(4).tolist()}
 
 
-def make_haze_demo(root, samples_per_photo=8, seed=0):
+def make_haze_demo(root, samples_per_photo=12, seed=0):
     """Write root/{train,val}/{hazy,clear}/<photo>_<k>.png (hazy and clear share names).
 
     Idempotent: nothing is rewritten when root/manifest.json records the same settings.
     """
     manifest_path = os.path.join(root, "manifest.json")
     settings = {"samples_per_photo": samples_per_photo, "seed": seed, "train": TRAIN_PHOTOS, "val": VAL_PHOTOS,
+                "channel_orders": "cycled over training samples",
                 "depth": DEPTH_RANGE, "beta": BETA_RANGE, "airlight": AIRLIGHT_RANGE, "tint": TINT}
     settings = json.loads(json.dumps(settings))
     if os.path.isfile(manifest_path):
@@ -68,13 +74,14 @@ def make_haze_demo(root, samples_per_photo=8, seed=0):
     samples = []
     for split, names, count in (("train", TRAIN_PHOTOS, samples_per_photo), ("val", VAL_PHOTOS, 1)):
         for name in names:
-            clean = photo(name)
             for k in range(count):
+                order = CHANNEL_ORDERS[k % 6] if split == "train" else (0, 1, 2)
+                clean = photo(name)[..., list(order)]
                 hazy, _, params = synthesize_haze(clean, rng)
                 stem = f"{name}_{k}"
                 write_image(os.path.join(root, split, "hazy", stem + ".png"), hazy)
                 write_image(os.path.join(root, split, "clear", stem + ".png"), clean)
-                samples.append({"split": split, "name": stem, **params})
+                samples.append({"split": split, "name": stem, "channels": list(order), **params})
     with open(manifest_path + ".tmp", "w") as f:
         json.dump({"settings": settings, "samples": samples}, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)

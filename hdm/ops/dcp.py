@@ -42,15 +42,28 @@ def _window(k):
     return k // 2, k - 1 - k // 2
 
 
+def _min_along(y, k, dim):
+    """Sliding minimum of width k along `dim` of an already padded tensor (length n + k - 1 -> n).
+
+    van Herk / Gil-Werman: prefix and suffix minima inside blocks of k give every window's minimum
+    from two values, so the cost does not grow with k."""
+    y = y.movedim(dim, -1)
+    n = y.shape[-1] - k + 1
+    blocks = -(-y.shape[-1] // k)
+    y = F.pad(y, (0, blocks * k - y.shape[-1]), value=torch.finfo(y.dtype).max)
+    y = y.reshape(*y.shape[:-1], blocks, k)
+    prefix = torch.cummin(y, dim=-1).values.flatten(-2)
+    suffix = torch.cummin(y.flip(-1), dim=-1).values.flip(-1).flatten(-2)
+    return torch.minimum(suffix[..., :n], prefix[..., k - 1:k - 1 + n]).movedim(-1, dim)
+
+
 def min_filter(x, k):
     """k x k minimum filter (grey erosion) ignoring pixels outside the image. x: (B, C, H, W)."""
     _check_image(x)
     before, after = _window(k)
     big = torch.finfo(x.dtype).max
-    y = F.pad(-x, (0, 0, before, after), value=-big)
-    y = F.max_pool2d(y, (k, 1), stride=1)
-    y = F.pad(y, (before, after, 0, 0), value=-big)
-    return -F.max_pool2d(y, (1, k), stride=1)
+    y = _min_along(F.pad(x, (0, 0, before, after), value=big), k, 2)
+    return _min_along(F.pad(y, (before, after, 0, 0), value=big), k, 3)
 
 
 def _reflect101_index(n, before, after, device):
@@ -63,25 +76,31 @@ def _reflect101_index(n, before, after, device):
     return torch.where(idx >= n, period - idx, idx)
 
 
+def _sum_along(y, k, dim):
+    """Sliding sum of width k along `dim` of a padded tensor (length n + k - 1 -> n), by running sums
+    in float64 (exact enough for any image size, and the cost does not grow with k)."""
+    cs = F.pad(y.double().movedim(dim, -1).cumsum(dim=-1), (1, 0))
+    return (cs[..., k:] - cs[..., :-k]).movedim(-1, dim)
+
+
 def box_filter(x, k, border="reflect101"):
     """Mean over a k x k window. x: (B, C, H, W). border: 'reflect101' (OpenCV) or 'clip' (He et al.)."""
     _check_image(x)
     before, after = _window(k)
     h, w = x.shape[-2:]
     if border == "reflect101":
-        y = x.index_select(2, _reflect101_index(h, before, after, x.device))
-        y = F.avg_pool2d(y, (k, 1), stride=1)
-        y = y.index_select(3, _reflect101_index(w, before, after, x.device))
-        return F.avg_pool2d(y, (1, k), stride=1)
+        y = _sum_along(x.index_select(2, _reflect101_index(h, before, after, x.device)), k, 2)
+        y = _sum_along(y.index_select(3, _reflect101_index(w, before, after, x.device)), k, 3)
+        return (y / (k * k)).to(x.dtype)
     if border == "clip":
         ones = torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device)
-        return _box_sum_zero_padded(x, before, after, k) / _box_sum_zero_padded(ones, before, after, k)
+        return (_box_sum_zero_padded(x, before, after, k) / _box_sum_zero_padded(ones, before, after, k)).to(x.dtype)
     raise ValueError(f"unknown border {border!r}; valid: 'reflect101', 'clip'")
 
 
 def _box_sum_zero_padded(x, before, after, k):
-    y = F.avg_pool2d(F.pad(x, (0, 0, before, after)), (k, 1), stride=1)
-    return F.avg_pool2d(F.pad(y, (before, after, 0, 0)), (1, k), stride=1) * (k * k)
+    y = _sum_along(F.pad(x, (0, 0, before, after)), k, 2)
+    return _sum_along(F.pad(y, (before, after, 0, 0)), k, 3)
 
 
 def guided_filter(guide, p, k, eps, border="reflect101"):
@@ -135,10 +154,10 @@ def atmospheric_light_hist(img, radius=111, eps=1e-3, bins=2000, top=0.001):
     m = img.amin(dim=1, keepdim=True)
     m = guided_filter(m, min_filter(m, 2 * radius + 1), radius, eps).reshape(b, -1)
     lo, hi = m.amin(dim=1, keepdim=True), m.amax(dim=1, keepdim=True)
-    # numpy widens an empty range to [v - 0.5, v + 0.5]. A range within rounding noise counts as
-    # empty too: it happens when the (2 radius + 1)^2 min filter covers the whole (small) image, where
-    # the release's numpy histogram raises "too many bins".
-    flat = (hi - lo) <= 64 * torch.finfo(m.dtype).eps * hi.abs().clamp_min(1)
+    # numpy widens an empty range to [v - 0.5, v + 0.5]. A range too small for `bins` distinct edges
+    # counts as empty too: it happens when the (2 radius + 1)^2 min filter covers the whole (small)
+    # image, so the refined map is flat up to rounding, and the release's numpy histogram raises.
+    flat = (hi - lo) <= 2 * bins * torch.finfo(m.dtype).eps * hi.abs().clamp_min(1)
     lo, hi = torch.where(flat, lo - 0.5, lo), torch.where(flat, hi + 0.5, hi)
     steps = torch.arange(bins + 1, device=img.device, dtype=m.dtype) / bins
     edges = lo + (hi - lo) * steps  # (B, bins + 1), numpy.linspace

@@ -1,0 +1,34 @@
+# Quick start:  make demo   (set up .venv if needed, run the embedded demo)
+#               make test   (set up .venv if needed, run the test suite)
+PYTHON ?= python3
+VENV ?= .venv
+# A pinned torch: on a CPU-only machine with a local CPU wheel this takes that wheel instead of a
+# multi-GB CUDA build. Override for other machines, e.g. make test TORCH_SPEC="torch==2.5.1".
+TORCH_SPEC ?= torch==2.13.0
+MMCV_WHEEL := $(wildcard ../shared/wheels/mmcv-*.whl)
+STAMP := $(VENV)/.hdm-installed
+
+.PHONY: setup demo test mmcv clean-demo
+
+$(STAMP): setup.py
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q "$(TORCH_SPEC)"
+	$(VENV)/bin/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/python scripts/demo.py
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q tests
+
+# Optional: mmcv's deformable conv (a prebuilt CPU wheel) so its backend is tested too. --no-deps keeps
+# mmengine from pulling the non-headless opencv-python beside opencv-python-headless.
+mmcv: $(STAMP)
+	$(if $(MMCV_WHEEL),$(VENV)/bin/pip install -q --no-deps $(MMCV_WHEEL) mmengine addict yapf termcolor \
+		rich pygments markdown-it-py mdurl packaging platformdirs,@echo "no mmcv wheel in ../shared/wheels: skipped")
+
+clean-demo:
+	rm -rf runs/hdm_demo datasets/demo
