@@ -144,17 +144,19 @@ def validate(cfg):
 
 
 def merge(base, update):
-    """Deep merge of dicts (update wins); lists and scalars are replaced. Returns a new dict."""
+    """Deep merge of dicts (update wins); lists and scalars are replaced, and so is a dict whose
+    `type` changes (another class's arguments must not leak in). Returns a new dict."""
     out = copy.deepcopy(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and value.get("type", old.get("type")) == old.get("type"):
+            out[key] = merge(old, value)
         else:
             out[key] = copy.deepcopy(value)
     return out
 
 
-def _read_yaml(path):
+def read_yaml(path):
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such config file")
     with open(path) as f:
@@ -169,12 +171,12 @@ def _read_yaml(path):
 
 def load_file(path):
     """A config file merged over its `base:` (one level)."""
-    cfg = _read_yaml(path)
+    cfg = read_yaml(path)
     base_name = cfg.pop("base", None)
     if base_name is None:
         return cfg
     base_path = os.path.join(os.path.dirname(os.path.abspath(path)), base_name)
-    base = _read_yaml(base_path)
+    base = read_yaml(base_path)
     if "base" in base:
         raise ConfigError(f"{base_path}: a base config may not have a base of its own (one level only)")
     return merge(base, cfg)
@@ -204,9 +206,12 @@ def apply_override(cfg, text):
             node = node[key]
 
 
-def load_config(path, overrides=()):
-    """Defaults <- file (<- its base) <- overrides, validated. Returns a plain dict."""
+def load_config(path, overrides=(), extra=None):
+    """Defaults <- file (<- its base) <- extra (a dict, e.g. a sweep's shared settings) <- overrides,
+    validated. Returns a plain dict."""
     cfg = merge(DEFAULTS, load_file(path))
+    if extra:
+        cfg = merge(cfg, extra)
     for text in overrides:
         apply_override(cfg, text)
     return validate(cfg)

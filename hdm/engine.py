@@ -32,7 +32,8 @@ def train_step(model, batch, losses, optimizer, scheduler, device):
     """One optimisation step on one batch. Returns {'loss': total, <term>: weighted value} as floats."""
     lq = batch["lq"].to(device, non_blocking=True)
     gt = batch["gt"].to(device, non_blocking=True)
-    out = model(lq)  # HDM computes its DCP region masks from lq inside forward
+    extras = {key: batch[key].to(device, non_blocking=True) for key in model.extra_inputs}  # e.g. 'trans'
+    out = model(lq, **extras)  # HDM computes its DCP region masks from lq inside forward
     total, terms = losses(out, gt, lq)
     optimizer.zero_grad(set_to_none=True)
     total.backward()
@@ -54,7 +55,7 @@ def evaluate(model, dataset, metric, device, save_dir=None):
         sample = dataset[i]
         lq = sample["lq"].unsqueeze(0).to(device)
         gt = sample["gt"].unsqueeze(0).to(device)
-        out = model(lq).clamp(0, 1)
+        out = model(lq, **_extras(model, sample, device)).clamp(0, 1)
         scores, baseline = metric(out, gt), metric(lq, gt)
         name = os.path.splitext(os.path.basename(sample["lq_path"]))[0]
         rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()},
@@ -62,6 +63,14 @@ def evaluate(model, dataset, metric, device, save_dir=None):
         if save_dir is not None:
             write_image(os.path.join(save_dir, name + ".png"), out[0].permute(1, 2, 0))
     return rows
+
+
+def _extras(model, sample, device):
+    """The extra inputs a model names (`model.extra_inputs`) from one sample, batched."""
+    missing = [key for key in model.extra_inputs if key not in sample]
+    if missing:
+        raise ValueError(f"{sample['lq_path']}: the model needs {missing} but the dataset does not supply it")
+    return {key: sample[key].unsqueeze(0).to(device) for key in model.extra_inputs}
 
 
 def summarize(rows):
@@ -251,7 +260,7 @@ def _validate(model, val_set, metric, device, writer, iteration, num_images):
     with torch.no_grad():
         for i in range(min(num_images, len(val_set))):
             sample = val_set[i]
-            out = model(sample["lq"].unsqueeze(0).to(device)).clamp(0, 1)[0].cpu()
+            out = model(sample["lq"].unsqueeze(0).to(device), **_extras(model, sample, device)).clamp(0, 1)[0].cpu()
             writer.add_image(f"val/{rows[i]['name']}", torch.cat([sample["lq"], out, sample["gt"]], dim=2), iteration)
     logger.info("val iter %d: PSNR %.2f dB SSIM %.4f (input %.2f dB / %.4f)", iteration, mean["psnr"], mean["ssim"],
                 mean["input_psnr"], mean["input_ssim"])

@@ -88,3 +88,16 @@ def test_shipped_configs_load():
     for path in paths:
         cfg = load_config(path)
         assert yaml.safe_load(yaml.safe_dump(cfg)) == cfg
+
+
+def test_a_section_whose_type_changes_is_replaced():
+    base = {"data": {"train": {"type": "RESIDE", "root": "x", "trans": True}}}
+    assert merge(base, {"data": {"train": {"type": "PairedFolder", "lq_dir": "a"}}}) == \
+        {"data": {"train": {"type": "PairedFolder", "lq_dir": "a"}}}
+    assert merge(base, {"data": {"train": {"root": "y"}}})["data"]["train"] == {"type": "RESIDE", "root": "y", "trans": True}
+
+
+def test_extra_layer_sits_between_file_and_overrides(tmp_path):
+    path = write(tmp_path / "c.yaml", BASE)
+    cfg = load_config(path, ["train.iterations=7"], extra={"train": {"iterations": 3, "batch_size": 2}})
+    assert cfg["train"]["iterations"] == 7 and cfg["train"]["batch_size"] == 2

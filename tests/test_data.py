@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -74,3 +76,50 @@ def test_demo_data_is_idempotent(tmp_path):
     before = (tmp_path / "haze" / "val" / "hazy" / "chelsea_0.png").stat().st_mtime_ns
     make_haze_demo(root, samples_per_photo=1)
     assert (tmp_path / "haze" / "val" / "hazy" / "chelsea_0.png").stat().st_mtime_ns == before
+
+
+def make_reside(root, ids=("1", "2"), per=3, trans=True, gt="clear", ext=".png"):
+    rng = np.random.default_rng(0)
+    for i in ids:
+        write_image(root / gt / f"{i}.png", rng.random((16, 20, 3)))
+        for k in range(1, per + 1):
+            write_image(root / "hazy" / f"{i}_{k}_0.{80 + k}{ext}", rng.random((16, 20, 3)))
+            if trans:
+                write_image(root / "trans" / f"{i}_{k}.png", rng.random((16, 20)))
+
+
+def test_reside_its_pairs_by_id_and_returns_trans(tmp_path):
+    from hdm.data import RESIDE
+    make_reside(tmp_path, ids=("10", "2"))
+    ds = RESIDE(str(tmp_path), trans=True, crop=8, augment=True)
+    assert len(ds) == 6
+    for i in range(6):
+        s = ds[i]
+        hazy_id = os.path.basename(s["lq_path"]).split("_")[0]
+        assert os.path.basename(s["gt_path"]) == f"{hazy_id}.png"
+        assert s["trans"].shape == (1, 8, 8) and s["lq"].shape == (3, 8, 8)
+
+
+def test_reside_sots_gt_folder_and_errors(tmp_path):
+    from hdm.data import RESIDE
+    make_reside(tmp_path / "sots", trans=False, gt="gt", ext=".jpg")
+    assert len(RESIDE(str(tmp_path / "sots"))) == 6
+    with pytest.raises(FileNotFoundError, match="trans"):
+        RESIDE(str(tmp_path / "sots"), trans=True)
+    with pytest.raises(FileNotFoundError, match="expected <root>/hazy"):
+        RESIDE(str(tmp_path / "nothing"))
+    os.remove(tmp_path / "sots" / "gt" / "2.png")
+    with pytest.raises(ValueError, match="3 of 6 hazy images have no clear image"):
+        RESIDE(str(tmp_path / "sots"))
+
+
+def test_paired_folder_trans_follows_crop_and_augment(tmp_path):
+    img = np.random.default_rng(0).random((30, 40, 3)).astype(np.float32)
+    for sub in ("lq", "gt"):
+        write_image(tmp_path / sub / "p.png", img)
+    write_image(tmp_path / "trans" / "p.png", img[..., 0])
+    ds = PairedFolder(str(tmp_path / "lq"), str(tmp_path / "gt"), trans_dir=str(tmp_path / "trans"),
+                      crop=16, augment=True)
+    for _ in range(10):
+        s = ds[0]
+        assert torch.allclose(s["trans"][0], s["lq"][0], atol=1 / 255)

@@ -2,9 +2,11 @@
 import copy
 
 from .paired import PairedFolder
+from .reside import RESIDE
 
 DATASETS = {
     "PairedFolder": PairedFolder,
+    "RESIDE": RESIDE,
 }
 
 
@@ -17,4 +19,4 @@ def build_dataset(cfg):
     return DATASETS[name](**cfg)
 
 
-__all__ = ["DATASETS", "build_dataset", "PairedFolder"]
+__all__ = ["DATASETS", "build_dataset", "PairedFolder", "RESIDE"]

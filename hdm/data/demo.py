@@ -57,13 +57,14 @@ def synthesize_haze(clean, rng):
 
 
 def make_haze_demo(root, samples_per_photo=12, seed=0):
-    """Write root/{train,val}/{hazy,clear}/<photo>_<k>.png (hazy and clear share names).
+    """Write root/{train,val}/{hazy,clear,trans}/<photo>_<k>.png (hazy, clear and the transmission
+    map share names; trans is t as an 8-bit grey image, as RESIDE ships it).
 
     Idempotent: nothing is rewritten when root/manifest.json records the same settings.
     """
     manifest_path = os.path.join(root, "manifest.json")
     settings = {"samples_per_photo": samples_per_photo, "seed": seed, "train": TRAIN_PHOTOS, "val": VAL_PHOTOS,
-                "channel_orders": "cycled over training samples",
+                "channel_orders": "cycled over training samples", "trans": "uint8 png",
                 "depth": DEPTH_RANGE, "beta": BETA_RANGE, "airlight": AIRLIGHT_RANGE, "tint": TINT}
     settings = json.loads(json.dumps(settings))
     if os.path.isfile(manifest_path):
@@ -77,10 +78,11 @@ def make_haze_demo(root, samples_per_photo=12, seed=0):
             for k in range(count):
                 order = CHANNEL_ORDERS[k % 6] if split == "train" else (0, 1, 2)
                 clean = photo(name)[..., list(order)]
-                hazy, _, params = synthesize_haze(clean, rng)
+                hazy, t, params = synthesize_haze(clean, rng)
                 stem = f"{name}_{k}"
                 write_image(os.path.join(root, split, "hazy", stem + ".png"), hazy)
                 write_image(os.path.join(root, split, "clear", stem + ".png"), clean)
+                write_image(os.path.join(root, split, "trans", stem + ".png"), t)
                 samples.append({"split": split, "name": stem, "channels": list(order), **params})
     with open(manifest_path + ".tmp", "w") as f:
         json.dump({"settings": settings, "samples": samples}, f, indent=1)

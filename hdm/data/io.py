@@ -27,6 +27,17 @@ def read_image(path):
     return img.astype(np.float32) / scale
 
 
+def read_gray(path):
+    """Single-channel float32 (H, W, 1) in [0, 1] (e.g. a transmission map)."""
+    img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise OSError(f"{path}: not a readable image")
+    if img.ndim == 3:
+        img = img[..., 0] if img.shape[2] < 3 else cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    return (img.astype(np.float32) / scale)[..., None]
+
+
 def to_uint8(img):
     """(H, W, 3) float in [0, 1] (array or tensor) -> uint8, rounded."""
     if torch.is_tensor(img):
@@ -35,13 +46,13 @@ def to_uint8(img):
 
 
 def write_image(path, img):
-    """Write an RGB image ((H, W, 3) float in [0, 1] or uint8) atomically (temp file + rename)."""
+    """Write an RGB (H, W, 3) or grey (H, W) image, float in [0, 1] or uint8, atomically (temp + rename)."""
     path = os.fspath(path)
     if img.dtype != np.uint8:
         img = to_uint8(img)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     ext = os.path.splitext(path)[1] or ".png"
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img)
     if not ok:
         raise OSError(f"{path}: could not encode image as {ext}")
     tmp = path + ".tmp"

@@ -11,18 +11,21 @@ Liang, Wang, Ren, Liu, Wang, Zuo. ACM MM 2022. The network as released (class `D
     mix1(conv2 features) -> deconv1 -> mix2(conv1 features) -> deconv2 -> three 5x5 convs -> tanh
 
 The model takes RGB in [0, 1], normalises it inside, pads to a multiple of 4 and crops back, and
-computes the DCP region masks from its input when none are given.
+computes the DCP region masks from its input when none are given. Region masks can also come from a
+transmission map the dataset supplies (`region="depth"`, the paper's Table 6 "GT depth" row):
+`extra_inputs` names the batch keys `forward` then needs.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hdm.ops.dcp import dcp_region_masks
+from hdm.ops.dcp import bin_masks, dcp_region_masks, downscale
 
 from .blocks import DCNBlock, FAGroup, Mix, RegionConv, conv
 
 STAGE_LETTERS = "PSR"
-REGION_SOURCES = ("dcp", "learned")
+REGION_SOURCES = ("dcp", "learned", "depth")
+SKIPS = ("mix", "add", "none")
 OUT_ACTS = ("tanh", "none")
 
 
@@ -40,8 +43,11 @@ class HDM(nn.Module):
         groups, blocks_per_group: the P level's FA groups and blocks per group (3, 9 as released;
             the paper's Table 5 counts correspond to 7).
         stages: the dynamic part as a string over P, S, R; a repeated letter reuses its module.
-        region: 'dcp' (masks from the dark channel prior) or 'learned' (HDM-F, DRConv's guide).
+        region: where the R level's masks come from: 'dcp' (the dark channel prior), 'learned'
+            (HDM-F, DRConv's guide conv) or 'depth' (bins of a transmission map passed as `trans`).
         num_regions: N, the number of regions (5).
+        skip: encoder-to-decoder connections: 'mix' (adaptive mixup, the release), 'add' (plain
+            sum) or 'none'.
         input_mean, input_std: input normalisation of the release.
         out_act: 'tanh' (release) or 'none'.
         dcn_backend: deformable-conv backend ('auto', 'torch', 'torchvision', 'mmcv').
@@ -49,7 +55,7 @@ class HDM(nn.Module):
     """
 
     def __init__(self, dim=64, groups=3, blocks_per_group=9, stages="PSRSR", region="dcp", num_regions=5,
-                 input_mean=(0.64, 0.6, 0.58), input_std=(0.14, 0.15, 0.152), out_act="tanh",
+                 skip="mix", input_mean=(0.64, 0.6, 0.58), input_std=(0.14, 0.15, 0.152), out_act="tanh",
                  dcn_backend="auto", dcp_options=None):
         super().__init__()
         bad = sorted(set(stages) - set(STAGE_LETTERS))
@@ -57,11 +63,13 @@ class HDM(nn.Module):
             raise ValueError(f"stages {stages!r} has letters {bad}; use only {', '.join(STAGE_LETTERS)}")
         if region not in REGION_SOURCES:
             raise ValueError(f"region {region!r} is not one of {', '.join(REGION_SOURCES)}")
+        if skip not in SKIPS:
+            raise ValueError(f"skip {skip!r} is not one of {', '.join(SKIPS)}")
         if out_act not in OUT_ACTS:
             raise ValueError(f"out_act {out_act!r} is not one of {', '.join(OUT_ACTS)}")
         if num_regions < 1 or groups < 1 or blocks_per_group < 0 or dim < 8:
             raise ValueError("need num_regions >= 1, groups >= 1, blocks_per_group >= 0, dim >= 8")
-        self.stages, self.region, self.num_regions, self.out_act = stages, region, num_regions, out_act
+        self.stages, self.region, self.num_regions, self.skip, self.out_act = stages, region, num_regions, skip, out_act
         self.dcp_options = dict(dcp_options or {})
         # not persistent: the state dict keeps exactly the released key set
         self.register_buffer("input_mean", torch.tensor(input_mean, dtype=torch.float32).view(1, 3, 1, 1),
@@ -83,15 +91,21 @@ class HDM(nn.Module):
                 self.drconv = region_conv
             else:
                 self.drconv_phy = region_conv
-        self.mix1 = Mix(-1.0)
+        if skip == "mix":
+            self.mix1 = Mix(-1.0)
+            self.mix2 = Mix(-0.6)
         self.deconv1 = _upsample(dim)
-        self.mix2 = Mix(-0.6)
         self.deconv2 = _upsample(dim)
         self.output = nn.Sequential(conv(dim, dim, 5), conv(dim, dim, 5), conv(dim, 3, 5))
 
     @property
     def needs_dcp_masks(self):
         return "R" in self.stages and self.region == "dcp"
+
+    @property
+    def extra_inputs(self):
+        """Batch keys forward() needs besides lq: ('trans',) for depth-binned region masks."""
+        return ("trans",) if "R" in self.stages and self.region == "depth" else ()
 
     def _stage(self, letter):
         if letter == "P":
@@ -104,8 +118,16 @@ class HDM(nn.Module):
         """DCP region masks (B, N, H/4, W/4) of an RGB batch in [0, 1] whose sides are multiples of 4."""
         return dcp_region_masks(lq, num_regions=self.num_regions, **self.dcp_options)
 
-    def forward(self, lq, mask=None):
+    def _merge(self, level, skip, x):
+        """Encoder features `skip` joined to decoder features x at mix level 1 (1/4) or 2 (1/2)."""
+        if self.skip == "mix":
+            return (self.mix1 if level == 1 else self.mix2)(skip, x)
+        return skip + x if self.skip == "add" else x
+
+    def forward(self, lq, mask=None, trans=None):
         """lq: RGB (B, 3, H, W) in [0, 1], any H, W. mask: optional one-hot (B, N, ceil(H/4), ceil(W/4)).
+        trans: (B, 1, H, W) transmission map, required by region='depth' when no mask is given
+        (its N equal bins after a 1/4 area resize are the regions, the largest t being region 0).
 
         Returns the restored image (B, 3, H, W) (tanh range; metrics clamp to [0, 1])."""
         if lq.dim() != 4 or lq.shape[1] != 3:
@@ -113,8 +135,14 @@ class HDM(nn.Module):
         h, w = lq.shape[-2:]
         pad_h, pad_w = (-h) % 4, (-w) % 4
         x = F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq
-        if self.needs_dcp_masks and mask is None:
+        if mask is None and self.needs_dcp_masks:
             mask = self.region_masks(x)
+        elif mask is None and self.extra_inputs:
+            if trans is None or trans.shape != (lq.shape[0], 1, h, w):
+                raise ValueError(f"region='depth' needs trans of shape {(lq.shape[0], 1, h, w)}, "
+                                 f"got {None if trans is None else tuple(trans.shape)}")
+            t = F.pad(trans, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else trans
+            mask = bin_masks(downscale(t.to(x.dtype), 4, mode="area"), self.num_regions)
 
         x = (x - self.input_mean) / self.input_std
         x = self.conv0(x)
@@ -124,10 +152,8 @@ class HDM(nn.Module):
         res2 = x
         for letter in self.stages:
             x = self._stage(letter)(x, mask) if letter == "R" else self._stage(letter)(x)
-        x = self.mix1(res2, x)
-        x = self.deconv1(x)
-        x = self.mix2(res1, x)
-        x = self.deconv2(x)
+        x = self.deconv1(self._merge(1, res2, x))
+        x = self.deconv2(self._merge(2, res1, x))
         x = self.output(x)
         if self.out_act == "tanh":
             x = torch.tanh(x)

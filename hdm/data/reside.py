@@ -1,0 +1,64 @@
+"""RESIDE (Li et al., TIP 2019) as distributed: ITS / OTS for training, SOTS for testing.
+
+    ITS/   hazy/<id>_<k>_<beta>.png    10 hazy versions per clear image
+           clear/<id>.png
+           trans/<id>_<k>.png          transmission maps (ITS only)
+    SOTS/indoor/   hazy/<id>_<k>.png          gt/<id>.png   (some copies name it clear/)
+    SOTS/outdoor/  hazy/<id>_<k>_<beta>.jpg   gt/<id>.png
+
+A hazy image pairs with the clear image named by the part of its name before the first '_', and with
+the transmission map named by the part before the second '_'. Pairing is by name, never by order.
+"""
+import os
+
+from torch.utils.data import Dataset
+
+from .io import is_image
+from .paired import load_sample
+
+LAYOUT = ("expected <root>/hazy/<id>_<k>[_<beta>].<ext> with <root>/clear/<id>.<ext> or <root>/gt/<id>.<ext> "
+          "(and <root>/trans/<id>_<k>.png for trans=true)")
+
+
+def _stems(folder):
+    return {os.path.splitext(n)[0]: os.path.join(folder, n) for n in sorted(os.listdir(folder)) if is_image(n)}
+
+
+class RESIDE(Dataset):
+    """RESIDE ITS, OTS or SOTS (indoor/outdoor) folder.
+
+    Args:
+        root: the folder holding hazy/ and clear/ (or gt/).
+        trans: also return the transmission map 'trans' (1, H, W) from trans/ (ITS ships them).
+        crop, augment: training crop size and flips/rotation, shared by the pair (and the map).
+    """
+
+    def __init__(self, root, trans=False, crop=None, augment=False):
+        self.crop, self.augment = crop, augment
+        hazy_dir = os.path.join(root, "hazy")
+        gt_dirs = [d for d in ("clear", "gt") if os.path.isdir(os.path.join(root, d))]
+        if not os.path.isdir(hazy_dir) or len(gt_dirs) != 1:
+            found = sorted(os.listdir(root)) if os.path.isdir(root) else "no such folder"
+            raise FileNotFoundError(f"{root}: {LAYOUT}; found {found}")
+        hazy, clear = _stems(hazy_dir), _stems(os.path.join(root, gt_dirs[0]))
+        maps = _stems(os.path.join(root, "trans")) if trans else {}
+        if trans and not os.path.isdir(os.path.join(root, "trans")):
+            raise FileNotFoundError(f"{root}: trans=true but there is no trans/ folder; {LAYOUT}")
+        self.samples, problems = [], []
+        for stem, path in sorted(hazy.items()):
+            parts = stem.split("_")
+            gt = clear.get(parts[0])
+            tmap = maps.get("_".join(parts[:2])) if trans else None
+            if gt is None or (trans and tmap is None):
+                problems.append(stem)
+                continue
+            self.samples.append((path, gt, tmap))
+        if not self.samples or problems:
+            raise ValueError(f"{root}: {len(problems)} of {len(hazy)} hazy images have no clear image"
+                             f"{' or transmission map' if trans else ''} (e.g. {problems[:3]}); {LAYOUT}")
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        return load_sample(*self.samples[index], crop=self.crop, augment=self.augment)

@@ -1,0 +1,138 @@
+import glob
+import importlib.util
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from hdm.config import load_config
+from hdm.data.demo import make_haze_demo
+from hdm.models import HDM, build_model, count_parameters
+from hdm.ops.dcp import bin_masks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ABL = os.path.join(ROOT, "configs", "ablations")
+TINY = ["model.dim=8", "model.groups=1", "model.blocks_per_group=1"]
+
+
+def load_script(rel):
+    spec = importlib.util.spec_from_file_location(rel.replace("/", "_"), os.path.join(ROOT, rel + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("row,count", [("table5_b", 493_507), ("table5_b_fa", 2_189_392), ("table5_b_fa_s", 2_241_899),
+                                       ("table5_hdm_f", 2_369_291), ("table5_hdm", 2_366_406)])
+def test_table5_parameter_counts(row, count):
+    assert count_parameters(build_model(load_config(os.path.join(ABL, row + ".yaml"))["model"])) == count
+
+
+def test_ablation_configs_state_only_their_differences():
+    for path in glob.glob(os.path.join(ABL, "*.yaml")):
+        raw = yaml.safe_load(open(path))
+        assert raw.pop("base") == "../dehaze/hdm_its_paper.yaml"
+        keys = [k for k in raw if k != "name"] + [f"model.{k}" for k in raw.get("model", {})]
+        assert 1 <= len(raw) and len(keys) - ("model" in raw) <= 3, path
+
+
+@pytest.mark.parametrize("order,stages", [("psr", "PSRSR"), ("prs", "PRSRS"), ("srp", "SRSRP"), ("spr", "SPRSR"),
+                                          ("rps", "RPSRS"), ("rsp", "RSRSP")])
+def test_table4_orders_build_and_run(order, stages):
+    cfg = load_config(os.path.join(ABL, f"table4_{order}.yaml"), TINY)
+    model = build_model(cfg["model"])
+    assert model.stages == stages
+    calls = []
+    for name, letter in (("FAB", "P"), ("dcn_block", "S"), ("drconv_phy", "R")):
+        getattr(model, name).register_forward_hook(lambda m, i, o, letter=letter: calls.append(letter))
+    out = model(torch.rand(1, 3, 24, 28))
+    assert out.shape == (1, 3, 24, 28)
+    assert "".join(calls) == stages  # each letter runs once, in order; repeated letters reuse the module
+
+
+@pytest.mark.parametrize("row", ["table6_dcp", "table6_learned", "table6_depth"])
+def test_table6_region_sources_run(row):
+    cfg = load_config(os.path.join(ABL, row + ".yaml"), TINY)
+    model = build_model(cfg["model"])
+    extras = {"trans": torch.rand(2, 1, 20, 24)} if model.extra_inputs else {}
+    assert model(torch.rand(2, 3, 20, 24), **extras).shape == (2, 3, 20, 24)
+
+
+def test_depth_masks_are_bins_of_the_transmission_map():
+    model = HDM(dim=8, groups=1, blocks_per_group=1, region="depth").double().eval()
+    assert model.extra_inputs == ("trans",)
+    lq = torch.rand(1, 3, 32, 32, dtype=torch.float64)
+    yy = torch.linspace(0, 1, 32, dtype=torch.float64).view(1, 1, 32, 1).expand(1, 1, 32, 32)
+    masks = bin_masks(F.avg_pool2d(yy, 4), 5)
+    with torch.no_grad():
+        assert torch.equal(model(lq, trans=yy), model(lq, mask=masks))
+    with pytest.raises(ValueError, match="needs trans"):
+        model(lq)
+
+
+def test_hdm_f_masks_are_one_hot_and_gradients_reach_the_guide():
+    model = HDM(dim=8, groups=1, blocks_per_group=1, region="learned")
+    seen = []
+    model.drconv.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    model(torch.rand(2, 3, 16, 16)).mean().backward()
+    from hdm.models.blocks import straight_through_onehot
+    masks = straight_through_onehot(model.drconv.conv_guide(seen[0]))
+    assert set(masks.detach().unique().tolist()) <= {0.0, 1.0} and torch.equal(masks.detach().sum(1), torch.ones(2, 4, 4))
+    assert model.drconv.conv_guide.weight.grad is not None and model.drconv.conv_guide.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_number_of_regions(n):
+    cfg = load_config(os.path.join(ABL, f"regions_n{n}.yaml"), TINY)
+    model = build_model(cfg["model"]).eval()
+    assert model.drconv_phy.num_regions == n
+    lq = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        out = model(lq)
+        if n == 1:  # a single dynamic conv: the mask is all ones whatever the image
+            assert torch.equal(out, model(lq, mask=torch.ones(1, 1, 4, 4)))
+
+
+def test_model_report_sums_to_total():
+    report = load_script("scripts/model_report")
+    rows = report.report(HDM(dim=8, groups=1, blocks_per_group=1), (32, 40))
+    total = rows[-1]
+    assert sum(r[1] for r in rows[:-1]) == total[1]
+    assert sum(r[2] for r in rows[:-1]) == total[2]
+    assert dict((r[0], r[2]) for r in rows)["conv0"] == 32 * 40 * 8 * 3 * 25  # 5x5 conv 3->8 at full size
+
+
+def test_sweep_writes_a_table5_table_and_skips_finished_runs(tmp_path, monkeypatch):
+    demo = make_haze_demo(str(tmp_path / "haze"), samples_per_photo=1)
+    shared = {"model": {"dim": 8, "groups": 1, "blocks_per_group": 1},
+              "data": {"train": {"type": "PairedFolder", "lq_dir": f"{demo}/train/hazy", "gt_dir": f"{demo}/train/clear",
+                                 "crop": 32, "augment": True},
+                       "val": {"type": "PairedFolder", "lq_dir": f"{demo}/val/hazy", "gt_dir": f"{demo}/val/clear"}},
+              "train": {"iterations": 2, "batch_size": 2, "num_workers": 0, "val_every": 100, "save_every": 2,
+                        "log_every": 1}}
+    (tmp_path / "shared.yaml").write_text(yaml.safe_dump(shared))
+    sweep = load_script("scripts/sweep")
+    rows_files = sorted(glob.glob(os.path.join(ABL, "table5_*.yaml")))
+    order = ["table5_b", "table5_b_fa", "table5_b_fa_s", "table5_hdm_f", "table5_hdm"]
+    configs = [os.path.join(ABL, r + ".yaml") for r in order]
+    assert sorted(configs) == rows_files
+    args = ["--configs", *configs, "--with", str(tmp_path / "shared.yaml"), "--out", str(tmp_path / "sweep")]
+    rows = sweep.main(args)
+    assert [r["variant"] for r in rows] == order
+    text = (tmp_path / "sweep" / "table.md").read_text()
+    assert sum(line.startswith("| table5_") for line in text.splitlines()) == 5
+    params = [r["params"] for r in rows]
+    assert params[0] < params[1] < params[2] < params[4] < params[3]  # B < B+FA < B+FA+S < HDM < HDM-F
+    # a second call reuses every result.json instead of training again
+    monkeypatch.setattr(sweep, "fit", lambda *a, **k: pytest.fail("finished run trained again"))
+    assert sweep.main(args) == rows
+
+
+def test_sweep_grid_labels(tmp_path):
+    sweep = load_script("scripts/sweep")
+    args = sweep.argparse.Namespace(configs=None, base="b.yaml", grid=["model.num_regions=1,3", "optim.lr=1e-3"], set=["x=1"])
+    got = sweep.variants_from_args(args)
+    assert [g[0] for g in got] == ["num_regions=1, lr=1e-3", "num_regions=3, lr=1e-3"]
+    assert got[1][2] == ["x=1", "model.num_regions=3", "optim.lr=1e-3"]
