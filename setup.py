@@ -5,6 +5,8 @@ setup(
     version="0.1.0",
     description="Hierarchical dynamics (HDM, ACM MM 2022) and related image-enhancement systems in PyTorch",
     packages=find_packages(include=["hdm", "hdm.*"]),
+    package_data={"hdm.metrics": ["data/*.npz", "data/*.txt", "README.md"]},
+    entry_points={"console_scripts": ["hdm-predict=hdm.predict:console"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.1",

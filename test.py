@@ -1,9 +1,11 @@
-"""Evaluate weights on the config's validation/test set: per-image CSV, Markdown summary, optional images.
+"""Evaluate weights on the config's test set (data.val): per-image CSV, Markdown summary, provenance,
+a comparison grid, and the restored images when asked.
 
-    python test.py -c configs/demo/hdm_demo.yaml --weights runs/hdm_demo/checkpoints/iter_1200.pth [--save-images]
+    python test.py -c configs/demo/hdm_demo.yaml --weights runs/hdm_demo/checkpoints/iter_800.pth [--save-images]
+    python test.py -c CONFIG --weights W --preset matlab_y_uint8        # score as the deraining papers do
+    python test.py -c CONFIG --weights W data.val.type=ImageFolder data.val.root=DICM --preset niqe
 """
 import argparse
-import csv
 import os
 
 import torch
@@ -11,68 +13,67 @@ import torch
 from hdm.checkpoint import load_checkpoint
 from hdm.config import ConfigError, load_config
 from hdm.data import build_dataset
-from hdm.engine import evaluate, resolve_device, run_dir_of, summarize
-from hdm.metrics import get_metric
+from hdm.data.io import write_image
+from hdm.engine import evaluate, resolve_device, run_dir_of
+from hdm.metrics import NO_REFERENCE, get_metric
 from hdm.models import build_model
+from hdm.results import comparison_grid, provenance, write_results
 
 
-def markdown_table(rows, preset):
-    lines = [f"| method | PSNR (dB) | SSIM | images | metric preset |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {psnr:.2f} | {ssim:.4f} | {n} | {preset} |" for name, psnr, ssim, n in rows]
-    return "\n".join(lines) + "\n"
-
-
-def write_csv(path, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+def load_model(cfg, weights, device):
+    """The config's model with the checkpoint's weights; a clear error when they do not fit."""
+    model = build_model(cfg["model"])
+    try:
+        model.load_state_dict(load_checkpoint(weights)["model"])
+    except RuntimeError as err:
+        raise SystemExit(f"{weights}: weights do not fit model {cfg['model']} ({str(err).splitlines()[0]})")
+    return model.to(device).eval()
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="YAML config file")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.val.lq_dir=...")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.val.root=...")
     parser.add_argument("--weights", required=True, help="checkpoint (.pth) written by train.py or convert_official.py")
+    parser.add_argument("--preset", default=None, help="metric preset (default: the config's eval.preset)")
     parser.add_argument("--out", default=None, help="results folder (default: <run folder>/test)")
     parser.add_argument("--save-images", action="store_true", help="save restored images as PNG")
     args = parser.parse_args(argv)
+    overrides = list(args.overrides)
+    if args.preset:  # a preset's options belong to it: another preset starts without them
+        overrides += [f"eval.preset={args.preset}", "eval.options={}"]
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides)
     except ConfigError as err:
         parser.exit(2, f"config error: {err}\n")
     if cfg["data"]["val"] is None:
         parser.exit(2, "config error: data.val: a test dataset is required\n")
 
     device = resolve_device(cfg["device"])
-    model = build_model(cfg["model"])
-    ckpt = load_checkpoint(args.weights)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as err:
-        parser.exit(2, f"{args.weights}: weights do not fit model {cfg['model']} ({str(err).splitlines()[0]})\n")
-    model.to(device)
+    model = load_model(cfg, args.weights, device)
     dataset = build_dataset(cfg["data"]["val"])
+    preset, options = cfg["eval"]["preset"], cfg["eval"]["options"]
+    if "gt" not in dataset[0] and preset not in NO_REFERENCE:
+        parser.exit(2, f"{cfg['data']['val']['type']} has no targets: use a no-reference preset ({', '.join(NO_REFERENCE)})\n")
     out_dir = args.out or os.path.join(run_dir_of(cfg), "test")
-    os.makedirs(out_dir, exist_ok=True)
-    preset = cfg["eval"]["preset"]
     save_images = args.save_images or cfg["eval"]["save_images"]
-    rows = evaluate(model, dataset, get_metric(preset), device,
-                    save_dir=os.path.join(out_dir, "images") if save_images else None)
-    mean = summarize(rows)
-    write_csv(os.path.join(out_dir, "per_image.csv"), rows)
-    table = markdown_table([("input (degraded)", mean["input_psnr"], mean["input_ssim"], len(rows)),
-                            (f"{cfg['model']['type']} ({os.path.basename(args.weights)})", mean["psnr"],
-                             mean["ssim"], len(rows))], preset)
-    with open(os.path.join(out_dir, "summary.md"), "w") as f:
-        f.write(table)
-    print(table, end="")
-    print(f"per-image results: {os.path.join(out_dir, 'per_image.csv')}")
-    return mean
+    with torch.inference_mode():
+        rows = evaluate(model, dataset, get_metric(preset, **options), device,
+                        save_dir=os.path.join(out_dir, "images") if save_images else None)
+        triplets = []
+        for i in range(min(cfg["eval"]["grid_images"], len(dataset))):
+            sample = dataset[i]
+            extras = {k: sample[k].unsqueeze(0).to(device) for k in getattr(model, "extra_inputs", ())}
+            out = model(sample["lq"].unsqueeze(0).to(device), **extras).clamp(0, 1)[0].cpu()
+            triplets.append([t.permute(1, 2, 0).numpy() for t in (sample["lq"], out, sample.get("gt")) if t is not None])
+    if triplets:
+        write_image(os.path.join(out_dir, "comparison.png"), comparison_grid(triplets))
+    meta = {**provenance(preset, options), "weights": args.weights, "config": cfg, "images": len(rows)}
+    text = write_results(out_dir, rows, f"{cfg['model']['type']} ({os.path.basename(args.weights)})", meta)
+    print(text, end="")
+    print(f"results: {out_dir} (per_image.csv, summary.md, meta.json, comparison.png)")
+    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0] if k != "name"}
 
 
 if __name__ == "__main__":
-    with torch.inference_mode():
-        main()
+    main()

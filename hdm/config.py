@@ -51,7 +51,7 @@ DEFAULTS = {
     "schedule": {"type": "cosine", "eta_min": 0.0},
     "train": {"iterations": 1000, "batch_size": 16, "num_workers": 0, "val_every": 500, "save_every": 500,
               "log_every": 50, "num_val_images": 3},
-    "eval": {"preset": "ffa_rgb", "save_images": False},
+    "eval": {"preset": "ffa_rgb", "options": {}, "save_images": False, "grid_images": 4},
 }
 
 # leaf types (int values are accepted where float is expected); None means any value
@@ -61,7 +61,7 @@ TYPES = {
     "schedule": {"type": str, "eta_min": float},
     "train": {"iterations": int, "batch_size": int, "num_workers": int, "val_every": int, "save_every": int,
               "log_every": int, "num_val_images": int},
-    "eval": {"preset": str, "save_images": bool},
+    "eval": {"preset": str, "options": dict, "save_images": bool, "grid_images": int},
 }
 
 
@@ -133,6 +133,12 @@ def validate(cfg):
             raise ConfigError(f"data.{key}: unknown key{_closest(key, ['train', 'val'])}")
         if section is not None:
             _check_typed(section, f"data.{key}", "dataset")
+    from hdm.metrics import get_metric
+
+    try:
+        get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"])
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"eval: {err.args[0]}") from err
     if not isinstance(cfg["losses"], list) or not cfg["losses"]:
         raise ConfigError(f"losses: expected a non-empty list, got {cfg['losses']!r}")
     for i, loss in enumerate(cfg["losses"]):

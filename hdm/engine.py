@@ -47,14 +47,15 @@ def train_step(model, batch, losses, optimizer, scheduler, device):
 
 @torch.no_grad()
 def evaluate(model, dataset, metric, device, save_dir=None):
-    """Whole-image evaluation, batch size 1. Returns one row per image:
-    {'name', 'psnr', 'ssim', 'input_psnr', 'input_ssim'} (input_*: the degraded input against the target)."""
+    """Whole-image evaluation, batch size 1. Returns one row per image: {'name', <metric>: value, ...,
+    'input_<metric>': value, ...} (input_*: the degraded input scored the same way). Samples without
+    'gt' (unpaired folders) are scored with gt=None, which only no-reference presets accept."""
     model.eval()
     rows = []
     for i in range(len(dataset)):
         sample = dataset[i]
         lq = sample["lq"].unsqueeze(0).to(device)
-        gt = sample["gt"].unsqueeze(0).to(device)
+        gt = sample["gt"].unsqueeze(0).to(device) if "gt" in sample else None
         out = model(lq, **_extras(model, sample, device)).clamp(0, 1)
         scores, baseline = metric(out, gt), metric(lq, gt)
         name = os.path.splitext(os.path.basename(sample["lq_path"]))[0]
@@ -182,7 +183,7 @@ def fit(cfg, resume=None):
     losses = WeightedLosses(cfg["losses"]).to(device)
     optimizer = build_optimizer(cfg["optim"], model.parameters())
     scheduler = build_scheduler(cfg["schedule"], optimizer, tcfg["iterations"])
-    metric = get_metric(cfg["eval"]["preset"])
+    metric = get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"])
 
     iteration = 0
     path = latest_checkpoint(ckpt_dir) if resume == "auto" else resume
@@ -262,8 +263,7 @@ def _validate(model, val_set, metric, device, writer, iteration, num_images):
             sample = val_set[i]
             out = model(sample["lq"].unsqueeze(0).to(device), **_extras(model, sample, device)).clamp(0, 1)[0].cpu()
             writer.add_image(f"val/{rows[i]['name']}", torch.cat([sample["lq"], out, sample["gt"]], dim=2), iteration)
-    logger.info("val iter %d: PSNR %.2f dB SSIM %.4f (input %.2f dB / %.4f)", iteration, mean["psnr"], mean["ssim"],
-                mean["input_psnr"], mean["input_ssim"])
+    logger.info("val iter %d: %s", iteration, ", ".join(f"{k} {v:.4g}" for k, v in mean.items()))
     model.train()
 
 

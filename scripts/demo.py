@@ -1,9 +1,11 @@
-"""The embedded demo: synthesise hazy/clean pairs from scikit-image photos, train a reduced HDM on
-them, and test it on an unseen photo against the hazy input.
+"""The embedded demo: synthesise degraded/clean pairs from scikit-image photos, train a reduced HDM on
+them, and test it on an unseen photo against the degraded input.
 
-    python scripts/demo.py [--config configs/demo/hdm_demo.yaml] [key.path=value ...]
+    python scripts/demo.py                      # dehazing (the default)
+    python scripts/demo.py --task rain          # deraining; --task lowlight; --task all
+    python scripts/demo.py --task haze train.iterations=400
 
-A finished demo run (its final checkpoint exists) is not trained again; delete runs/hdm_demo to retrain.
+A finished demo run (its final checkpoint exists) is not trained again; delete runs/hdm_demo* to retrain.
 """
 import argparse
 import os
@@ -18,22 +20,23 @@ import torch  # noqa: E402
 from hdm.checkpoint import load_checkpoint  # noqa: E402
 from hdm.config import load_config  # noqa: E402
 from hdm.data import build_dataset  # noqa: E402
-from hdm.data.demo import make_haze_demo  # noqa: E402
+from hdm.data.demo import make_demo  # noqa: E402
 from hdm.engine import evaluate, fit, resolve_device, run_dir_of, summarize  # noqa: E402
 from hdm.metrics import get_metric  # noqa: E402
 from hdm.models import build_model, count_parameters  # noqa: E402
 
+CONFIGS = {
+    "haze": "configs/demo/hdm_demo.yaml",
+    "rain": "configs/demo/hdm_demo_rain.yaml",
+    "lowlight": "configs/demo/hdm_demo_lowlight.yaml",
+}
+INPUT_NAMES = {"haze": "hazy input", "rain": "rainy input", "lowlight": "low-light input"}
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=os.path.join(ROOT, "configs", "demo", "hdm_demo.yaml"))
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args(argv)
-    os.chdir(ROOT)  # the demo config's paths are relative to the repository
-    cfg = load_config(args.config, args.overrides)
 
+def run_task(task, overrides):
+    cfg = load_config(CONFIGS[task], overrides)
     t0 = time.time()
-    make_haze_demo(os.path.join("datasets", "demo", "haze"))
+    make_demo(task, os.path.join("datasets", "demo", task))
     t_data = time.time() - t0
 
     final = os.path.join(run_dir_of(cfg), "checkpoints", f"iter_{cfg['train']['iterations']}.pth")
@@ -48,26 +51,36 @@ def main(argv=None):
     model = build_model(cfg["model"])
     model.load_state_dict(load_checkpoint(final)["model"])
     model.to(device)
-    dataset = build_dataset(cfg["data"]["val"])
     out_dir = os.path.join(run_dir_of(cfg), "test")
+    preset = cfg["eval"]["preset"]
     t0 = time.time()
     with torch.inference_mode():
-        rows = evaluate(model, dataset, get_metric(cfg["eval"]["preset"]), device, save_dir=os.path.join(out_dir, "images"))
+        rows = evaluate(model, build_dataset(cfg["data"]["val"]), get_metric(preset, **cfg["eval"]["options"]), device,
+                        save_dir=os.path.join(out_dir, "images"))
     t_test = time.time() - t0
     mean = summarize(rows)
 
-    print()
-    print(f"Demo: dehazing {', '.join(r['name'] for r in rows)} (unseen photo, synthetic haze); "
-          f"metric preset {cfg['eval']['preset']}")
+    print(f"\nDemo ({task}): {', '.join(r['name'] for r in rows)} (unseen photo, synthetic degradation); "
+          f"metric preset {preset}")
     print("| method | params | PSNR (dB) | SSIM |")
     print("|---|---|---|---|")
-    print(f"| hazy input | - | {mean['input_psnr']:.2f} | {mean['input_ssim']:.4f} |")
+    print(f"| {INPUT_NAMES[task]} | - | {mean['input_psnr']:.2f} | {mean['input_ssim']:.4f} |")
     print(f"| HDM (dim {cfg['model'].get('dim', 64)}, {cfg['train']['iterations']} iterations) | "
           f"{count_parameters(model):,} | {mean['psnr']:.2f} | {mean['ssim']:.4f} |")
     print(f"\nHDM gain over the input: {mean['psnr'] - mean['input_psnr']:+.2f} dB")
     print(f"wall time: data {t_data:.1f} s, training {t_train:.1f} s, test {t_test:.1f} s; "
           f"restored images in {os.path.join(out_dir, 'images')}")
     return mean
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="haze", choices=[*CONFIGS, "all"])
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)  # the demo configs' paths are relative to the repository
+    tasks = list(CONFIGS) if args.task == "all" else [args.task]
+    return {task: run_task(task, args.overrides) for task in tasks}
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from hdm.data import build_dataset  # noqa: E402
 from hdm.engine import evaluate, fit, resolve_device, summarize  # noqa: E402
 from hdm.metrics import get_metric  # noqa: E402
 from hdm.models import build_model, count_parameters  # noqa: E402
+from hdm.results import provenance  # noqa: E402
 
 
 def variants_from_args(args):
@@ -70,11 +71,13 @@ def run_one(label, path, overrides, extra, seed, out_dir):
     model.load_state_dict(load_checkpoint(final)["model"])
     t0 = time.time()
     with torch.inference_mode():
-        rows = evaluate(model.to(device), build_dataset(cfg["data"]["val"]), get_metric(cfg["eval"]["preset"]), device)
+        rows = evaluate(model.to(device), build_dataset(cfg["data"]["val"]),
+                        get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]), device)
     mean = summarize(rows)
     result = {"label": label, "seed": seed, "psnr": mean["psnr"], "ssim": mean["ssim"],
               "input_psnr": mean["input_psnr"], "params": count_parameters(model), "images": len(rows),
-              "train_s": train_s, "test_s": time.time() - t0, "preset": cfg["eval"]["preset"]}
+              "train_s": train_s, "test_s": time.time() - t0, "preset": cfg["eval"]["preset"],
+              "provenance": provenance(cfg["eval"]["preset"], cfg["eval"]["options"])}
     tmp = result_path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f, indent=1)

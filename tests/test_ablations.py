@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import yaml
 
 from hdm.config import load_config
-from hdm.data.demo import make_haze_demo
+from hdm.data.demo import make_demo
 from hdm.models import HDM, build_model, count_parameters
 from hdm.ops.dcp import bin_masks
 
@@ -105,7 +105,7 @@ def test_model_report_sums_to_total():
 
 
 def test_sweep_writes_a_table5_table_and_skips_finished_runs(tmp_path, monkeypatch):
-    demo = make_haze_demo(str(tmp_path / "haze"), samples_per_photo=1)
+    demo = make_demo("haze", str(tmp_path / "haze"), samples_per_photo=1)
     shared = {"model": {"dim": 8, "groups": 1, "blocks_per_group": 1},
               "data": {"train": {"type": "PairedFolder", "lq_dir": f"{demo}/train/hazy", "gt_dir": f"{demo}/train/clear",
                                  "crop": 32, "augment": True},

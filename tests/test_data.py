@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hdm.data import PairedFolder, build_dataset
-from hdm.data.demo import make_haze_demo, smooth_depth, synthesize_haze
+from hdm.data.demo import make_demo, smooth_depth, synthesize_haze, synthesize_lowlight, synthesize_rain
 from hdm.data.io import read_image, write_image
 
 
@@ -59,7 +59,8 @@ def test_crop_and_augment_are_shared_by_the_pair(tmp_path):
 def test_haze_synthesis_follows_the_scattering_model():
     rng = np.random.default_rng(3)
     clean = np.random.default_rng(4).random((32, 48, 3)).astype(np.float32)
-    hazy, t, params = synthesize_haze(clean, rng)
+    hazy, extras, params = synthesize_haze(clean, rng)
+    t = extras["trans"]
     a = np.array(params["airlight"], dtype=np.float32)
     np.testing.assert_allclose(hazy, np.clip(clean * t[..., None] + a * (1 - t[..., None]), 0, 1), atol=1e-4)  # t stored as float32
     assert 0.6 <= params["beta"] <= 1.4 and 0.05 < t.min() < t.max() < 0.9
@@ -69,12 +70,12 @@ def test_haze_synthesis_follows_the_scattering_model():
 
 def test_demo_data_is_idempotent(tmp_path):
     root = str(tmp_path / "haze")
-    make_haze_demo(root, samples_per_photo=1)
+    make_demo("haze", root, samples_per_photo=1)
     ds = PairedFolder(root + "/train/hazy", root + "/train/clear")
     val = PairedFolder(root + "/val/hazy", root + "/val/clear")
     assert len(ds) == 3 and len(val) == 1
     before = (tmp_path / "haze" / "val" / "hazy" / "chelsea_0.png").stat().st_mtime_ns
-    make_haze_demo(root, samples_per_photo=1)
+    make_demo("haze", root, samples_per_photo=1)
     assert (tmp_path / "haze" / "val" / "hazy" / "chelsea_0.png").stat().st_mtime_ns == before
 
 
@@ -123,3 +124,39 @@ def test_paired_folder_trans_follows_crop_and_augment(tmp_path):
     for _ in range(10):
         s = ds[0]
         assert torch.allclose(s["trans"][0], s["lq"][0], atol=1 / 255)
+
+
+def test_rain_synthesis_adds_oriented_streaks():
+    clean = np.full((96, 96, 3), 0.3, np.float32)
+    rainy, _, params = synthesize_rain(clean, np.random.default_rng(0))
+    streaks = rainy[..., 0] - 0.3
+    assert (rainy >= clean - 1e-6).all() and streaks.max() == pytest.approx(params["peak"], abs=0.02)
+    assert 0.001 < (streaks > 0.05).mean() < 0.5
+    # streaks are longer along their direction than across it: compare autocorrelation along both axes
+    s = streaks - streaks.mean()
+    along = (s[1:, :] * s[:-1, :]).mean() if abs(params["angle"]) < 45 else (s[:, 1:] * s[:, :-1]).mean()
+    across = (s[:, 1:] * s[:, :-1]).mean() if abs(params["angle"]) < 45 else (s[1:, :] * s[:-1, :]).mean()
+    assert along > across
+
+
+def test_lowlight_synthesis_is_gamma_darkening_plus_noise():
+    clean = np.random.default_rng(1).random((32, 32, 3)).astype(np.float32)
+    dark, _, params = synthesize_lowlight(clean, np.random.default_rng(2))
+    assert 2 <= params["gamma"] <= 4 and params["sigma"] <= 0.02
+    residual = dark - np.clip(clean ** params["gamma"], 0, 1)
+    assert abs(residual.std() - params["sigma"]) < 0.005 and abs(residual.mean()) < 0.002
+    assert dark.mean() < clean.mean()
+
+
+@pytest.mark.parametrize("task,reader", [("rain", "Rain"), ("lowlight", "LOL")])
+def test_demo_tasks_load_with_the_public_readers(tmp_path, task, reader):
+    from hdm.data import build_dataset
+    root = make_demo(task, str(tmp_path / task), samples_per_photo=1)
+    if task == "rain":
+        train = build_dataset({"type": "Rain", "root": f"{root}/train"})
+        val = build_dataset({"type": "Rain", "root": f"{root}/val"})
+    else:
+        train = build_dataset({"type": "LOL", "root": root})
+        val = build_dataset({"type": "LOL", "root": root, "split": "test"})
+    assert len(train) == 3 and len(val) == 1
+    assert val[0]["lq"].shape == val[0]["gt"].shape == (3, 300, 451)

@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from hdm.checkpoint import atomic_save, latest_checkpoint, load_checkpoint
-from hdm.data.demo import make_haze_demo
+from hdm.data.demo import make_demo
 
 
 def load_script(name):
@@ -24,7 +24,7 @@ train_script, test_script = load_script("train"), load_script("test")
 
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory):
-    return make_haze_demo(str(tmp_path_factory.mktemp("data") / "haze"), samples_per_photo=1)
+    return make_demo("haze", str(tmp_path_factory.mktemp("data") / "haze"), samples_per_photo=1)
 
 
 def tiny_config(tmp_path, demo_root, iterations=2):

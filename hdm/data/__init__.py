@@ -1,12 +1,21 @@
 """Datasets, built by name from an explicit table. Samples are dicts of RGB float tensors in [0, 1]."""
 import copy
 
+from .haze_numbered import NumberedHaze
+from .lol import LOL
 from .paired import PairedFolder
+from .rain import Rain, SideBySide
 from .reside import RESIDE
+from .unpaired import ImageFolder
 
 DATASETS = {
-    "PairedFolder": PairedFolder,
-    "RESIDE": RESIDE,
+    "PairedFolder": PairedFolder,   # any two folders whose images share names
+    "RESIDE": RESIDE,               # ITS / OTS / SOTS indoor and outdoor
+    "NumberedHaze": NumberedHaze,   # NH-HAZE, Dense-Haze
+    "Rain": Rain,                   # Rain100L/H, Rain200L/H
+    "SideBySide": SideBySide,       # DID-data (Rain1200)
+    "LOL": LOL,                     # LOL our485 / eval15
+    "ImageFolder": ImageFolder,     # unpaired: DICM, LIME, DarkFace, own photos
 }
 
 
@@ -19,4 +28,5 @@ def build_dataset(cfg):
     return DATASETS[name](**cfg)
 
 
-__all__ = ["DATASETS", "build_dataset", "PairedFolder", "RESIDE"]
+__all__ = ["DATASETS", "build_dataset", "PairedFolder", "RESIDE", "NumberedHaze", "Rain", "SideBySide", "LOL",
+           "ImageFolder"]

@@ -12,6 +12,13 @@ def is_image(name):
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def images_in(folder):
+    """Sorted paths of the image files directly in `folder` (a clear error if it is missing)."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: no such folder (expected a folder of images)")
+    return [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if is_image(n)]
+
+
 def read_image(path):
     """RGB float32 (H, W, 3) in [0, 1]; a clear error for unreadable files."""
     img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)

@@ -1,16 +1,16 @@
 """Paired image folders: degraded inputs and targets matched by file name."""
 import os
+import re
 
 from torch.utils.data import Dataset
 
-from .io import is_image, read_gray, read_image, to_tensor
+from .io import images_in, read_gray, read_image, to_tensor
 from .transforms import paired_augment, paired_random_crop
 
 
-def _images_by_stem(folder):
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{folder}: no such folder (expected a folder of images)")
-    return {os.path.splitext(n)[0]: os.path.join(folder, n) for n in sorted(os.listdir(folder)) if is_image(n)}
+def images_by_stem(folder):
+    """{file name without extension: path} of the images in a folder."""
+    return {os.path.splitext(os.path.basename(p))[0]: p for p in images_in(folder)}
 
 
 def load_sample(lq_path, gt_path, trans_path=None, crop=None, augment=False):
@@ -29,7 +29,41 @@ def load_sample(lq_path, gt_path, trans_path=None, crop=None, augment=False):
     return sample
 
 
-class PairedFolder(Dataset):
+class PairedDataset(Dataset):
+    """Base of the paired readers: `self.samples` holds (lq_path, gt_path, trans_path or None) tuples,
+    built by name by the subclass; loading, crop and augmentation are shared."""
+
+    samples = ()
+    crop, augment = None, False
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        return load_sample(*self.samples[index], crop=self.crop, augment=self.augment)
+
+
+def numbered(names, pattern):
+    """{number: path} for the files whose name matches `pattern` (a regex with one group of digits)."""
+    out = {}
+    for name, path in names.items():
+        m = re.fullmatch(pattern, name)
+        if m:
+            out[int(m.group(1))] = path
+    return out
+
+
+def check_pairs(root, lq, gt, layout):
+    """Pairs of two {key: path} dicts, sorted by key; one clear error naming the layout otherwise."""
+    missing_gt, missing_lq = sorted(set(lq) - set(gt)), sorted(set(gt) - set(lq))
+    if not lq or missing_gt or missing_lq:
+        raise ValueError(f"{root}: expected {layout}; found {len(lq)} inputs and {len(gt)} targets"
+                         f"{f', inputs without target: {missing_gt[:5]}' if missing_gt else ''}"
+                         f"{f', targets without input: {missing_lq[:5]}' if missing_lq else ''}")
+    return [(lq[k], gt[k], None) for k in sorted(lq)]
+
+
+class PairedFolder(PairedDataset):
     """`lq_dir/<name>.<ext>` paired with `gt_dir/<name>.<ext'>` (same stem; extensions may differ).
 
     Args:
@@ -43,8 +77,8 @@ class PairedFolder(Dataset):
 
     def __init__(self, lq_dir, gt_dir, trans_dir=None, crop=None, augment=False):
         self.crop, self.augment = crop, augment
-        lq, gt = _images_by_stem(lq_dir), _images_by_stem(gt_dir)
-        trans = _images_by_stem(trans_dir) if trans_dir else None
+        lq, gt = images_by_stem(lq_dir), images_by_stem(gt_dir)
+        trans = images_by_stem(trans_dir) if trans_dir else None
         unpaired = sorted(set(lq) ^ set(gt))
         if not lq or unpaired:
             raise ValueError(f"{lq_dir} and {gt_dir}: expected images with the same names in both; "
@@ -53,9 +87,3 @@ class PairedFolder(Dataset):
             raise ValueError(f"{trans_dir}: expected one transmission map per input of {lq_dir}; "
                              f"missing: {sorted(set(lq) - set(trans))[:5]}")
         self.samples = [(lq[k], gt[k], trans[k] if trans else None) for k in sorted(lq)]
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, index):
-        return load_sample(*self.samples[index], crop=self.crop, augment=self.augment)

@@ -11,20 +11,13 @@ the transmission map named by the part before the second '_'. Pairing is by name
 """
 import os
 
-from torch.utils.data import Dataset
-
-from .io import is_image
-from .paired import load_sample
+from .paired import PairedDataset, images_by_stem
 
 LAYOUT = ("expected <root>/hazy/<id>_<k>[_<beta>].<ext> with <root>/clear/<id>.<ext> or <root>/gt/<id>.<ext> "
           "(and <root>/trans/<id>_<k>.png for trans=true)")
 
 
-def _stems(folder):
-    return {os.path.splitext(n)[0]: os.path.join(folder, n) for n in sorted(os.listdir(folder)) if is_image(n)}
-
-
-class RESIDE(Dataset):
+class RESIDE(PairedDataset):
     """RESIDE ITS, OTS or SOTS (indoor/outdoor) folder.
 
     Args:
@@ -40,8 +33,8 @@ class RESIDE(Dataset):
         if not os.path.isdir(hazy_dir) or len(gt_dirs) != 1:
             found = sorted(os.listdir(root)) if os.path.isdir(root) else "no such folder"
             raise FileNotFoundError(f"{root}: {LAYOUT}; found {found}")
-        hazy, clear = _stems(hazy_dir), _stems(os.path.join(root, gt_dirs[0]))
-        maps = _stems(os.path.join(root, "trans")) if trans else {}
+        hazy, clear = images_by_stem(hazy_dir), images_by_stem(os.path.join(root, gt_dirs[0]))
+        maps = images_by_stem(os.path.join(root, "trans")) if trans else {}
         if trans and not os.path.isdir(os.path.join(root, "trans")):
             raise FileNotFoundError(f"{root}: trans=true but there is no trans/ folder; {LAYOUT}")
         self.samples, problems = [], []
@@ -56,9 +49,3 @@ class RESIDE(Dataset):
         if not self.samples or problems:
             raise ValueError(f"{root}: {len(problems)} of {len(hazy)} hazy images have no clear image"
                              f"{' or transmission map' if trans else ''} (e.g. {problems[:3]}); {LAYOUT}")
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, index):
-        return load_sample(*self.samples[index], crop=self.crop, augment=self.augment)

@@ -1,16 +1,39 @@
-"""Image-quality metrics as named presets (see README.md in this folder for each convention)."""
+"""Image-quality metrics as named presets (README.md in this folder gives each one's convention).
+
+A preset is f(out, gt, **options) -> {metric name: (B,) tensor}; inputs are RGB (B, 3, H, W) in [0, 1].
+"""
+import functools
+import inspect
+
+from .niqe import niqe
 from .psnr_ssim import ffa_rgb, psnr_rgb, ssim_rgb
+from .reference import basicsr, lol_rgb, matlab_y_double, matlab_y_uint8
 
 METRIC_PRESETS = {
-    "ffa_rgb": ffa_rgb,
+    "ffa_rgb": ffa_rgb,                  # FFA-Net / AECR-Net / HDM metrics.py (RGB float)
+    "matlab_y_uint8": matlab_y_uint8,    # Restormer / MPRNet evaluate_PSNR_SSIM.m
+    "matlab_y_double": matlab_y_double,  # PReNet / RCDNet (unrounded Y)
+    "basicsr": basicsr,                  # BasicSR calculate_psnr / calculate_ssim (options: y, crop_border)
+    "lol_rgb": lol_rgb,                  # LOL, uint8 RGB, + MSE in HSV (option: gt_mean)
+    "niqe": niqe,                        # no reference (option: convert = gray | y)
 }
+NO_REFERENCE = {"niqe"}
 
 
-def get_metric(preset):
-    """The metric function of a preset: f(out, gt) -> {name: (B,) tensor}."""
+def preset_options(preset):
+    """Names of the options a preset accepts."""
+    return [p for p in inspect.signature(METRIC_PRESETS[preset]).parameters if p not in ("out", "gt")]
+
+
+def get_metric(preset, **options):
+    """The metric function of a preset with its options bound: f(out, gt) -> {name: (B,) tensor}."""
     if preset not in METRIC_PRESETS:
         raise KeyError(f"unknown metric preset {preset!r}; valid: {', '.join(METRIC_PRESETS)}")
-    return METRIC_PRESETS[preset]
+    unknown = sorted(set(options) - set(preset_options(preset)))
+    if unknown:
+        raise ValueError(f"metric preset {preset} has no option {unknown}; valid: {preset_options(preset) or 'none'}")
+    return functools.partial(METRIC_PRESETS[preset], **options)
 
 
-__all__ = ["METRIC_PRESETS", "get_metric", "ffa_rgb", "psnr_rgb", "ssim_rgb"]
+__all__ = ["METRIC_PRESETS", "NO_REFERENCE", "get_metric", "preset_options", "ffa_rgb", "psnr_rgb", "ssim_rgb",
+           "matlab_y_uint8", "matlab_y_double", "basicsr", "lol_rgb", "niqe"]

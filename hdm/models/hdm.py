@@ -99,10 +99,6 @@ class HDM(nn.Module):
         self.output = nn.Sequential(conv(dim, dim, 5), conv(dim, dim, 5), conv(dim, 3, 5))
 
     @property
-    def needs_dcp_masks(self):
-        return "R" in self.stages and self.region == "dcp"
-
-    @property
     def extra_inputs(self):
         """Batch keys forward() needs besides lq: ('trans',) for depth-binned region masks."""
         return ("trans",) if "R" in self.stages and self.region == "depth" else ()
@@ -114,9 +110,21 @@ class HDM(nn.Module):
             return self.dcn_block
         return self.drconv if self.region == "learned" else self.drconv_phy
 
-    def region_masks(self, lq):
-        """DCP region masks (B, N, H/4, W/4) of an RGB batch in [0, 1] whose sides are multiples of 4."""
-        return dcp_region_masks(lq, num_regions=self.num_regions, **self.dcp_options)
+    def region_masks(self, lq, trans=None):
+        """Region masks (B, N, H/4, W/4) of an RGB batch in [0, 1] whose sides are multiples of 4: from
+        the dark channel prior (region='dcp') or N equal bins of `trans` (B, 1, H, W) (region='depth');
+        None when the masks are learned or there is no R level. Computed in float32 or wider, also
+        under autocast (bins must not move with precision)."""
+        if "R" not in self.stages or self.region == "learned":
+            return None
+        with torch.autocast(device_type=lq.device.type, enabled=False):
+            if self.region == "dcp":
+                x = lq if lq.dtype in (torch.float32, torch.float64) else lq.float()
+                return dcp_region_masks(x, num_regions=self.num_regions, **self.dcp_options)
+            if trans is None or trans.shape != (lq.shape[0], 1, *lq.shape[-2:]):
+                raise ValueError(f"region='depth' needs trans of shape {(lq.shape[0], 1, *lq.shape[-2:])}, "
+                                 f"got {None if trans is None else tuple(trans.shape)}")
+            return bin_masks(downscale(trans.float(), 4, mode="area"), self.num_regions)
 
     def _merge(self, level, skip, x):
         """Encoder features `skip` joined to decoder features x at mix level 1 (1/4) or 2 (1/2)."""
@@ -135,14 +143,10 @@ class HDM(nn.Module):
         h, w = lq.shape[-2:]
         pad_h, pad_w = (-h) % 4, (-w) % 4
         x = F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq
-        if mask is None and self.needs_dcp_masks:
-            mask = self.region_masks(x)
-        elif mask is None and self.extra_inputs:
-            if trans is None or trans.shape != (lq.shape[0], 1, h, w):
-                raise ValueError(f"region='depth' needs trans of shape {(lq.shape[0], 1, h, w)}, "
-                                 f"got {None if trans is None else tuple(trans.shape)}")
-            t = F.pad(trans, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else trans
-            mask = bin_masks(downscale(t.to(x.dtype), 4, mode="area"), self.num_regions)
+        if mask is None:
+            if trans is not None and (pad_h or pad_w):
+                trans = F.pad(trans, (0, pad_w, 0, pad_h), mode="replicate")
+            mask = self.region_masks(x, trans)
 
         x = (x - self.input_mean) / self.input_std
         x = self.conv0(x)

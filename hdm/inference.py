@@ -1,0 +1,63 @@
+"""Inference on images of any size: whole, or in overlapping tiles for large images.
+
+Tiled inference keeps HDM's region masks global: the DCP masks depend on the whole image (their bins
+are min-max normalised over it), so they are computed once on the whole (padded) image and each tile
+receives its slice. Tiles start on a grid of multiples of 4 (the masks' resolution) and overlapping
+outputs are blended with linear ramps.
+"""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+
+def autocast(device, enabled):
+    """bf16 autocast on CPU, fp16 on CUDA; a no-op context when not enabled."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
+
+
+def _starts(size, tile, step):
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, step))
+    return starts + [size - tile]
+
+
+def _ramp(n, overlap, dtype, device):
+    """1 in the middle, rising linearly over `overlap` pixels at both ends (never exactly 0)."""
+    w = torch.ones(n, dtype=dtype, device=device)
+    if overlap > 0 and n > 2 * overlap:
+        ramp = (torch.arange(overlap, dtype=dtype, device=device) + 1) / (overlap + 1)
+        w[:overlap], w[-overlap:] = ramp, ramp.flip(0)
+    return w
+
+
+@torch.no_grad()
+def restore(model, lq, tile=None, overlap=32, **extras):
+    """Run `model` on lq (B, 3, H, W) in [0, 1]; tile: None (whole image) or the tile side in pixels."""
+    if tile is None:
+        return model(lq, **extras).clamp(0, 1)
+    if tile % 4 or overlap % 4 or not 0 <= overlap < tile:
+        raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of 4 with 0 <= overlap < tile")
+    b, _, h, w = lq.shape
+    pad_h, pad_w = (-h) % 4, (-w) % 4
+    x = F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq
+    extras = {k: F.pad(v, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else v for k, v in extras.items()}
+    hp, wp = x.shape[-2:]
+    mask = model.region_masks(x, **extras) if hasattr(model, "region_masks") else None
+    out = torch.zeros(b, 3, hp, wp, dtype=torch.float32, device=lq.device)
+    weight = torch.zeros(1, 1, hp, wp, dtype=torch.float32, device=lq.device)
+    th, tw = min(tile, hp), min(tile, wp)
+    for top in _starts(hp, th, th - overlap):
+        for left in _starts(wp, tw, tw - overlap):
+            window = (slice(None), slice(None), slice(top, top + th), slice(left, left + tw))
+            kwargs = {k: v[window] for k, v in extras.items()}
+            if mask is not None:
+                kwargs["mask"] = mask[:, :, top // 4:(top + th) // 4, left // 4:(left + tw) // 4]
+            piece = model(x[window], **kwargs).float().clamp(0, 1)
+            wgt = _ramp(th, overlap, torch.float32, lq.device).view(-1, 1) * _ramp(tw, overlap, torch.float32, lq.device)
+            out[window] += piece * wgt
+            weight[window] += wgt
+    return (out / weight)[..., :h, :w]

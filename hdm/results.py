@@ -1,0 +1,73 @@
+"""Result files of an evaluation: per-image CSV, Markdown summary, provenance, comparison grid.
+
+Every result folder records the metric preset, its options and the library versions (meta.json), so
+numbers can be compared only where they were computed the same way.
+"""
+import csv
+import datetime
+import json
+import os
+import platform
+
+import cv2
+import numpy as np
+import torch
+
+import hdm
+
+
+def provenance(preset, options):
+    """The metric preset, its options, and the versions of everything that computes numbers."""
+    import scipy
+    import skimage
+
+    return {"preset": preset, "options": dict(options), "hdm": hdm.__version__, "torch": torch.__version__,
+            "numpy": np.__version__, "opencv": cv2.__version__, "scipy": scipy.__version__,
+            "scikit-image": skimage.__version__, "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _atomic_text(path, text):
+    with open(path + ".tmp", "w", newline="") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def summary_table(rows, label):
+    """Markdown: a column per metric (means); a line for the degraded input when rows have input_*
+    columns, then one for `label`."""
+    metrics = [k for k in rows[0] if k != "name" and not k.startswith("input_")]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "name"}
+    fmt = lambda k, v: f"{v:.2f}" if k == "psnr" else f"{v:.4f}"  # noqa: E731
+    lines = ["| method | " + " | ".join(metrics) + " | images |", "|---" * (len(metrics) + 2) + "|"]
+    if all(f"input_{k}" in mean for k in metrics):
+        lines.append("| input (degraded) | " + " | ".join(fmt(k, mean[f"input_{k}"]) for k in metrics) + f" | {len(rows)} |")
+    lines.append(f"| {label} | " + " | ".join(fmt(k, mean[k]) for k in metrics) + f" | {len(rows)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out_dir, rows, label, meta):
+    """per_image.csv, summary.md (table + preset line) and meta.json in out_dir; returns the summary text."""
+    os.makedirs(out_dir, exist_ok=True)
+    text = summary_table(rows, label)
+    options = ", ".join(f"{k}={v}" for k, v in meta["options"].items()) or "default options"
+    text += f"\nmetric preset `{meta['preset']}` ({options}); torch {meta['torch']}, hdm {meta['hdm']}\n"
+    with open(os.path.join(out_dir, "per_image.csv.tmp"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(os.path.join(out_dir, "per_image.csv.tmp"), os.path.join(out_dir, "per_image.csv"))
+    _atomic_text(os.path.join(out_dir, "summary.md"), text)
+    _atomic_text(os.path.join(out_dir, "meta.json"), json.dumps(meta, indent=1) + "\n")
+    return text
+
+
+def comparison_grid(triplets, height=256):
+    """One row per (input, output[, target]) of (H, W, 3) arrays in [0, 1], each resized to `height`."""
+    rows = []
+    for images in triplets:
+        scaled = [cv2.resize(np.asarray(im, np.float32), (max(1, round(im.shape[1] * height / im.shape[0])), height),
+                             interpolation=cv2.INTER_AREA) for im in images]
+        rows.append(np.concatenate(scaled, axis=1))
+    width = max(r.shape[1] for r in rows)
+    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows])

@@ -1,0 +1,123 @@
+"""Every dataset layout as a tiny fake tree: pairing by name, counts, splits, and clear errors."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from hdm.data import LOL, ImageFolder, NumberedHaze, Rain, SideBySide, build_dataset
+from hdm.data.io import write_image
+
+RNG = np.random.default_rng(0)
+
+
+def img(path, value=None, size=(12, 16)):
+    """Write an image whose first pixel encodes `value` (so tests can check who paired with whom)."""
+    a = RNG.random((*size, 3)) * 0.5
+    if value is not None:
+        a[0, 0] = value / 255.0
+    write_image(path, a)
+
+
+def first_value(t):
+    return round(float(t[0, 0, 0]) * 255)
+
+
+def assert_paired(ds):
+    for i in range(len(ds)):
+        s = ds[i]
+        assert first_value(s["lq"]) == first_value(s["gt"]), (s["lq_path"], s["gt_path"])
+
+
+@pytest.mark.parametrize("layout", ["one_folder", "two_folders", "two_folders_plain_names"])
+def test_numbered_haze_layouts_and_split(tmp_path, layout):
+    for n in range(1, 56):
+        if layout == "one_folder":
+            img(tmp_path / f"{n:02d}_hazy.png", n), img(tmp_path / f"{n:02d}_GT.png", n)
+        elif layout == "two_folders":
+            img(tmp_path / "hazy" / f"{n:02d}_hazy.png", n), img(tmp_path / "GT" / f"{n:02d}_GT.png", n)
+        else:
+            img(tmp_path / "hazy" / f"{n:02d}.png", n), img(tmp_path / "gt" / f"{n:02d}.png", n)
+    train, test = NumberedHaze(str(tmp_path)), NumberedHaze(str(tmp_path), split="test")
+    assert len(train) == 50 and len(test) == 5
+    assert os.path.basename(test[0]["lq_path"]).startswith("51")
+    assert_paired(test)
+    assert len(NumberedHaze(str(tmp_path), split="train", train_range=[1, 45])) == 45
+
+
+def test_numbered_haze_errors(tmp_path):
+    img(tmp_path / "01_hazy.png", 1)
+    with pytest.raises(ValueError, match="inputs without target: \\[1\\]"):
+        NumberedHaze(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="expected"):
+        NumberedHaze(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="split"):
+        NumberedHaze(str(tmp_path), split="val")
+
+
+@pytest.mark.parametrize("layout", ["jorder", "one_folder", "rainy", "rainy_norain_dir"])
+def test_rain_layouts_pair_by_number(tmp_path, layout):
+    for n in (1, 2, 10, 100):
+        if layout == "jorder":
+            img(tmp_path / "rain" / "X2" / f"norain-{n}x2.png", n), img(tmp_path / "norain" / f"norain-{n}.png", n)
+        elif layout == "one_folder":
+            img(tmp_path / f"rain-{n}.png", n), img(tmp_path / f"norain-{n}.png", n)
+        elif layout == "rainy":
+            img(tmp_path / "rainy" / f"rain-{n:03d}.png", n), img(tmp_path / f"norain-{n:03d}.png", n)
+        else:
+            img(tmp_path / "rainy" / f"rain-{n}.png", n), img(tmp_path / "norain" / f"norain-{n}.png", n)
+    ds = Rain(str(tmp_path), crop=8, augment=True)
+    assert len(ds) == 4
+    # sorted by number, not by name ("10" < "2" as text)
+    assert [os.path.basename(p[1]) for p in ds.samples][1].startswith(("norain-2", "norain-002"))
+    assert_paired(Rain(str(tmp_path)))
+
+
+def test_rain_missing_pair_is_named(tmp_path):
+    img(tmp_path / "rain-1.png", 1), img(tmp_path / "norain-1.png", 1), img(tmp_path / "rain-2.png", 2)
+    with pytest.raises(ValueError, match="inputs without target: \\[2\\]"):
+        Rain(str(tmp_path))
+
+
+def test_side_by_side_left_is_rainy(tmp_path):
+    a = np.zeros((8, 20, 3), np.float32)
+    a[:, :10] = 0.2
+    a[:, 10:] = 0.8
+    write_image(tmp_path / "1.jpg", a)
+    s = SideBySide(str(tmp_path))[0]
+    assert s["lq"].shape == s["gt"].shape == (3, 8, 10)
+    assert abs(s["lq"].mean().item() - 0.2) < 0.02 and abs(s["gt"].mean().item() - 0.8) < 0.02
+    flipped = SideBySide(str(tmp_path), lq_side="right")[0]
+    assert torch.equal(flipped["lq"], s["gt"])
+    write_image(tmp_path / "odd.png", np.zeros((8, 21, 3)))
+    with pytest.raises(ValueError, match="odd"):
+        SideBySide(str(tmp_path))[1]
+
+
+def test_lol_splits_and_direct_folder(tmp_path):
+    for split, count in (("our485", 4), ("eval15", 2)):
+        for n in range(count):
+            img(tmp_path / split / "low" / f"{n + 1}.png", n), img(tmp_path / split / "high" / f"{n + 1}.png", n)
+    assert len(LOL(str(tmp_path))) == 4 and len(LOL(str(tmp_path), split="test")) == 2
+    assert len(LOL(str(tmp_path / "eval15"))) == 2
+    assert_paired(LOL(str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="our485"):
+        LOL(str(tmp_path / "eval15" / "low"))
+
+
+def test_image_folder_is_unpaired(tmp_path):
+    img(tmp_path / "b.jpg"), img(tmp_path / "a.png")
+    (tmp_path / "notes.txt").write_text("x")
+    ds = ImageFolder(str(tmp_path))
+    assert [os.path.basename(p) for p in ds.files] == ["a.png", "b.jpg"]
+    assert set(ds[0]) == {"lq", "lq_path"}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="found none"):
+        ImageFolder(str(tmp_path / "empty"))
+
+
+def test_every_dataset_type_is_in_the_table():
+    assert {"PairedFolder", "RESIDE", "NumberedHaze", "Rain", "SideBySide", "LOL", "ImageFolder"} <= set(
+        __import__("hdm.data", fromlist=["DATASETS"]).DATASETS)
+    with pytest.raises(KeyError, match="valid"):
+        build_dataset({"type": "Rain100"})

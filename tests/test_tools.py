@@ -1,0 +1,118 @@
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from hdm.checkpoint import atomic_save
+from hdm.data.io import read_image, write_image
+from hdm.inference import restore
+from hdm.metrics import psnr_rgb
+from hdm.models import HDM
+from hdm.predict import main as predict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(rel):
+    spec = importlib.util.spec_from_file_location(rel.replace("/", "_"), os.path.join(ROOT, rel + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def small_model(tmp_path):
+    """A small HDM saved as a checkpoint, with its config."""
+    torch.manual_seed(0)
+    model_cfg = {"type": "HDM", "dim": 8, "groups": 1, "blocks_per_group": 1}
+    model = HDM(**{k: v for k, v in model_cfg.items() if k != "type"})
+    atomic_save({"model": model.state_dict()}, tmp_path / "w.pth")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": model_cfg}))
+    return model.eval(), str(tmp_path / "c.yaml"), str(tmp_path / "w.pth")
+
+
+def test_tiled_inference_matches_whole_image(small_model):
+    model, _, _ = small_model
+    x = torch.rand(1, 3, 70, 90)
+    whole = restore(model, x)
+    one_tile = restore(model, x, tile=96, overlap=8)
+    assert torch.allclose(one_tile, whole, atol=1e-6)  # one tile covering everything: same masks, same output
+    tiled = restore(model, x, tile=48, overlap=16)
+    assert tiled.shape == whole.shape
+    assert psnr_rgb(tiled, whole).item() > 30  # only the receptive field at tile seams differs
+    with pytest.raises(ValueError, match="multiples of 4"):
+        restore(model, x, tile=50)
+
+
+def test_predict_folder_skips_bad_files_and_writes_whole_outputs(tmp_path, small_model, capsys):
+    _, cfg, weights = small_model
+    src = tmp_path / "in"
+    write_image(src / "a.png", np.random.default_rng(0).random((33, 41, 3)))
+    write_image(src / "b.jpg", np.random.default_rng(1).random((20, 24, 3)))
+    (src / "broken.png").write_bytes(b"not a png")
+    code = predict(["-c", cfg, "--weights", weights, str(src), str(tmp_path / "out"), "--tile", "16", "--overlap", "4"])
+    assert code == 1
+    assert "broken.png" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png"]
+    assert read_image(str(tmp_path / "out" / "a.png")).shape == (33, 41, 3)
+
+
+def test_predict_cascade_applies_models_in_order(tmp_path, small_model):
+    model, cfg, weights = small_model
+    write_image(tmp_path / "x.png", np.random.default_rng(0).random((24, 28, 3)))
+    code = predict([str(tmp_path / "x.png"), str(tmp_path / "out"), "--models", f"{cfg}:{weights}", f"{cfg}:{weights}"])
+    assert code == 0
+    x = torch.from_numpy(read_image(str(tmp_path / "x.png"))).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        twice = model(model(x).clamp(0, 1)).clamp(0, 1)
+    got = torch.from_numpy(read_image(str(tmp_path / "out" / "x.png"))).permute(2, 0, 1)[None]
+    assert (got - twice).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_evaluate_script_pairs_by_prefix_and_records_provenance(tmp_path):
+    rng = np.random.default_rng(0)
+    gt = rng.random((32, 32, 3))
+    write_image(tmp_path / "gt" / "1400.png", gt)
+    write_image(tmp_path / "pred" / "1400_1.png", gt)
+    write_image(tmp_path / "pred" / "1400_2.png", np.clip(gt + 0.1, 0, 1))
+    evaluate = load_script("scripts/evaluate")
+    mean = evaluate.main([str(tmp_path / "pred"), str(tmp_path / "gt"), "--pairing", "prefix", "--preset", "basicsr",
+                          "--option", "y=true", "--out", str(tmp_path / "ev")])
+    assert 20 < mean["psnr"] < 100
+    meta = yaml.safe_load((tmp_path / "ev" / "meta.json").read_text())
+    assert meta["preset"] == "basicsr" and meta["options"] == {"y": True} and "torch" in meta
+    with pytest.raises(SystemExit, match="no target"):
+        evaluate.main([str(tmp_path / "pred"), str(tmp_path / "gt")])
+
+
+def test_check_dataset_reports_counts_and_problems(tmp_path, capsys):
+    check = load_script("scripts/check_dataset")
+    for n in (1, 2):
+        write_image(tmp_path / f"rain-{n}.png", np.zeros((8, 8, 3)))
+        write_image(tmp_path / f"norain-{n}.png", np.zeros((8, 8 if n == 1 else 9, 3)))
+    assert check.main([str(tmp_path), "--type", "Rain"]) == 1
+    out = capsys.readouterr().out
+    assert "2 samples, 1 problem(s)" in out and "differs from its target" in out
+    assert check.main([str(tmp_path / "nothing"), "--type", "LOL"]) == 1
+
+
+def test_test_script_scores_unpaired_folders_with_niqe(tmp_path, small_model, capsys):
+    _, cfg, weights = small_model
+    write_image(tmp_path / "dicm" / "p.png", np.random.default_rng(0).random((100, 100, 3)))
+    test_script = load_script("test")
+    args = ["-c", cfg, "--weights", weights, "data.val.type=ImageFolder", f"data.val.root={tmp_path / 'dicm'}",
+            "--preset", "niqe", "--out", str(tmp_path / "res")]
+    mean = test_script.main(args)
+    assert set(mean) == {"niqe", "input_niqe"}
+    assert (tmp_path / "res" / "comparison.png").exists()
+    with pytest.raises(SystemExit):
+        test_script.main(args[:-4] + ["--out", str(tmp_path / "res2")])  # a full-reference preset without targets
+
+
+def test_demo_configs_for_every_task_load():
+    from hdm.config import load_config
+    for task, preset in (("hdm_demo", "ffa_rgb"), ("hdm_demo_rain", "matlab_y_uint8"), ("hdm_demo_lowlight", "lol_rgb")):
+        assert load_config(os.path.join(ROOT, "configs", "demo", task + ".yaml"))["eval"]["preset"] == preset
