@@ -51,7 +51,8 @@ def test_psnr_formula_clamps_and_handles_identity():
 
 
 def test_preset_table():
-    assert get_metric("ffa_rgb") is ffa_rgb
+    out, gt = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    assert torch.equal(get_metric("ffa_rgb")(out, gt)["psnr"], ffa_rgb(out, gt)["psnr"])
     with pytest.raises(KeyError, match="ffa_rgb"):
         get_metric("matlab")
     with pytest.raises(ValueError, match="shape"):
