@@ -1,6 +1,7 @@
-"""Convert the HDM authors' released checkpoint (e.g. hdm_haze_sots.pk) for test.py.
+"""Convert an authors' released checkpoint (HDM's hdm_haze_sots.pk, or AECR-Net's) for test.py.
 
     python scripts/convert_official.py trained_models/hdm_haze_sots.pk checkpoints/hdm_sots_release.pth
+    python scripts/convert_official.py --model aecrnet its_train_AECR.pk checkpoints/aecrnet_release.pth
 """
 import argparse
 import os
@@ -8,19 +9,19 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hdm.models.convert import convert_official_checkpoint  # noqa: E402
+from hdm.models.convert import RELEASES, convert_official_checkpoint  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="released checkpoint ({'model': state_dict} with 'module.' keys)")
     parser.add_argument("dst", help="output checkpoint path (.pth)")
+    parser.add_argument("--model", default="hdm", choices=list(RELEASES), help="which release the file is")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.src):
         sys.exit(f"{args.src}: no such file")
-    dropped = convert_official_checkpoint(args.src, args.dst)
-    print(f"wrote {args.dst}; dropped {len(dropped)} unused released entries "
-          f"(drconv.*, mix3.w, mix4.w)")
+    dropped = convert_official_checkpoint(args.src, args.dst, args.model)
+    print(f"wrote {args.dst}; dropped {len(dropped)} unused released entries {RELEASES[args.model]['unused']}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from hdm.models import HDM, RegionConv, build_model, count_parameters
 from hdm.models.blocks import straight_through_onehot
-from hdm.models.convert import convert_hdm_state_dict, convert_official_checkpoint
+from hdm.models.convert import convert_official_checkpoint, convert_state_dict
 from hdm.ops.dcp import dcp_region_masks
 
 from .test_ops_deform_conv import naive_dcn
@@ -211,12 +211,12 @@ def test_converter_fails_loudly_on_foreign_keys():
     released = random_release_state()
     released["module.extra.weight"] = torch.zeros(1)
     with pytest.raises(ValueError, match="unexpected"):
-        convert_hdm_state_dict(released)
+        convert_state_dict(released, "hdm")
     released = random_release_state()
     del released["module.mix1.w"]
     with pytest.raises(ValueError, match="missing"):
-        convert_hdm_state_dict(released)
+        convert_state_dict(released, "hdm")
     released = random_release_state()
     released["module.conv0.0.bias"] = torch.zeros(3)
     with pytest.raises(ValueError, match="wrong shapes"):
-        convert_hdm_state_dict(released)
+        convert_state_dict(released, "hdm")

@@ -3,11 +3,14 @@ import copy
 
 import torch.nn as nn
 
+from .perceptual import ContrastiveLoss, PerceptualLoss
 from .pixel import L1Loss, MSELoss
 
 LOSSES = {
     "L1": L1Loss,
     "MSE": MSELoss,
+    "Perceptual": PerceptualLoss,      # VGG16/19 features, L1 or MSE (Johnson et al. 2016)
+    "Contrastive": ContrastiveLoss,    # AECR-Net's CR (Wu et al. 2021, eq. 4)
 }
 
 
@@ -24,7 +27,10 @@ class WeightedLosses(nn.Module):
             if name not in LOSSES:
                 raise KeyError(f"unknown loss type {name!r}; valid: {', '.join(LOSSES)}")
             self.weights.append(float(spec.pop("weight", 1.0)))
-            self.losses.append(LOSSES[name](**spec))
+            try:
+                self.losses.append(LOSSES[name](**spec))
+            except (OSError, ValueError) as err:
+                raise type(err)(f"losses.{len(self.names)} ({name}): {err}") from err
             self.names.append(name if name not in self.names else f"{name}_{len(self.names)}")
 
     def forward(self, out, gt, lq=None):
@@ -32,4 +38,4 @@ class WeightedLosses(nn.Module):
         return sum(terms.values()), terms
 
 
-__all__ = ["LOSSES", "WeightedLosses", "L1Loss", "MSELoss"]
+__all__ = ["LOSSES", "WeightedLosses", "L1Loss", "MSELoss", "PerceptualLoss", "ContrastiveLoss"]

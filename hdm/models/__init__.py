@@ -1,11 +1,13 @@
 """Models, built by name from an explicit table."""
 import copy
 
+from .aecrnet import AECRNet
 from .blocks import CALayer, DCNBlock, FABlock, FAGroup, Mix, PALayer, RegionConv
 from .hdm import HDM
 
 MODELS = {
-    "HDM": HDM,
+    "HDM": HDM,          # Liang et al., ACM MM 2022
+    "AECRNet": AECRNet,  # Wu et al., CVPR 2021
 }
 
 
@@ -22,5 +24,5 @@ def count_parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "build_model", "count_parameters", "HDM", "CALayer", "PALayer", "FABlock", "FAGroup",
+__all__ = ["MODELS", "build_model", "count_parameters", "HDM", "AECRNet", "CALayer", "PALayer", "FABlock", "FAGroup",
            "Mix", "DCNBlock", "RegionConv"]

@@ -1,0 +1,71 @@
+"""AECR-Net: Contrastive Learning for Compact Single Image Dehazing (Wu et al., CVPR 2021).
+
+The released network (class `Dehaze(3, 3)`), with the release's module names:
+
+    deconv (FastDeconv 3->3) -> down1 (reflect-pad 3, 7x7 3->64) -> down2 (s2 ->128) -> down3 (s2 ->256)
+    one FA block applied `block_repeats` (6) times with shared weights
+    DFE: one DCN 256->256 applied twice with shared weights
+    mix1(down3) -> up1 (ConvT s2 ->128) -> mix2(down2) -> up2 (ConvT s2 ->64) -> up3 (reflect-pad 3, 7x7 ->3, tanh)
+
+Ablations of the paper's Table 2 are constructor arguments: `skip` ('mix' adaptive mixup, 'add' the
+plain skip connection SC, 'none'), `dfe` (the deformable convs on/off) and `block_repeats`.
+"""
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .blocks import DCNBlock, FABlock, Mix
+from .fast_deconv import FastDeconv
+
+SKIPS = ("mix", "add", "none")
+
+
+class AECRNet(nn.Module):
+    """AECR-Net as released (2,614,229 parameters at the defaults); input RGB in [0, 1], any size."""
+
+    def __init__(self, ngf=64, block_repeats=6, dfe=True, skip="mix", dcn_backend="auto"):
+        super().__init__()
+        if skip not in SKIPS:
+            raise ValueError(f"skip {skip!r} is not one of {', '.join(SKIPS)}")
+        if block_repeats < 0:
+            raise ValueError(f"block_repeats must be >= 0, got {block_repeats}")
+        self.block_repeats, self.dfe, self.skip = block_repeats, dfe, skip
+        self.deconv = FastDeconv(3, 3, kernel_size=3, stride=1, padding=1)
+        self.down1 = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), nn.ReLU(inplace=True))
+        self.down2 = nn.Sequential(nn.Conv2d(ngf, ngf * 2, 3, stride=2, padding=1), nn.ReLU(inplace=True))
+        self.down3 = nn.Sequential(nn.Conv2d(ngf * 2, ngf * 4, 3, stride=2, padding=1), nn.ReLU(inplace=True))
+        self.block = FABlock(ngf * 4)
+        if dfe:
+            self.dcn_block = DCNBlock(ngf * 4, ngf * 4, backend=dcn_backend)
+        if skip == "mix":
+            self.mix1 = Mix(-1.0)
+            self.mix2 = Mix(-0.6)
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(ngf * 4, ngf * 2, 3, stride=2, padding=1, output_padding=1),
+                                 nn.ReLU(inplace=True))
+        self.up2 = nn.Sequential(nn.ConvTranspose2d(ngf * 2, ngf, 3, stride=2, padding=1, output_padding=1),
+                                 nn.ReLU(inplace=True))
+        self.up3 = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh())
+
+    def _merge(self, level, skip, x):
+        if self.skip == "mix":
+            return (self.mix1 if level == 1 else self.mix2)(skip, x)
+        return skip + x if self.skip == "add" else x
+
+    def forward(self, lq):
+        """lq: RGB (B, 3, H, W) in [0, 1] -> restored (B, 3, H, W) (tanh range)."""
+        if lq.dim() != 4 or lq.shape[1] != 3:
+            raise ValueError(f"AECRNet expects an RGB batch (B, 3, H, W), got shape {tuple(lq.shape)}")
+        h, w = lq.shape[-2:]
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        x = F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq
+        x = self.deconv(x)
+        d1 = self.down1(x)
+        d2 = self.down2(d1)
+        d3 = self.down3(d2)
+        x = d3
+        for _ in range(self.block_repeats):
+            x = self.block(x)
+        if self.dfe:
+            x = self.dcn_block(self.dcn_block(x))
+        x = self.up1(self._merge(1, d3, x))
+        x = self.up2(self._merge(2, d2, x))
+        return self.up3(x)[..., :h, :w]
