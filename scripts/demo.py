@@ -25,20 +25,17 @@ from hdm.engine import evaluate, fit, resolve_device, run_dir_of, summarize  # n
 from hdm.metrics import get_metric  # noqa: E402
 from hdm.models import build_model, count_parameters  # noqa: E402
 
-CONFIGS = {
-    "haze": "configs/demo/hdm_demo.yaml",
-    "rain": "configs/demo/hdm_demo_rain.yaml",
-    "lowlight": "configs/demo/hdm_demo_lowlight.yaml",
+CONFIGS = {  # task: the models it trains and compares, as configs
+    "haze": ["configs/demo/hdm_demo.yaml", "configs/demo/aecrnet_demo.yaml"],
+    "rain": ["configs/demo/hdm_demo_rain.yaml"],
+    "lowlight": ["configs/demo/hdm_demo_lowlight.yaml"],
 }
 INPUT_NAMES = {"haze": "hazy input", "rain": "rainy input", "lowlight": "low-light input"}
 
 
-def run_task(task, overrides):
-    cfg = load_config(CONFIGS[task], overrides)
-    t0 = time.time()
-    make_demo(task, os.path.join("datasets", "demo", task))
-    t_data = time.time() - t0
-
+def train_and_test(path, overrides):
+    """Train one demo config (unless finished) and test it; returns (cfg, model, mean metrics, times)."""
+    cfg = load_config(path, overrides)
     final = os.path.join(run_dir_of(cfg), "checkpoints", f"iter_{cfg['train']['iterations']}.pth")
     t0 = time.time()
     if os.path.isfile(final):
@@ -46,31 +43,37 @@ def run_task(task, overrides):
     else:
         fit(cfg, resume="auto")
     t_train = time.time() - t0
-
     device = resolve_device(cfg["device"])
     model = build_model(cfg["model"])
     model.load_state_dict(load_checkpoint(final)["model"])
     model.to(device)
-    out_dir = os.path.join(run_dir_of(cfg), "test")
-    preset = cfg["eval"]["preset"]
     t0 = time.time()
     with torch.inference_mode():
-        rows = evaluate(model, build_dataset(cfg["data"]["val"]), get_metric(preset, **cfg["eval"]["options"]), device,
-                        save_dir=os.path.join(out_dir, "images"))
-    t_test = time.time() - t0
-    mean = summarize(rows)
+        rows = evaluate(model, build_dataset(cfg["data"]["val"]), get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]),
+                        device, save_dir=os.path.join(run_dir_of(cfg), "test", "images"))
+    return cfg, model, rows, t_train, time.time() - t0
 
+
+def run_task(task, overrides):
+    t0 = time.time()
+    make_demo(task, os.path.join("datasets", "demo", task))
+    t_data = time.time() - t0
+    results = [train_and_test(path, overrides) for path in CONFIGS[task]]
+    cfg, _, rows, _, _ = results[0]
+    mean = summarize(rows)
     print(f"\nDemo ({task}): {', '.join(r['name'] for r in rows)} (unseen photo, synthetic degradation); "
-          f"metric preset {preset}")
-    print("| method | params | PSNR (dB) | SSIM |")
-    print("|---|---|---|---|")
-    print(f"| {INPUT_NAMES[task]} | - | {mean['input_psnr']:.2f} | {mean['input_ssim']:.4f} |")
-    print(f"| HDM (dim {cfg['model'].get('dim', 64)}, {cfg['train']['iterations']} iterations) | "
-          f"{count_parameters(model):,} | {mean['psnr']:.2f} | {mean['ssim']:.4f} |")
-    print(f"\nHDM gain over the input: {mean['psnr'] - mean['input_psnr']:+.2f} dB")
-    print(f"wall time: data {t_data:.1f} s, training {t_train:.1f} s, test {t_test:.1f} s; "
-          f"restored images in {os.path.join(out_dir, 'images')}")
-    return mean
+          f"metric preset {cfg['eval']['preset']}")
+    print("| method | params | PSNR (dB) | SSIM | training time |")
+    print("|---|---|---|---|---|")
+    print(f"| {INPUT_NAMES[task]} | - | {mean['input_psnr']:.2f} | {mean['input_ssim']:.4f} | - |")
+    for cfg, model, rows, t_train, _ in results:
+        m = summarize(rows)
+        size = ", ".join(f"{k} {cfg['model'][k]}" for k in ("dim", "ngf") if k in cfg["model"])
+        print(f"| {cfg['model']['type']} ({size}, {cfg['train']['iterations']} iterations) | "
+              f"{count_parameters(model):,} | {m['psnr']:.2f} | {m['ssim']:.4f} | {t_train:.0f} s |")
+    print(f"\n{results[0][0]['model']['type']} gain over the input: {mean['psnr'] - mean['input_psnr']:+.2f} dB; "
+          f"data synthesis {t_data:.1f} s; restored images in runs/<name>/test/images")
+    return {cfg["name"]: summarize(rows) for cfg, _, rows, _, _ in results}
 
 
 def main(argv=None):

@@ -106,7 +106,7 @@ def test_model_report_sums_to_total():
 
 def test_sweep_writes_a_table5_table_and_skips_finished_runs(tmp_path, monkeypatch):
     demo = make_demo("haze", str(tmp_path / "haze"), samples_per_photo=1)
-    shared = {"model": {"dim": 8, "groups": 1, "blocks_per_group": 1},
+    shared = {"model": {"dim": 8, "groups": 1, "blocks_per_group": 1}, "losses": [{"type": "L1"}],
               "data": {"train": {"type": "PairedFolder", "lq_dir": f"{demo}/train/hazy", "gt_dir": f"{demo}/train/clear",
                                  "crop": 32, "augment": True},
                        "val": {"type": "PairedFolder", "lq_dir": f"{demo}/val/hazy", "gt_dir": f"{demo}/val/clear"}},
@@ -136,3 +136,38 @@ def test_sweep_grid_labels(tmp_path):
     got = sweep.variants_from_args(args)
     assert [g[0] for g in got] == ["num_regions=1, lr=1e-3", "num_regions=3, lr=1e-3"]
     assert got[1][2] == ["x=1", "model.num_regions=3", "optim.lr=1e-3"]
+
+
+AECR = os.path.join(ABL, "aecrnet")
+
+
+def test_aecrnet_table2_rows():
+    rows = {os.path.splitext(os.path.basename(p))[0]: load_config(p) for p in glob.glob(os.path.join(AECR, "*.yaml"))}
+    flags = {name: (cfg["model"]["skip"], cfg["model"]["dfe"]) for name, cfg in rows.items()}
+    assert flags["table2_base"] == ("none", False) and flags["table2_mixup"] == ("mix", False)
+    assert flags["table2_dfe"] == ("none", True) and flags["table2_dfe_sc"] == ("add", True)
+    assert flags["table2_dfe_mixup"] == flags["table2_cr_star"] == flags["table2_full"] == ("mix", True)
+    negatives = {name: [l.get("negatives") for l in cfg["losses"] if l["type"] == "Contrastive"] for name, cfg in rows.items()}
+    assert negatives["table2_dfe_mixup"] == [] and negatives["table2_cr_star"] == [0]
+    assert negatives["table2_full"] == [1] and negatives["table4_1to10"] == [10]
+    assert count_parameters(build_model(rows["table2_full"]["model"])) == 2_614_229
+    for path in glob.glob(os.path.join(AECR, "*.yaml")):
+        raw = yaml.safe_load(open(path))
+        assert raw.pop("base") == "../../dehaze/aecrnet_its.yaml" and len(raw) <= 3, path
+
+
+def test_paper_configs_cover_every_task_and_state_the_target():
+    expected = {"dehaze/hdm_its_paper.yaml": "38.56", "dehaze/hdm_nhhaze.yaml": "22.48", "dehaze/hdm_densehaze.yaml": "15.97",
+                "derain/hdm_rain100l.yaml": "38.94", "derain/hdm_rain200h.yaml": "29.93", "derain/hdm_did.yaml": "32.91",
+                "lowlight/hdm_lol.yaml": "23.45", "dehaze/aecrnet_its.yaml": "37.17", "dehaze/aecrnet_nhhaze.yaml": "19.88",
+                "dehaze/aecrnet_densehaze.yaml": "15.80"}
+    for rel, target in expected.items():
+        path = os.path.join(ROOT, "configs", rel)
+        cfg = load_config(path)
+        assert target in open(path).read(), rel
+        assert cfg["optim"]["lr"] == 2e-4 and cfg["train"]["batch_size"] == 16 and cfg["schedule"]["type"] == "cosine"
+        assert cfg["data"]["train"]["crop"] == 240 and len(cfg["losses"]) == 2, rel
+    presets = {rel.split("/")[0]: load_config(os.path.join(ROOT, "configs", rel))["eval"]["preset"] for rel in expected}
+    assert presets == {"dehaze": "ffa_rgb", "derain": "matlab_y_uint8", "lowlight": "lol_rgb"}
+    # 100 epochs as iterations: ceil(100 * pairs / 16)
+    assert load_config(os.path.join(ROOT, "configs", "derain", "hdm_rain200h.yaml"))["train"]["iterations"] == 11250

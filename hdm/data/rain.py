@@ -43,13 +43,14 @@ class Rain(PairedDataset):
 
 
 class SideBySide(PairedDataset):
-    """Pairs stored as one image, halves side by side (DID-data). lq_side: 'left' or 'right'."""
+    """Pairs stored as one image, halves side by side (DID-data). lq_side: 'left' or 'right'.
+    root: a folder, or a list of folders (DID-MDN's training set spans Rain_Heavy, Rain_Medium, Rain_Light)."""
 
     def __init__(self, root, lq_side="left", crop=None, augment=False):
         if lq_side not in ("left", "right"):
             raise ValueError(f"lq_side {lq_side!r} is not 'left' or 'right'")
         self.lq_side, self.crop, self.augment = lq_side, crop, augment
-        files = images_in(root)
+        files = [path for folder in ([root] if isinstance(root, str) else root) for path in images_in(folder)]
         if not files:
             raise ValueError(f"{root}: expected images holding a rainy/clean pair side by side; found none")
         self.samples = [(path, path, None) for path in files]
