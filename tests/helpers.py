@@ -22,3 +22,16 @@ def hazy_photo(name="chelsea", beta=1.2, airlight=0.9, size=None):
 
 def to_tensor(img_uint8, dtype=torch.float32):
     return torch.from_numpy(img_uint8).permute(2, 0, 1).unsqueeze(0).to(dtype) / 255
+
+
+def released_listing(name):
+    """(key, shape) of every entry of a released checkpoint, from tests/data/<name>_official_state_dict.txt."""
+    import os
+    rows = []
+    with open(os.path.join(os.path.dirname(__file__), "data", f"{name}_official_state_dict.txt")) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            key, shape = line.rstrip("\n").split("\t")
+            rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())))
+    return rows

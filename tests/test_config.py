@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from hdm.config import ConfigError, apply_override, load_config, merge, parse_value
+from hdm.config import ConfigError, load_config, merge, parse_value
 
 
 def write(path, text):

@@ -1,4 +1,3 @@
-import os
 
 import pytest
 import torch
@@ -8,18 +7,12 @@ from hdm.models import AECRNet, build_model, count_parameters
 from hdm.models.convert import convert_official_checkpoint, convert_state_dict
 from hdm.models.fast_deconv import FastDeconv, isqrt_newton_schulz
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
+from . import helpers
+
 
 
 def released_listing():
-    rows = []
-    with open(os.path.join(DATA, "aecrnet_official_state_dict.txt")) as f:
-        for line in f:
-            if line.startswith("#") or not line.strip():
-                continue
-            name, shape = line.rstrip("\n").split("\t")
-            rows.append((name, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())))
-    return rows
+    return helpers.released_listing("aecrnet")
 
 
 def test_released_parameter_count_and_names():

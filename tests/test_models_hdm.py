@@ -1,4 +1,3 @@
-import os
 
 import pytest
 import torch
@@ -9,21 +8,14 @@ from hdm.models.blocks import straight_through_onehot
 from hdm.models.convert import convert_official_checkpoint, convert_state_dict
 from hdm.ops.dcp import dcp_region_masks
 
+from . import helpers
+
 from .test_ops_deform_conv import naive_dcn
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
 def released_listing():
-    """(name, shape) of every entry of the released HDM checkpoint (as listed by its authors' file)."""
-    rows = []
-    with open(os.path.join(DATA, "hdm_official_state_dict.txt")) as f:
-        for line in f:
-            if line.startswith("#") or not line.strip():
-                continue
-            name, shape = line.rstrip("\n").split("\t")
-            rows.append((name, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())))
-    return rows
+    return helpers.released_listing("hdm")
 
 
 def test_released_parameter_count():

@@ -1,5 +1,5 @@
 """Datasets, built by name from an explicit table. Samples are dicts of RGB float tensors in [0, 1]."""
-import copy
+from hdm.build import build
 
 from .haze_numbered import NumberedHaze
 from .lol import LOL
@@ -20,12 +20,8 @@ DATASETS = {
 
 
 def build_dataset(cfg):
-    """Build a dataset from {'type': name, **kwargs}; the dict is not modified."""
-    cfg = copy.deepcopy(dict(cfg))
-    name = cfg.pop("type", None)
-    if name not in DATASETS:
-        raise KeyError(f"unknown dataset type {name!r}; valid: {', '.join(DATASETS)}")
-    return DATASETS[name](**cfg)
+    """Build a dataset from a config dict {'type': name, **kwargs}; the dict is not modified."""
+    return build(DATASETS, cfg, "dataset")
 
 
 __all__ = ["DATASETS", "build_dataset", "PairedFolder", "RESIDE", "NumberedHaze", "Rain", "SideBySide", "LOL",

@@ -1,5 +1,5 @@
 """Models, built by name from an explicit table."""
-import copy
+from hdm.build import build
 
 from .aecrnet import AECRNet
 from .blocks import CALayer, DCNBlock, FABlock, FAGroup, Mix, PALayer, RegionConv
@@ -13,11 +13,7 @@ MODELS = {
 
 def build_model(cfg):
     """Build a model from a config dict {'type': name, **kwargs}; the dict is not modified."""
-    cfg = copy.deepcopy(dict(cfg))
-    name = cfg.pop("type", None)
-    if name not in MODELS:
-        raise KeyError(f"unknown model type {name!r}; valid: {', '.join(MODELS)}")
-    return MODELS[name](**cfg)
+    return build(MODELS, cfg, "model")
 
 
 def count_parameters(model):
