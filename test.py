@@ -63,7 +63,7 @@ def main(argv=None):
         triplets = []
         for i in range(min(cfg["eval"]["grid_images"], len(dataset))):
             sample = dataset[i]
-            extras = {k: sample[k].unsqueeze(0).to(device) for k in getattr(model, "extra_inputs", ())}
+            extras = {k: sample[k].unsqueeze(0).to(device) for k in model.extra_inputs}
             out = model(sample["lq"].unsqueeze(0).to(device), **extras).clamp(0, 1)[0].cpu()
             triplets.append([t.permute(1, 2, 0).numpy() for t in (sample["lq"], out, sample.get("gt")) if t is not None])
     if triplets:

@@ -34,7 +34,7 @@ def load_models(specs, device):
             raise SystemExit(f"config error: {err}")
         model = build_model(cfg["model"])
         model.load_state_dict(load_checkpoint(weights)["model"])
-        if getattr(model, "extra_inputs", ()):
+        if model.extra_inputs:
             raise SystemExit(f"{cfg_path}: the model needs {model.extra_inputs} besides the image; predict cannot supply it")
         models.append(model.to(device).eval())
     return models

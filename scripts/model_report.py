@@ -26,7 +26,7 @@ def report(model, size):
     """[(stage, params, macs)] for the model's top-level children, then the total."""
     h, w = size
     lq = torch.rand(1, 3, h, w)
-    extras = {"trans": torch.rand(1, 1, h, w)} if "trans" in getattr(model, "extra_inputs", ()) else {}
+    extras = {"trans": torch.rand(1, 1, h, w)} if "trans" in model.extra_inputs else {}
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.eval()(lq, **extras)
     flops = counter.get_flop_counts()

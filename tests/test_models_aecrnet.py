@@ -80,3 +80,15 @@ def test_fast_deconv_whitens_patches_and_folds_into_the_conv():
     all_cols = F.unfold(x, 3, padding=1).transpose(1, 2)
     direct = ((all_cols - layer.running_mean) @ layer.running_deconv.t()) @ layer.weight.reshape(3, -1).t() + layer.bias
     assert torch.allclose(y_eval, direct.transpose(1, 2).reshape(2, 3, 24, 24), atol=1e-10)
+
+
+def test_aecrnet_trains_through_the_engine_step():
+    from hdm.engine import train_step
+    from hdm.losses import WeightedLosses
+    model = AECRNet(ngf=8)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 4)
+    batch = {"lq": torch.rand(2, 3, 16, 16), "gt": torch.rand(2, 3, 16, 16)}
+    before = model.deconv.running_mean.clone()
+    logs = train_step(model, batch, WeightedLosses([{"type": "L1"}]), optimizer, scheduler, torch.device("cpu"))
+    assert set(logs) == {"loss", "L1"} and not torch.equal(model.deconv.running_mean, before)

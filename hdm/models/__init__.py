@@ -1,4 +1,9 @@
-"""Models, built by name from an explicit table."""
+"""Models, built by name from an explicit table.
+
+The contract every model keeps: `forward(lq, **extras)` takes RGB (B, 3, H, W) in [0, 1] of any size
+and returns the restored image at the input size; `extra_inputs` names the batch keys it needs as
+extras (e.g. ('trans',) for HDM with depth-binned regions), usually none.
+"""
 from hdm.build import build
 
 from .aecrnet import AECRNet

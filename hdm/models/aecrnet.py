@@ -22,6 +22,8 @@ SKIPS = ("mix", "add", "none")
 class AECRNet(nn.Module):
     """AECR-Net as released (2,614,229 parameters at the defaults); input RGB in [0, 1], any size."""
 
+    extra_inputs = ()  # forward needs nothing besides the image
+
     def __init__(self, ngf=64, block_repeats=6, dfe=True, skip="mix", dcn_backend="auto"):
         super().__init__()
         if skip not in SKIPS:
