@@ -66,8 +66,10 @@ def test_lol_rgb_preset_and_gt_mean():
     o, g = u8(out), u8(gt)
     assert got["psnr"].item() == pytest.approx(peak_signal_noise_ratio(g, o, data_range=255), abs=1e-9)
     assert got["ssim"].item() == pytest.approx(np.mean([wang_ssim(o[..., c], g[..., c]) for c in range(3)]), abs=1e-6)
-    want_hsv = np.mean((color.rgb2hsv(o / 255) - color.rgb2hsv(g / 255)) ** 2)
-    assert got["mse_hsv"].item() == pytest.approx(want_hsv, abs=1e-9)
+    diff2 = (color.rgb2hsv(o / 255) - color.rgb2hsv(g / 255)) ** 2
+    want = [diff2[..., 0].mean(), diff2[..., 1].mean(), diff2[..., 2].mean() * 255 ** 2]
+    assert [got[k].item() for k in ("mse_h", "mse_s", "mse_v")] == pytest.approx(want, abs=1e-9)
+    assert got["mse_hsv"].item() == pytest.approx(np.mean(want), abs=1e-9)  # Table III: the mean of the three
     dim = gt * 0.5  # a correct image at half brightness: GT-mean alignment undoes the global scale
     plain, aligned = get_metric("lol_rgb")(dim, gt), get_metric("lol_rgb", gt_mean=True)(dim, gt)
     assert aligned["psnr"].item() > plain["psnr"].item() + 10

@@ -11,8 +11,8 @@ Every preset takes RGB tensors (B, 3, H, W) in [0, 1] (output, target) and retur
   (`y=True`, BasicSR's unrounded Y), `crop_border` pixels removed on each side; SSIM per channel,
   averaged.
 - `lol_rgb`: LOL evaluation on uint8 RGB: PSNR (peak 255) and SSIM as above averaged over R, G, B,
-  plus the mean squared error in HSV (Ren et al. TIP 2019, Table III; HSV in [0, 1] as MATLAB's
-  `rgb2hsv`). `gt_mean=True` first scales the output so its mean grey level equals the target's (the
+  plus the HSV errors of Ren et al. TIP 2019, Table III: MSE of H and S (in [0, 1], as MATLAB's
+  `rgb2hsv`), of V (in [0, 255]) and their mean MSE_hsv. `gt_mean=True` first scales the output so its mean grey level equals the target's (the
   "GT-mean" protocol of some low-light papers); off by default and recorded with the results.
 """
 import numpy as np
@@ -115,6 +115,15 @@ def rgb_to_hsv(rgb):
     return np.stack([h, s, v], axis=-1)
 
 
+def hsv_errors(a, b):
+    """Ren et al. TIP 2019 Table III: MSE of H and S (in [0, 1]) and of V (in [0, 255]), and MSE_hsv,
+    their mean. a, b: RGB in [0, 1]."""
+    ha, hb = rgb_to_hsv(a), rgb_to_hsv(b)
+    mse = [float(np.mean((ha[..., c] - hb[..., c]) ** 2)) for c in range(3)]
+    mse[2] *= 255.0 ** 2
+    return {"mse_h": mse[0], "mse_s": mse[1], "mse_v": mse[2], "mse_hsv": float(np.mean(mse))}
+
+
 def lol_rgb(out, gt, gt_mean=False):
     """LOL protocol on uint8 RGB; optional GT-mean brightness alignment; plus MSE in HSV."""
     def scores(o, g):
@@ -124,5 +133,5 @@ def lol_rgb(out, gt, gt_mean=False):
         o255, g255 = quantize(o), quantize(g)
         return {"psnr": psnr_255(o255, g255),
                 "ssim": float(np.mean([ssim_valid(o255[..., c], g255[..., c]) for c in range(3)])),
-                "mse_hsv": float(np.mean((rgb_to_hsv(o255 / 255) - rgb_to_hsv(g255 / 255)) ** 2))}
+                **hsv_errors(o255 / 255, g255 / 255)}
     return _per_image(out, gt, scores)
