@@ -48,7 +48,8 @@ DEFAULTS = {
     "data": {"train": None, "val": None},
     "losses": [{"type": "L1", "weight": 1.0}],
     "optim": {"type": "Adam", "lr": 2e-4, "betas": [0.9, 0.999], "weight_decay": 0.0},
-    "schedule": {"type": "cosine", "eta_min": 0.0},
+    "schedule": {"type": "cosine", "eta_min": 0.0, "step_size": 8000, "gamma": 0.5},  # step_size, gamma: type step
+    "adversarial": None,  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
     "train": {"iterations": 1000, "batch_size": 16, "num_workers": 0, "val_every": 500, "save_every": 500,
               "log_every": 50, "num_val_images": 3},
     "eval": {"preset": "ffa_rgb", "options": {}, "save_images": False, "grid_images": 4},
@@ -58,7 +59,7 @@ DEFAULTS = {
 TYPES = {
     "name": str, "seed": int, "device": str, "work_dir": str,
     "optim": {"type": str, "lr": float, "betas": list, "weight_decay": float},
-    "schedule": {"type": str, "eta_min": float},
+    "schedule": {"type": str, "eta_min": float, "step_size": int, "gamma": float},
     "train": {"iterations": int, "batch_size": int, "num_workers": int, "val_every": int, "save_every": int,
               "log_every": int, "num_val_images": int},
     "eval": {"preset": str, "options": dict, "save_images": bool, "grid_images": int},
@@ -125,6 +126,13 @@ def validate(cfg):
             raise ConfigError(f"{key}: unknown top-level key{_closest(key, DEFAULTS)}")
     _check_types({k: v for k, v in cfg.items() if k in TYPES}, TYPES, "")
     _check_typed(cfg["model"], "model", "model")
+    gan = cfg["adversarial"]
+    if gan is not None:
+        if not isinstance(gan, dict) or set(gan) != {"discriminator", "weight", "optim"}:
+            raise ConfigError(f"adversarial: expected null or a mapping with discriminator, weight, optim; got {gan!r}")
+        _check_typed(gan["discriminator"], "adversarial.discriminator", "model")
+        _check_types({"weight": gan["weight"], "optim": gan["optim"]},
+                     {"weight": float, "optim": TYPES["optim"]}, "adversarial.")
     data = cfg["data"]
     if not isinstance(data, dict):
         raise ConfigError(f"data: expected a mapping with train/val datasets, got {data!r}")

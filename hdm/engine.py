@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
 from hdm.checkpoint import atomic_save, latest_checkpoint, load_checkpoint
@@ -40,6 +41,34 @@ def train_step(model, batch, losses, optimizer, scheduler, device):
     optimizer.step()
     scheduler.step()  # per-iteration schedule
     return {"loss": total.item(), **{name: value.item() for name, value in terms.items()}}
+
+
+def gan_train_step(model, disc, batch, losses, optimizer, d_optimizer, scheduler, d_scheduler, adv_weight, device):
+    """One adversarial step (Ren et al. TIP 2019, eqs. 6-7): the generator, then the discriminator.
+    Returns the generator's terms, 'adversarial', and 'discriminator' (the discriminator's loss)."""
+    lq = batch["lq"].to(device, non_blocking=True)
+    gt = batch["gt"].to(device, non_blocking=True)
+    out = model(lq, **{key: batch[key].to(device, non_blocking=True) for key in model.extra_inputs})
+    # 1. generator: content losses + adv_weight * -log D(G(lq)) (non-saturating form)
+    disc.requires_grad_(False)
+    total, terms = losses(out, gt, lq)
+    fake = disc(out)
+    terms["adversarial"] = adv_weight * F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    total = total + terms["adversarial"]
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    scheduler.step()
+    # 2. discriminator: targets real, restored images fake
+    disc.requires_grad_(True)
+    real, fake = disc(gt), disc(out.detach())
+    d_loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+              + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    d_optimizer.zero_grad(set_to_none=True)
+    d_loss.backward()
+    d_optimizer.step()
+    d_scheduler.step()
+    return {"loss": total.item(), **{k: v.item() for k, v in terms.items()}, "discriminator": d_loss.item()}
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -122,9 +151,12 @@ def build_optimizer(cfg, params):
 
 
 def build_scheduler(cfg, optimizer, iterations):
-    if cfg["type"] != "cosine":
-        raise ValueError(f"schedule.type {cfg['type']!r} is not supported; valid: cosine")
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=cfg["eta_min"])
+    """Per-iteration schedules: 'cosine' (to eta_min over the run) or 'step' (x gamma every step_size)."""
+    if cfg["type"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=cfg["eta_min"])
+    if cfg["type"] == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
+    raise ValueError(f"schedule.type {cfg['type']!r} is not supported; valid: cosine, step")
 
 
 class EpochSampler(Sampler):
@@ -185,6 +217,11 @@ def fit(cfg, resume=None):
     scheduler = build_scheduler(cfg["schedule"], optimizer, tcfg["iterations"])
     metric = get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"])
 
+    gan = cfg["adversarial"]
+    disc = build_model(gan["discriminator"]).to(device) if gan else None
+    d_optimizer = build_optimizer(gan["optim"], disc.parameters()) if gan else None
+    d_scheduler = build_scheduler(cfg["schedule"], d_optimizer, tcfg["iterations"]) if gan else None
+
     iteration = 0
     path = latest_checkpoint(ckpt_dir) if resume == "auto" else resume
     if path:
@@ -192,6 +229,10 @@ def fit(cfg, resume=None):
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        if gan:
+            disc.load_state_dict(ckpt["discriminator"])
+            d_optimizer.load_state_dict(ckpt["d_optimizer"])
+            d_scheduler.load_state_dict(ckpt["d_scheduler"])
         set_rng_state(ckpt["rng"])
         sampler.epoch, sampler.offset = ckpt["data_position"]
         iteration = ckpt["iteration"]
@@ -218,7 +259,11 @@ def fit(cfg, resume=None):
             batches = iter(loader)
             continue
         model.train()
-        logs = train_step(model, batch, losses, optimizer, scheduler, device)
+        if disc is None:
+            logs = train_step(model, batch, losses, optimizer, scheduler, device)
+        else:
+            logs = gan_train_step(model, disc, batch, losses, optimizer, d_optimizer, scheduler, d_scheduler,
+                                  gan["weight"], device)
         sampler.offset += tcfg["batch_size"]
         iteration += 1
         if not math.isfinite(logs["loss"]):
@@ -238,7 +283,9 @@ def fit(cfg, resume=None):
         if val_set is not None and (iteration % tcfg["val_every"] == 0 or iteration == tcfg["iterations"]):
             _validate(model, val_set, metric, device, writer, iteration, tcfg["num_val_images"])
         if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"]:
-            _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg)
+            extra = {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict(),
+                     "d_scheduler": d_scheduler.state_dict()} if gan else {}
+            _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, extra)
     if bar is not None:
         bar.close()
     writer.close()
@@ -267,9 +314,9 @@ def _validate(model, val_set, metric, device, writer, iteration, num_images):
     model.train()
 
 
-def _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg):
+def _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, extra):
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "iteration": iteration, "rng": rng_state(), "data_position": (sampler.epoch, sampler.offset),
-             "config": cfg}
+             "config": cfg, **extra}
     atomic_save(state, os.path.join(ckpt_dir, f"iter_{iteration}.pth"))
     logger.info("saved %s", os.path.join(ckpt_dir, f"iter_{iteration}.pth"))

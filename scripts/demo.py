@@ -28,7 +28,7 @@ from hdm.models import build_model, count_parameters  # noqa: E402
 CONFIGS = {  # task: the models it trains and compares, as configs
     "haze": ["configs/demo/hdm_demo.yaml", "configs/demo/aecrnet_demo.yaml"],
     "rain": ["configs/demo/hdm_demo_rain.yaml"],
-    "lowlight": ["configs/demo/hdm_demo_lowlight.yaml"],
+    "lowlight": ["configs/demo/hdm_demo_lowlight.yaml", "configs/demo/hybrid_demo_lowlight.yaml"],
 }
 INPUT_NAMES = {"haze": "hazy input", "rain": "rainy input", "lowlight": "low-light input"}
 

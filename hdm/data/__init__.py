@@ -6,6 +6,7 @@ from .lol import LOL
 from .paired import PairedFolder
 from .rain import Rain, SideBySide
 from .reside import RESIDE
+from .synthetic import DarkenedFolder
 from .unpaired import ImageFolder
 
 DATASETS = {
@@ -16,6 +17,7 @@ DATASETS = {
     "SideBySide": SideBySide,       # DID-data (Rain1200)
     "LOL": LOL,                     # LOL our485 / eval15
     "ImageFolder": ImageFolder,     # unpaired: DICM, LIME, DarkFace, own photos
+    "DarkenedFolder": DarkenedFolder,  # clean images darkened on the fly (Ren et al. 2019 protocol)
 }
 
 
@@ -25,4 +27,4 @@ def build_dataset(cfg):
 
 
 __all__ = ["DATASETS", "build_dataset", "PairedFolder", "RESIDE", "NumberedHaze", "Rain", "SideBySide", "LOL",
-           "ImageFolder"]
+           "ImageFolder", "DarkenedFolder"]

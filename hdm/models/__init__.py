@@ -9,10 +9,13 @@ from hdm.build import build
 from .aecrnet import AECRNet
 from .blocks import CALayer, DCNBlock, FABlock, FAGroup, Mix, PALayer, RegionConv
 from .hdm import HDM
+from .hybrid import Discriminator, HybridNet
 
 MODELS = {
-    "HDM": HDM,          # Liang et al., ACM MM 2022
-    "AECRNet": AECRNet,  # Wu et al., CVPR 2021
+    "HDM": HDM,                      # Liang et al., ACM MM 2022
+    "AECRNet": AECRNet,              # Wu et al., CVPR 2021
+    "HybridNet": HybridNet,          # Ren et al., TIP 2019 (low light), generator
+    "Discriminator": Discriminator,  # Ren et al., TIP 2019, Table I
 }
 
 
@@ -25,5 +28,5 @@ def count_parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "build_model", "count_parameters", "HDM", "AECRNet", "CALayer", "PALayer", "FABlock", "FAGroup",
+__all__ = ["MODELS", "build_model", "count_parameters", "HDM", "AECRNet", "HybridNet", "Discriminator", "CALayer", "PALayer", "FABlock", "FAGroup",
            "Mix", "DCNBlock", "RegionConv"]

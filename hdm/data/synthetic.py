@@ -1,0 +1,44 @@
+"""Degraded inputs synthesised on the fly from a folder of clean images.
+
+`DarkenedFolder`: the low-light protocol of Ren et al. (TIP 2019): lq = clip(gt^gamma + n), gamma drawn
+from `gamma` (a [low, high] range) and n Gaussian with sigma drawn from `noise`. Training uses
+gamma in (2, 4) and small noise; the paper's Table II test uses gamma = 3 and 1 % noise
+(`gamma: [3, 3], noise: [0.01, 0.01]`). With `seed` set, each image's draw depends only on
+(seed, index), so a test set is the same on every run; without it draws come from torch's global
+generator (seeded by the run, saved in checkpoints).
+"""
+import torch
+from torch.utils.data import Dataset
+
+from .io import images_in, read_image, to_tensor
+from .transforms import paired_augment, paired_random_crop
+
+
+class DarkenedFolder(Dataset):
+    """Clean images from `root`, darkened on the fly. Returns {'lq', 'gt', 'lq_path', 'gt_path'}."""
+
+    def __init__(self, root, gamma=(2.0, 4.0), noise=(0.0, 0.02), seed=None, crop=None, augment=False):
+        self.files = images_in(root)
+        if not self.files:
+            raise ValueError(f"{root}: expected a folder of clean images to darken; found none")
+        if len(gamma) != 2 or len(noise) != 2 or not 0 < gamma[0] <= gamma[1] or not 0 <= noise[0] <= noise[1]:
+            raise ValueError(f"gamma and noise must be [low, high] ranges, got gamma={gamma}, noise={noise}")
+        self.gamma, self.noise, self.seed, self.crop, self.augment = gamma, noise, seed, crop, augment
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        path = self.files[index]
+        gt = read_image(path)
+        if self.crop:
+            (gt,) = paired_random_crop([gt], self.crop, path)
+        if self.augment:
+            (gt,) = paired_augment([gt])
+        gen = torch.Generator().manual_seed(self.seed + index) if self.seed is not None else None
+        u = torch.rand(2, generator=gen, dtype=torch.float64)
+        gamma = self.gamma[0] + (self.gamma[1] - self.gamma[0]) * float(u[0])
+        sigma = self.noise[0] + (self.noise[1] - self.noise[0]) * float(u[1])
+        gt_t = to_tensor(gt)
+        lq = (gt_t ** gamma + sigma * torch.randn(gt_t.shape, generator=gen)).clamp(0, 1)
+        return {"lq": lq, "gt": gt_t, "lq_path": path, "gt_path": path}
