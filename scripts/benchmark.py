@@ -7,6 +7,9 @@ Sections
   of 16 240x240 crops (16x64x60x60) and of one SOTS image (1x64x115x155).
 - masks: the batched torch DCP masks (hdm.ops.dcp) against the per-image NumPy/OpenCV/PIL version of
   the release's procedure (tests/reference_dcp.py), at batch 16 of 240x240 and one 460x620 image.
+- svrnn: the spatially variant RNN (hdm.ops.svrnn, a log-depth parallel scan) against the Python
+  loop over columns of tests/test_ops_svrnn.py, left-to-right, batch 4 x 32 channels at 128x128 and
+  512x512, forward and forward+backward.
 --tiny runs every section once at small sizes (used by the test suite to check the script works).
 """
 import argparse
@@ -24,7 +27,9 @@ import torch  # noqa: E402
 
 from hdm.ops import available_backends, modulated_deform_conv2d  # noqa: E402
 from hdm.ops.dcp import dcp_region_masks  # noqa: E402
+from hdm.ops.svrnn import spatial_rnn  # noqa: E402
 from tests.reference_dcp import release_masks  # noqa: E402
+from tests.test_ops_svrnn import loop_reference  # noqa: E402
 
 
 def timeit(fn, repeats, warmup=1):
@@ -74,6 +79,23 @@ def bench_masks(cases, repeats):
     return rows
 
 
+def bench_svrnn(sizes, repeats, batch=4, channels=32):
+    rows = []
+    for size in sizes:
+        x, g, p = torch.randn(batch, channels, size, size), torch.randn(batch, channels, size, size), torch.rand(batch, channels, size, size)
+        for impl, fn in (("python loop", loop_reference), ("parallel scan", spatial_rnn)):
+            def fwd():
+                with torch.no_grad():
+                    fn(x, g, p, "left_right")
+            args = [t.clone().requires_grad_() for t in (x, g, p)]
+
+            def fwd_bwd():
+                fn(*args, "left_right").sum().backward()
+            rows.append({"section": "svrnn", "case": f"{batch}x{channels}x{size}x{size}", "impl": impl,
+                         "forward_ms": 1e3 * timeit(fwd, repeats), "fwd_bwd_ms": 1e3 * timeit(fwd_bwd, repeats)})
+    return rows
+
+
 def markdown(rows, header):
     out = [header, "| section | case | impl | " + " | ".join(k for k in rows[0] if k not in ("section", "case", "impl")) + " |"]
     for section in dict.fromkeys(r["section"] for r in rows):
@@ -93,10 +115,11 @@ def main(argv=None):
     parser.add_argument("--tiny", action="store_true", help="one repeat at small sizes (a smoke run)")
     args = parser.parse_args(argv)
     if args.tiny:
-        repeats, dcn_shapes, mask_cases = 1, [(2, 8, 12, 12)], [(2, 48, 64)]
+        repeats, dcn_shapes, mask_cases, scan_sizes = 1, [(2, 8, 12, 12)], [(2, 48, 64)], [16]
     else:
         repeats, dcn_shapes, mask_cases = args.repeats, [(16, 64, 60, 60), (1, 64, 115, 155)], [(16, 240, 240), (1, 460, 620)]
-    rows = bench_dcn(dcn_shapes, repeats) + bench_masks(mask_cases, repeats)
+        scan_sizes = [128, 512]
+    rows = bench_dcn(dcn_shapes, repeats) + bench_masks(mask_cases, repeats) + bench_svrnn(scan_sizes, repeats)
     header = (f"device cpu, {torch.get_num_threads()} threads, torch {torch.__version__}, float32, "
               f"median of {repeats} after 1 warm-up")
     print(markdown(rows, header))

@@ -111,5 +111,5 @@ def test_test_script_rejects_weights_of_another_model(tmp_path, demo_root):
 
 def test_benchmark_script_runs_tiny():
     rows = load_script("scripts/benchmark").main(["--tiny"])
-    assert {r["section"] for r in rows} == {"dcn", "masks"}
+    assert {r["section"] for r in rows} == {"dcn", "masks", "svrnn"}
     assert all(v > 0 for r in rows for k, v in r.items() if k.endswith("_ms") or k == "ms_per_image")
