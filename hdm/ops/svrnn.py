@@ -42,17 +42,20 @@ def _chunked_scan(a, b):
     pad = chunks * length - n  # padding at the end never reaches earlier positions
     a = F.pad(a, (0, pad), value=1.0).unflatten(-1, (chunks, length)).transpose(-1, -2)  # (..., L, chunks)
     b = F.pad(b, (0, pad)).unflatten(-1, (chunks, length)).transpose(-1, -2)
-    # 1. every chunk from a zero state, and the running product of a inside it
-    h_local, prod = [b[..., 0, :]], [a[..., 0, :]]
+    # 1. every chunk from a zero state, and the running product of a inside it (unbind, not indexing:
+    #    its backward is one stack, where each indexed slice would zero-fill a full-size gradient)
+    a_steps, b_steps = a.unbind(-2), b.unbind(-2)
+    h_local, prod = [b_steps[0]], [a_steps[0]]
     for i in range(1, length):
-        h_local.append(b[..., i, :] + a[..., i, :] * h_local[-1])
-        prod.append(a[..., i, :] * prod[-1])
-    h_local, prod = torch.stack(h_local, dim=-2), torch.stack(prod, dim=-2)
+        h_local.append(b_steps[i] + a_steps[i] * h_local[-1])
+        prod.append(a_steps[i] * prod[-1])
     # 2. the state entering each chunk
-    carry = [torch.zeros_like(h_local[..., 0, 0])]
+    last_h, last_a = h_local[-1].unbind(-1), prod[-1].unbind(-1)
+    carry = [torch.zeros_like(last_h[0])]
     for c in range(1, chunks):
-        carry.append(h_local[..., -1, c - 1] + prod[..., -1, c - 1] * carry[-1])
+        carry.append(last_h[c - 1] + last_a[c - 1] * carry[-1])
     carry = torch.stack(carry, dim=-1).unsqueeze(-2)  # (..., 1, chunks)
+    h_local, prod = torch.stack(h_local, dim=-2), torch.stack(prod, dim=-2)
     # 3. add the carried state, decayed through each chunk
     h = h_local + prod * carry
     return h.transpose(-1, -2).flatten(-2)[..., :n]
