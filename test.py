@@ -1,7 +1,7 @@
 """Evaluate weights on the config's test set (data.val): per-image CSV, Markdown summary, provenance,
 a comparison grid, and the restored images when asked.
 
-    python test.py -c configs/demo/hdm_demo.yaml --weights runs/hdm_demo/checkpoints/iter_800.pth [--save-images]
+    python test.py -c configs/demo/hdm_demo.yaml --weights runs/hdm_demo/checkpoints/iter_600.pth [--save-images]
     python test.py -c CONFIG --weights W --preset matlab_y_uint8        # score as the deraining papers do
     python test.py -c CONFIG --weights W data.val.type=ImageFolder data.val.root=DICM --preset niqe
 """
@@ -10,31 +10,21 @@ import os
 
 import torch
 
-from hdm.checkpoint import load_checkpoint
 from hdm.config import ConfigError, load_config
 from hdm.data import build_dataset
 from hdm.data.io import write_image
 from hdm.engine import evaluate, resolve_device, run_dir_of
 from hdm.metrics import NO_REFERENCE, get_metric
-from hdm.models import build_model
+from hdm.inference import load_model
 from hdm.results import comparison_grid, provenance, write_results
-
-
-def load_model(cfg, weights, device):
-    """The config's model with the checkpoint's weights; a clear error when they do not fit."""
-    model = build_model(cfg["model"])
-    try:
-        model.load_state_dict(load_checkpoint(weights)["model"])
-    except RuntimeError as err:
-        raise SystemExit(f"{weights}: weights do not fit model {cfg['model']} ({str(err).splitlines()[0]})")
-    return model.to(device).eval()
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="YAML config file")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.val.root=...")
-    parser.add_argument("--weights", required=True, help="checkpoint (.pth) written by train.py or convert_official.py")
+    parser.add_argument("--weights", default=None,
+                        help="checkpoint (.pth) written by train.py or convert_official.py (none for DCP / PF-DCP)")
     parser.add_argument("--preset", default=None, help="metric preset (default: the config's eval.preset)")
     parser.add_argument("--out", default=None, help="results folder (default: <run folder>/test)")
     parser.add_argument("--save-images", action="store_true", help="save restored images as PNG")
@@ -50,7 +40,10 @@ def main(argv=None):
         parser.exit(2, "config error: data.val: a test dataset is required\n")
 
     device = resolve_device(cfg["device"])
-    model = load_model(cfg, args.weights, device)
+    try:
+        model = load_model(cfg["model"], args.weights, device)
+    except ValueError as err:
+        parser.exit(2, f"{err}\n")
     dataset = build_dataset(cfg["data"]["val"])
     preset, options = cfg["eval"]["preset"], cfg["eval"]["options"]
     if "gt" not in dataset[0] and preset not in NO_REFERENCE:
@@ -69,7 +62,8 @@ def main(argv=None):
     if triplets:
         write_image(os.path.join(out_dir, "comparison.png"), comparison_grid(triplets))
     meta = {**provenance(preset, options), "weights": args.weights, "config": cfg, "images": len(rows)}
-    text = write_results(out_dir, rows, f"{cfg['model']['type']} ({os.path.basename(args.weights)})", meta)
+    label = cfg["model"]["type"] + (f" ({os.path.basename(args.weights)})" if args.weights else "")
+    text = write_results(out_dir, rows, label, meta)
     print(text, end="")
     print(f"results: {out_dir} (per_image.csv, summary.md, meta.json, comparison.png)")
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0] if k != "name"}

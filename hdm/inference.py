@@ -7,8 +7,46 @@ outputs are blended with linear ramps.
 """
 import contextlib
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from hdm.checkpoint import load_checkpoint
+from hdm.models import build_model, count_parameters
+
+
+def load_model(model_cfg, weights, device):
+    """A model from its config with a checkpoint's weights, in eval mode on `device`. Parameter-free
+    models (DCP, PF-DCP) take weights=None. Raises ValueError naming the file when weights are
+    missing or do not fit."""
+    model = build_model(model_cfg)
+    if weights is None:
+        if count_parameters(model):
+            raise ValueError(f"{model_cfg['type']} has parameters: a weights file is needed")
+    else:
+        try:
+            model.load_state_dict(load_checkpoint(weights)["model"])
+        except RuntimeError as err:
+            raise ValueError(f"{weights}: weights do not fit model {model_cfg} ({str(err).splitlines()[0]})") from err
+    return model.to(device).eval()
+
+
+def colour_maps(maps, size):
+    """{name: (H, W, 3) uint8 RGB}: continuous maps (B=1, 1, h, w) in [0, 1] through the jet colour map,
+    region masks (1, N, h, w) as one colour per region; all resized (nearest) to size (H, W)."""
+    out = {}
+    for name, m in maps.items():
+        if m.shape[1] == 1:
+            grey = (m[0, 0].float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+            img = cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+        else:
+            regions = m[0].argmax(0).cpu().numpy()
+            palette = cv2.cvtColor(cv2.applyColorMap(np.linspace(0, 255, m.shape[1]).astype(np.uint8)[:, None],
+                                                     cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)[:, 0]
+            img = palette[regions]
+        out[name] = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    return out
 
 
 def autocast(device, enabled):

@@ -3,6 +3,7 @@
     hdm-predict INPUT OUTPUT_DIR -c configs/dehaze/hdm_its.yaml --weights W.pth
     hdm-predict INPUT OUTPUT_DIR --models derain.yaml:derain.pth dehaze.yaml:dehaze.pth   # a cascade
     hdm-predict INPUT OUTPUT_DIR -c CONFIG --weights W --tile 512 --overlap 32 --amp --device cuda
+    hdm-predict INPUT OUTPUT_DIR -c configs/baselines/dcp_sots.yaml --save-maps   # no weights: DCP
 
 Any image size works (the models pad and crop); --tile splits large images into overlapping tiles.
 With --models, each model restores the previous one's output (HDM paper Fig. 6: derain, then dehaze).
@@ -16,27 +17,23 @@ import time
 
 import torch
 
-from hdm.checkpoint import load_checkpoint
 from hdm.config import ConfigError, load_config
 from hdm.data.io import images_in, is_image, read_image, to_tensor, write_image
 from hdm.engine import resolve_device
-from hdm.inference import autocast, restore
-from hdm.models import build_model
+from hdm.inference import autocast, colour_maps, load_model, restore
 
 
 def load_models(specs, device):
-    """[(config path, weights path)] -> models ready for inference."""
+    """[(config path, weights path or None)] -> models ready for inference."""
     models = []
     for cfg_path, weights in specs:
         try:
-            cfg = load_config(cfg_path)
-        except ConfigError as err:
-            raise SystemExit(f"config error: {err}")
-        model = build_model(cfg["model"])
-        model.load_state_dict(load_checkpoint(weights)["model"])
+            model = load_model(load_config(cfg_path)["model"], weights, device)
+        except (ConfigError, ValueError) as err:
+            raise SystemExit(f"{cfg_path}: {err}")
         if model.extra_inputs:
             raise SystemExit(f"{cfg_path}: the model needs {model.extra_inputs} besides the image; predict cannot supply it")
-        models.append(model.to(device).eval())
+        models.append(model)
     return models
 
 
@@ -52,13 +49,11 @@ def parse_model_specs(args, parser):
     if args.models:
         specs = []
         for item in args.models:
-            cfg_path, sep, weights = item.rpartition(":")
-            if not sep or not cfg_path or not weights:
-                parser.error(f"--models {item!r}: expected CONFIG:WEIGHTS")
-            specs.append((cfg_path, weights))
+            cfg_path, sep, weights = item.partition(":")
+            specs.append((cfg_path, weights or None))  # CONFIG alone for parameter-free models
         return specs
-    if not (args.config and args.weights):
-        parser.error("give -c CONFIG and --weights W, or --models CONFIG:WEIGHTS ...")
+    if not args.config:
+        parser.error("give -c CONFIG [--weights W] or --models CONFIG:WEIGHTS ...")
     return [(args.config, args.weights)]
 
 
@@ -74,6 +69,8 @@ def main(argv=None):
     parser.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (multiple of 4)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", action="store_true", help="autocast: bf16 on CPU, fp16 on CUDA")
+    parser.add_argument("--save-maps", action="store_true",
+                        help="also write the first model's dark channel, transmission and region masks (colour-mapped)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     models = load_models(parse_model_specs(args, parser), device)
@@ -91,6 +88,10 @@ def main(argv=None):
             with torch.inference_mode(), autocast(device, args.amp):
                 for model in models:
                     x = restore(model, x, tile=args.tile, overlap=args.overlap).float()
+                if args.save_maps and hasattr(models[0], "maps"):
+                    lq = to_tensor(read_image(path)).unsqueeze(0).to(device)
+                    for key, img in colour_maps(models[0].maps(lq), lq.shape[-2:]).items():
+                        write_image(os.path.join(args.output, f"{os.path.splitext(name)[0]}_{key}.png"), img)
             write_image(os.path.join(args.output, name), x[0].permute(1, 2, 0))
         except (OSError, ValueError) as err:
             failures += 1

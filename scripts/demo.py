@@ -17,16 +17,17 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from hdm.checkpoint import load_checkpoint  # noqa: E402
 from hdm.config import load_config  # noqa: E402
 from hdm.data import build_dataset  # noqa: E402
 from hdm.data.demo import make_demo  # noqa: E402
 from hdm.engine import evaluate, fit, resolve_device, run_dir_of, summarize  # noqa: E402
+from hdm.inference import load_model  # noqa: E402
 from hdm.metrics import get_metric  # noqa: E402
 from hdm.models import build_model, count_parameters  # noqa: E402
 
 CONFIGS = {  # task: the models it trains and compares, as configs
-    "haze": ["configs/demo/hdm_demo.yaml", "configs/demo/aecrnet_demo.yaml"],
+    "haze": ["configs/demo/hdm_demo.yaml", "configs/demo/aecrnet_demo.yaml", "configs/demo/dcp_demo.yaml",
+             "configs/demo/pfdcp_demo.yaml"],
     "rain": ["configs/demo/hdm_demo_rain.yaml"],
     "lowlight": ["configs/demo/hdm_demo_lowlight.yaml", "configs/demo/hybrid_demo_lowlight.yaml"],
 }
@@ -37,16 +38,17 @@ def train_and_test(path, overrides):
     """Train one demo config (unless finished) and test it; returns (cfg, model, mean metrics, times)."""
     cfg = load_config(path, overrides)
     final = os.path.join(run_dir_of(cfg), "checkpoints", f"iter_{cfg['train']['iterations']}.pth")
+    trainable = count_parameters(build_model(cfg["model"])) > 0  # DCP / PF-DCP have nothing to train
     t0 = time.time()
-    if os.path.isfile(final):
+    if not trainable:
+        final = None
+    elif os.path.isfile(final):
         print(f"found a finished demo run ({final}); delete {run_dir_of(cfg)} to train again")
     else:
         fit(cfg, resume="auto")
     t_train = time.time() - t0
     device = resolve_device(cfg["device"])
-    model = build_model(cfg["model"])
-    model.load_state_dict(load_checkpoint(final)["model"])
-    model.to(device)
+    model = load_model(cfg["model"], final, device)
     t0 = time.time()
     with torch.inference_mode():
         rows = evaluate(model, build_dataset(cfg["data"]["val"]), get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]),
@@ -68,8 +70,9 @@ def run_task(task, overrides):
     print(f"| {INPUT_NAMES[task]} | - | {mean['input_psnr']:.2f} | {mean['input_ssim']:.4f} | - |")
     for cfg, model, rows, t_train, _ in results:
         m = summarize(rows)
-        size = ", ".join(f"{k} {cfg['model'][k]}" for k in ("dim", "ngf") if k in cfg["model"])
-        print(f"| {cfg['model']['type']} ({size}, {cfg['train']['iterations']} iterations) | "
+        size = ", ".join(f"{k} {cfg['model'][k]}" for k in ("dim", "ngf", "width", "weight") if k in cfg["model"])
+        budget = f"{cfg['train']['iterations']} iterations" if count_parameters(model) else "no training"
+        print(f"| {cfg['model']['type']} ({', '.join(filter(None, [size, budget]))}) | "
               f"{count_parameters(model):,} | {m['psnr']:.2f} | {m['ssim']:.4f} | {t_train:.0f} s |")
     print(f"\n{results[0][0]['model']['type']} gain over the input: {mean['psnr'] - mean['input_psnr']:+.2f} dB; "
           f"data synthesis {t_data:.1f} s; restored images in runs/<name>/test/images")

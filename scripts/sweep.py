@@ -24,10 +24,10 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from hdm.checkpoint import load_checkpoint  # noqa: E402
 from hdm.config import load_config, parse_value, read_yaml  # noqa: E402
 from hdm.data import build_dataset  # noqa: E402
 from hdm.engine import evaluate, fit, resolve_device, summarize  # noqa: E402
+from hdm.inference import load_model  # noqa: E402
 from hdm.metrics import get_metric  # noqa: E402
 from hdm.models import build_model, count_parameters  # noqa: E402
 from hdm.results import provenance  # noqa: E402
@@ -62,13 +62,15 @@ def run_one(label, path, overrides, extra, seed, out_dir):
         with open(result_path) as f:
             return json.load(f)
     cfg = load_config(path, overrides + [f"seed={seed}", f"name={name}", f"work_dir={out_dir}"], extra=extra)
+    final = None  # parameter-free models (DCP, PF-DCP) are only tested
     t0 = time.time()
-    fit(cfg)
+    if count_parameters(build_model(cfg["model"])):
+        fit(cfg)
+        final = os.path.join(out_dir, name, "checkpoints", f"iter_{cfg['train']['iterations']}.pth")
     train_s = time.time() - t0
     device = resolve_device(cfg["device"])
-    model = build_model(cfg["model"])
-    final = os.path.join(out_dir, name, "checkpoints", f"iter_{cfg['train']['iterations']}.pth")
-    model.load_state_dict(load_checkpoint(final)["model"])
+    model = load_model(cfg["model"], final, device)
+    os.makedirs(os.path.join(out_dir, name), exist_ok=True)
     t0 = time.time()
     with torch.inference_mode():
         rows = evaluate(model.to(device), build_dataset(cfg["data"]["val"]),

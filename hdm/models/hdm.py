@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hdm.ops.dcp import bin_masks, dcp_region_masks, downscale
+from hdm.ops.dcp import bin_masks, dark_channel, dcp_region_masks, dcp_transmission, downscale
 
 from .blocks import DCNBlock, FAGroup, Mix, RegionConv, conv
 
@@ -125,6 +125,18 @@ class HDM(nn.Module):
                 raise ValueError(f"region='depth' needs trans of shape {(lq.shape[0], 1, *lq.shape[-2:])}, "
                                  f"got {None if trans is None else tuple(trans.shape)}")
             return bin_masks(downscale(trans.float(), 4, mode="area"), self.num_regions)
+
+    @torch.no_grad()
+    def maps(self, lq):
+        """Maps for figures (paper Fig. 1): the input's dark channel (full size, 15 x 15), the refined
+        DCP transmission (1/4) and the region masks (B, N, h, w) when the regions come from the DCP."""
+        if self.region != "dcp":
+            return {}
+        h, w = lq.shape[-2:]
+        x = F.pad(lq, (0, (-w) % 4, 0, (-h) % 4), mode="replicate")
+        opts = {k: v for k, v in self.dcp_options.items()}
+        return {"dark_channel": dark_channel(lq, opts.get("patch", 15)),
+                "transmission": dcp_transmission(x, **opts).clamp(0, 1), "regions": self.region_masks(x)}
 
     def _merge(self, level, skip, x):
         """Encoder features `skip` joined to decoder features x at mix level 1 (1/4) or 2 (1/2)."""

@@ -1,0 +1,111 @@
+"""Classical dehazing baselines as parameter-free models, on the same operators as HDM's region masks.
+
+- `DCP`: He, Sun, Tang, "Single Image Haze Removal Using Dark Channel Prior", CVPR 2009 / TPAMI 2011,
+  with the guided-filter refinement of He et al. ECCV 2010 in place of soft matting.
+- `PFDCP`: "Pyramid Fusion Dark Channel Prior for Single Image Dehazing": DCP on an image pyramid,
+  transmission maps fused coarse to fine.
+
+Both take RGB (B, 3, H, W) in [0, 1] on any device and return the recovered image, clamped to [0, 1].
+`maps(lq)` returns the dark channel and the refined transmission for figures (`predict.py --save-maps`).
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hdm.ops.dcp import atmospheric_light_top, dark_channel, grey, guided_filter, transmission
+
+
+def recover(img, atmosphere, t, t0):
+    """J = (I - A) / max(t, t0) + A, clamped to [0, 1]. atmosphere: (B, 3); t: (B, 1, H, W)."""
+    a = atmosphere.view(-1, 3, 1, 1)
+    return ((img - a) / t.clamp_min(t0) + a).clamp(0, 1)
+
+
+class DCP(nn.Module):
+    """Dark channel prior dehazing.
+
+    Args:
+        patch: dark-channel window (15); omega: haze kept for depth perception (0.95);
+        top: fraction of the brightest dark-channel pixels searched for A (0.001);
+        radius, eps: guided-filter refinement, window 2 radius + 1, guide = grey input, He et al.'s
+            border (window clipped to the image); t0: lower bound of t in the recovery (0.1).
+    """
+
+    extra_inputs = ()
+
+    def __init__(self, patch=15, omega=0.95, top=0.001, radius=60, eps=1e-4, t0=0.1):
+        super().__init__()
+        self.patch, self.omega, self.top, self.radius, self.eps, self.t0 = patch, omega, top, radius, eps, t0
+
+    def _check(self, lq):
+        if lq.dim() != 4 or lq.shape[1] != 3:
+            raise ValueError(f"{type(self).__name__} expects an RGB batch (B, 3, H, W), got shape {tuple(lq.shape)}")
+
+    def atmosphere(self, img):
+        return atmospheric_light_top(img, dark_channel(img, self.patch), self.top)
+
+    def refined_transmission(self, img, atmosphere):
+        t = transmission(img, atmosphere, self.patch, self.omega)
+        return guided_filter(grey(img), t, 2 * self.radius + 1, self.eps, border="clip")
+
+    def maps(self, lq):
+        """{'dark_channel', 'transmission'}: (B, 1, H, W) maps in [0, 1]."""
+        self._check(lq)
+        return {"dark_channel": dark_channel(lq, self.patch),
+                "transmission": self.refined_transmission(lq, self.atmosphere(lq)).clamp(0, 1)}
+
+    def forward(self, lq):
+        self._check(lq)
+        a = self.atmosphere(lq)
+        return recover(lq, a, self.refined_transmission(lq, a), self.t0)
+
+
+class PFDCP(DCP):
+    """Pyramid fusion DCP.
+
+    The pyramid drops every other row and column while both sides stay at least `patch` (or up to
+    `max_levels`). A is estimated on every level with He et al.'s rule and the brightest estimate
+    (largest mean over RGB) is kept. Each level's transmission (with that A) is refined by the guided
+    filter; from the coarsest level down, the map is upsampled (nearest) and blended with the next
+    finer one: t = weight * up(t_coarse) + (1 - weight) * t_fine. The fused full-size map is refined
+    once more, then J is recovered with the lower bound t0. With one level there is no fusion and
+    PF-DCP is DCP.
+
+    Args (besides DCP's): weight: the coarser map's share in each fusion (the paper picks it on
+        RESIDE's training sets, separately for indoor and outdoor: scripts/tune_pfdcp.py);
+        max_levels: cap on the pyramid depth (None: as deep as the patch allows).
+    """
+
+    def __init__(self, patch=15, omega=0.95, top=0.001, radius=60, eps=1e-4, t0=0.1, weight=0.5, max_levels=None):
+        super().__init__(patch, omega, top, radius, eps, t0)
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"weight must be in [0, 1], got {weight}")
+        self.weight, self.max_levels = weight, max_levels
+
+    def pyramid(self, img):
+        levels = [img]
+        while (min(levels[-1].shape[-2:]) + 1) // 2 >= self.patch and (self.max_levels is None or len(levels) < self.max_levels):
+            levels.append(levels[-1][..., ::2, ::2])
+        return levels
+
+    def fused_transmission(self, lq):
+        levels = self.pyramid(lq)
+        estimates = torch.stack([self.atmosphere(level) for level in levels])  # (L, B, 3)
+        brightest = estimates.mean(dim=2).argmax(dim=0)  # (B,)
+        a = estimates[brightest, torch.arange(lq.shape[0], device=lq.device)]
+        maps = [self.refined_transmission(level, a) for level in levels]
+        if len(maps) == 1:
+            return a, maps[0]
+        t = maps[-1]
+        for finer in reversed(maps[:-1]):
+            t = self.weight * F.interpolate(t, size=finer.shape[-2:], mode="nearest") + (1 - self.weight) * finer
+        return a, guided_filter(grey(lq), t, 2 * self.radius + 1, self.eps, border="clip")
+
+    def maps(self, lq):
+        self._check(lq)
+        return {"dark_channel": dark_channel(lq, self.patch), "transmission": self.fused_transmission(lq)[1].clamp(0, 1)}
+
+    def forward(self, lq):
+        self._check(lq)
+        a, t = self.fused_transmission(lq)
+        return recover(lq, a, t, self.t0)

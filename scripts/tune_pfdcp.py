@@ -1,0 +1,54 @@
+"""Search PF-DCP's fusion weight on a training set, as the PF-DCP paper did on RESIDE's ITS (indoor)
+and OTS (outdoor): mean PSNR/SSIM for each candidate weight, and the best one.
+
+    python scripts/tune_pfdcp.py PairedFolder lq_dir=datasets/demo/haze/train/hazy gt_dir=datasets/demo/haze/train/clear
+    python scripts/tune_pfdcp.py RESIDE root=datasets/RESIDE/ITS --limit 200
+
+Arguments after the dataset type are its constructor arguments. --limit evaluates a fixed random
+subset (seeded) to keep the search affordable on large sets.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+from torch.utils.data import Subset  # noqa: E402
+
+from hdm.config import parse_value  # noqa: E402
+from hdm.data import DATASETS, build_dataset  # noqa: E402
+from hdm.engine import evaluate, resolve_device, summarize  # noqa: E402
+from hdm.metrics import get_metric  # noqa: E402
+from hdm.models import PFDCP  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("type", choices=list(DATASETS))
+    parser.add_argument("kwargs", nargs="*", help="dataset arguments key=value")
+    parser.add_argument("--weights", type=float, nargs="+", default=[round(0.1 * i, 1) for i in range(10)])
+    parser.add_argument("--limit", type=int, default=None, help="evaluate this many images (a seeded random subset)")
+    parser.add_argument("--preset", default="ffa_rgb")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    dataset = build_dataset({"type": args.type, **{k: parse_value(v) for k, _, v in (a.partition("=") for a in args.kwargs)}})
+    if args.limit and args.limit < len(dataset):
+        dataset = Subset(dataset, torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: args.limit].tolist())
+    device = resolve_device(args.device)
+    metric = get_metric(args.preset)
+    print(f"{len(dataset)} images, preset {args.preset}")
+    print("| weight | PSNR (dB) | SSIM |\n|---|---|---|")
+    results = {}
+    with torch.inference_mode():
+        for w in args.weights:
+            mean = summarize(evaluate(PFDCP(weight=w).to(device), dataset, metric, device))
+            results[w] = mean
+            print(f"| {w:.2f} | {mean['psnr']:.2f} | {mean['ssim']:.4f} |", flush=True)
+    best = max(results, key=lambda w: results[w]["psnr"])
+    print(f"best weight by PSNR: {best:.2f} ({results[best]['psnr']:.2f} dB)")
+    return best, results
+
+
+if __name__ == "__main__":
+    main()
