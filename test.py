@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from hdm.config import ConfigError, load_config
+from hdm.config import ConfigError, check_data_paths, load_config
 from hdm.data import build_dataset
 from hdm.data.io import write_image
 from hdm.engine import evaluate, resolve_device, run_dir_of
@@ -34,6 +34,7 @@ def main(argv=None):
         overrides += [f"eval.preset={args.preset}", "eval.options={}"]
     try:
         cfg = load_config(args.config, overrides)
+        check_data_paths(cfg)
     except ConfigError as err:
         parser.exit(2, f"config error: {err}\n")
     if cfg["data"]["val"] is None:

@@ -4,8 +4,8 @@
 """
 import argparse
 
-from hdm.config import ConfigError, load_config
-from hdm.engine import fit
+from hdm.config import ConfigError, check_data_paths, load_config
+from hdm.engine import TrainingStopped, fit
 
 
 def main(argv=None):
@@ -16,9 +16,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
+        check_data_paths(cfg)
     except ConfigError as err:
         parser.exit(2, f"config error: {err}\n")
-    run_dir = fit(cfg, resume=args.resume)
+    try:
+        run_dir = fit(cfg, resume=args.resume)
+    except TrainingStopped as err:
+        parser.exit(1, f"training stopped: {err}\n")
     print(f"run folder: {run_dir}")
 
 

@@ -1,9 +1,12 @@
-"""Checkpoints: atomic writes, loading with clear errors, and finding the newest one of a run."""
+"""Checkpoints: atomic writes, loading with clear errors, the newest readable one of a run, pruning."""
+import logging
 import os
 import re
 import tempfile
 
 import torch
+
+logger = logging.getLogger("hdm")
 
 CKPT_PATTERN = re.compile(r"^iter_(\d+)\.pth$")
 
@@ -20,6 +23,11 @@ def atomic_save(obj, path):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        dir_fd = os.open(folder, os.O_RDONLY)  # make the rename itself durable
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -53,3 +61,26 @@ def latest_checkpoint(folder):
     """Path of the newest `iter_<n>.pth` in folder, or None."""
     found = list_checkpoints(folder)
     return found[-1][1] if found else None
+
+
+def latest_readable_checkpoint(folder):
+    """(path, checkpoint) of the newest `iter_<n>.pth` that loads, or (None, None). A newest file that is
+    truncated or unreadable is skipped with a warning naming it and the one used instead."""
+    skipped = []
+    for _, path in reversed(list_checkpoints(folder)):
+        try:
+            ckpt = load_checkpoint(path)
+        except (RuntimeError, OSError) as err:
+            skipped.append(path)
+            logger.warning("checkpoint %s is unreadable; trying an older one", path)
+            continue
+        if skipped:
+            logger.warning("resuming from %s instead of the unreadable %s", path, ", ".join(skipped))
+        return path, ckpt
+    return None, None
+
+
+def prune_checkpoints(folder, keep):
+    """Delete all but the newest `keep` `iter_<n>.pth` files (best.pth is not touched)."""
+    for _, path in list_checkpoints(folder)[:-keep] if keep > 0 else []:
+        os.remove(path)

@@ -51,7 +51,7 @@ DEFAULTS = {
     "schedule": {"type": "cosine", "eta_min": 0.0, "step_size": 8000, "gamma": 0.5},  # step_size, gamma: type step
     "adversarial": None,  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
     "train": {"iterations": 1000, "batch_size": 16, "num_workers": 0, "val_every": 500, "save_every": 500,
-              "log_every": 50, "num_val_images": 3},
+              "log_every": 50, "num_val_images": 3, "keep_last": 3, "max_nonfinite": 3},
     "eval": {"preset": "ffa_rgb", "options": {}, "save_images": False, "grid_images": 4},
 }
 
@@ -61,9 +61,21 @@ TYPES = {
     "optim": {"type": str, "lr": float, "betas": list, "weight_decay": float},
     "schedule": {"type": str, "eta_min": float, "step_size": int, "gamma": float},
     "train": {"iterations": int, "batch_size": int, "num_workers": int, "val_every": int, "save_every": int,
-              "log_every": int, "num_val_images": int},
+              "log_every": int, "num_val_images": int, "keep_last": int, "max_nonfinite": int},
     "eval": {"preset": str, "options": dict, "save_images": bool, "grid_images": int},
 }
+
+
+# value ranges: key path -> (lowest allowed, whether the lowest itself is allowed)
+RANGES = {
+    "seed": (0, True), "optim.lr": (0, False), "optim.weight_decay": (0, True), "schedule.eta_min": (0, True),
+    "schedule.step_size": (1, True), "schedule.gamma": (0, False), "train.iterations": (1, True),
+    "train.batch_size": (1, True), "train.num_workers": (0, True), "train.val_every": (1, True),
+    "train.save_every": (1, True), "train.log_every": (1, True), "train.num_val_images": (0, True),
+    "train.keep_last": (1, True), "train.max_nonfinite": (1, True), "eval.grid_images": (0, True),
+}
+# dataset arguments that name folders (checked by check_data_paths before any data is read)
+PATH_KEYS = ("root", "lq_dir", "gt_dir", "trans_dir")
 
 
 class ConfigError(ValueError):
@@ -119,12 +131,32 @@ def _check_types(cfg, types, path):
             raise ConfigError(f"{path}{key}: expected {want.__name__}, got {value!r}")
 
 
+def _check_ranges(cfg):
+    for path, (low, inclusive) in RANGES.items():
+        section, _, key = path.rpartition(".")
+        value = cfg[section][key] if section else cfg[key]
+        if value < low or (value == low and not inclusive):
+            raise ConfigError(f"{path}: must be {'>=' if inclusive else '>'} {low}, got {value}")
+
+
+def check_data_paths(cfg):
+    """ConfigError for a dataset folder that does not exist (run before any data is read)."""
+    for split, section in (cfg["data"] or {}).items():
+        for key in PATH_KEYS:
+            value = (section or {}).get(key)
+            for folder in ([value] if isinstance(value, str) else value or []):
+                if not os.path.isdir(folder):
+                    raise ConfigError(f"data.{split}.{key}: no such folder {folder!r} (datasets/README.md lists "
+                                      f"the layout each dataset type expects)")
+
+
 def validate(cfg):
-    """Raise ConfigError on any unknown key or wrongly typed value."""
+    """Raise ConfigError on any unknown key, wrongly typed value, or value out of range."""
     for key in cfg:
         if key not in DEFAULTS:
             raise ConfigError(f"{key}: unknown top-level key{_closest(key, DEFAULTS)}")
     _check_types({k: v for k, v in cfg.items() if k in TYPES}, TYPES, "")
+    _check_ranges(cfg)
     _check_typed(cfg["model"], "model", "model")
     gan = cfg["adversarial"]
     if gan is not None:
@@ -157,13 +189,19 @@ def validate(cfg):
 # ----- loading, merging, overrides -----
 
 
+# sections built from a class table: when their `type` changes, the old class's arguments must go
+CLASS_SECTIONS = ("model", "train", "val", "discriminator")
+
+
 def merge(base, update):
-    """Deep merge of dicts (update wins); lists and scalars are replaced, and so is a dict whose
-    `type` changes (another class's arguments must not leak in). Returns a new dict."""
+    """Deep merge of dicts (update wins); lists and scalars are replaced, and so is a model or dataset
+    section whose `type` changes. Returns a new dict."""
     out = copy.deepcopy(base)
     for key, value in update.items():
         old = out.get(key)
-        if isinstance(value, dict) and isinstance(old, dict) and value.get("type", old.get("type")) == old.get("type"):
+        retyped = key in CLASS_SECTIONS and isinstance(old, dict) and value is not None and \
+            isinstance(value, dict) and value.get("type", old.get("type")) != old.get("type")
+        if isinstance(value, dict) and isinstance(old, dict) and not retyped:
             out[key] = merge(old, value)
         else:
             out[key] = copy.deepcopy(value)

@@ -4,24 +4,24 @@
     test.py  -> evaluate() -> model.forward / metrics
 """
 import logging
-import math
 import os
-import random
 import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
-from hdm.checkpoint import atomic_save, latest_checkpoint, load_checkpoint
+from hdm.checkpoint import atomic_save, latest_readable_checkpoint, load_checkpoint, prune_checkpoints
 from hdm.config import dump_config
 from hdm.data import build_dataset
 from hdm.data.io import write_image
 from hdm.losses import WeightedLosses
 from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
+from hdm.runtime import (EpochSampler, StopRequest, build_optimizer, build_scheduler, resolve_device, rng_state,
+                         run_dir_of, seed_everything, set_rng_state, setup_logging)
 
 logger = logging.getLogger("hdm")
 
@@ -36,6 +36,8 @@ def train_step(model, batch, losses, optimizer, scheduler, device):
     extras = {key: batch[key].to(device, non_blocking=True) for key in model.extra_inputs}  # e.g. 'trans'
     out = model(lq, **extras)  # HDM computes its DCP region masks from lq inside forward
     total, terms = losses(out, gt, lq)
+    if not torch.isfinite(total):  # not applied; fit() counts, logs and stops after too many in a row
+        return {"loss": float("nan"), "nonfinite": 1.0}
     optimizer.zero_grad(set_to_none=True)
     total.backward()
     optimizer.step()
@@ -55,6 +57,9 @@ def gan_train_step(model, disc, batch, losses, optimizer, d_optimizer, scheduler
     fake = disc(out)
     terms["adversarial"] = adv_weight * F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
     total = total + terms["adversarial"]
+    if not torch.isfinite(total):
+        disc.requires_grad_(True)
+        return {"loss": float("nan"), "nonfinite": 1.0}
     optimizer.zero_grad(set_to_none=True)
     total.backward()
     optimizer.step()
@@ -109,86 +114,6 @@ def summarize(rows):
     return {k: float(np.mean([r[k] for r in rows])) for k in keys}
 
 
-# ----------------------------------------------------------------------------- setup helpers
-
-
-def resolve_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def rng_state():
-    np_state = np.random.get_state()
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:])}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state):
-    random.setstate(state["python"])
-    torch.set_rng_state(state["torch"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def build_optimizer(cfg, params):
-    cfg = dict(cfg)
-    kind = cfg.pop("type")
-    if kind != "Adam":
-        raise ValueError(f"optim.type {kind!r} is not supported; valid: Adam")
-    return torch.optim.Adam(params, lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
-
-
-def build_scheduler(cfg, optimizer, iterations):
-    """Per-iteration schedules: 'cosine' (to eta_min over the run) or 'step' (x gamma every step_size)."""
-    if cfg["type"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=cfg["eta_min"])
-    if cfg["type"] == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
-    raise ValueError(f"schedule.type {cfg['type']!r} is not supported; valid: cosine, step")
-
-
-class EpochSampler(Sampler):
-    """A fresh permutation per epoch from (seed, epoch), starting at `offset`: the data position is
-    two integers, saved in checkpoints."""
-
-    def __init__(self, size, seed):
-        self.size, self.seed, self.epoch, self.offset = size, seed, 0, 0
-
-    def __iter__(self):
-        perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        return iter(perm[self.offset:].tolist())
-
-    def __len__(self):
-        return self.size - self.offset
-
-
-def _setup_logging(run_dir):
-    logger.setLevel(logging.INFO)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
-    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(os.path.join(run_dir, "train.log"))):
-        handler.setFormatter(fmt)
-        logger.addHandler(handler)
-    logger.propagate = False
-
-
-def run_dir_of(cfg):
-    return os.path.join(cfg["work_dir"], cfg["name"])
-
-
 # ----------------------------------------------------------------------------- training loop
 
 
@@ -198,7 +123,7 @@ def fit(cfg, resume=None):
     run_dir = run_dir_of(cfg)
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     os.makedirs(ckpt_dir, exist_ok=True)
-    _setup_logging(run_dir)
+    setup_logging(run_dir)
     dump_config(cfg, os.path.join(run_dir, "config.yaml"))
     device = resolve_device(cfg["device"])
     seed_everything(cfg["seed"])
@@ -222,10 +147,10 @@ def fit(cfg, resume=None):
     d_optimizer = build_optimizer(gan["optim"], disc.parameters()) if gan else None
     d_scheduler = build_scheduler(cfg["schedule"], d_optimizer, tcfg["iterations"]) if gan else None
 
-    iteration = 0
-    path = latest_checkpoint(ckpt_dir) if resume == "auto" else resume
+    iteration, best = 0, None
+    path, ckpt = latest_readable_checkpoint(ckpt_dir) if resume == "auto" else (resume, resume and load_checkpoint(resume))
     if path:
-        ckpt = load_checkpoint(path)
+        best = ckpt.get("best")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -250,45 +175,63 @@ def fit(cfg, resume=None):
                         generator=torch.Generator().manual_seed(cfg["seed"]))
     batches = iter(loader)
     bar = _progress(iteration, tcfg["iterations"])
-    start, last = time.time(), iteration
-    while iteration < tcfg["iterations"]:
-        try:
-            batch = next(batches)
-        except StopIteration:  # end of epoch: next permutation
-            sampler.epoch, sampler.offset = sampler.epoch + 1, 0
-            batches = iter(loader)
-            continue
-        model.train()
-        if disc is None:
-            logs = train_step(model, batch, losses, optimizer, scheduler, device)
-        else:
-            logs = gan_train_step(model, disc, batch, losses, optimizer, d_optimizer, scheduler, d_scheduler,
-                                  gan["weight"], device)
-        sampler.offset += tcfg["batch_size"]
-        iteration += 1
-        if not math.isfinite(logs["loss"]):
-            raise FloatingPointError(f"non-finite loss {logs['loss']} at iteration {iteration} "
-                                     f"(batch {batch['lq_path'][:3]})")
-        for key, value in logs.items():
-            writer.add_scalar(f"train/{key}", value, iteration)
-        writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], iteration)
+    start, last, nonfinite = time.time(), iteration, 0
+    stop = StopRequest()  # SIGINT / SIGTERM: finish the step, save, exit
+    try:
+        while iteration < tcfg["iterations"] and stop.signal is None:
+            try:
+                batch = next(batches)
+            except StopIteration:  # end of epoch: next permutation
+                sampler.epoch, sampler.offset = sampler.epoch + 1, 0
+                batches = iter(loader)
+                continue
+            model.train()
+            if disc is None:
+                logs = train_step(model, batch, losses, optimizer, scheduler, device)
+            else:
+                logs = gan_train_step(model, disc, batch, losses, optimizer, d_optimizer, scheduler, d_scheduler,
+                                      gan["weight"], device)
+            sampler.offset += tcfg["batch_size"]
+            if "nonfinite" in logs:
+                nonfinite += 1
+                logger.warning("iteration %d: non-finite loss, step not applied (%d in a row); batch: %s",
+                               iteration + 1, nonfinite, ", ".join(batch["lq_path"]))
+                if nonfinite >= tcfg["max_nonfinite"]:
+                    raise TrainingStopped(f"{nonfinite} non-finite losses in a row at iteration {iteration + 1}: "
+                                          f"training stopped; the last good checkpoint is "
+                                          f"{latest_readable_checkpoint(ckpt_dir)[0] or 'none'}")
+                continue
+            nonfinite, iteration = 0, iteration + 1
+            for key, value in logs.items():
+                writer.add_scalar(f"train/{key}", value, iteration)
+            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], iteration)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{logs['loss']:.4f}")
+            elif iteration % tcfg["log_every"] == 0 or iteration == tcfg["iterations"]:
+                rate = (iteration - last) / max(time.time() - start, 1e-9)
+                logger.info("iter %d/%d loss %.4f lr %.3g (%.2f it/s)", iteration, tcfg["iterations"], logs["loss"],
+                            optimizer.param_groups[0]["lr"], rate)
+                start, last = time.time(), iteration
+            if val_set is not None and (iteration % tcfg["val_every"] == 0 or iteration == tcfg["iterations"]):
+                mean = _validate(model, val_set, metric, device, writer, iteration, tcfg["num_val_images"])
+                if "psnr" in mean and (best is None or mean["psnr"] > best["psnr"]):
+                    best = {"psnr": mean["psnr"], "iteration": iteration}
+                    atomic_save({"model": model.state_dict(), "iteration": iteration, "val": mean, "config": cfg},
+                                os.path.join(ckpt_dir, "best.pth"))
+            if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"] or stop.signal:
+                extra = {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict(),
+                         "d_scheduler": d_scheduler.state_dict()} if gan else {}
+                _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, {**extra, "best": best})
+                prune_checkpoints(ckpt_dir, tcfg["keep_last"])
+        if stop.signal:
+            logger.info("stopped by %s at iteration %d; checkpoint saved; continue with --resume auto",
+                        stop.signal, iteration)
+    finally:
+        stop.restore()
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{logs['loss']:.4f}")
-        elif iteration % tcfg["log_every"] == 0 or iteration == tcfg["iterations"]:
-            rate = (iteration - last) / max(time.time() - start, 1e-9)
-            logger.info("iter %d/%d loss %.4f lr %.3g (%.2f it/s)", iteration, tcfg["iterations"], logs["loss"],
-                        optimizer.param_groups[0]["lr"], rate)
-            start, last = time.time(), iteration
-        if val_set is not None and (iteration % tcfg["val_every"] == 0 or iteration == tcfg["iterations"]):
-            _validate(model, val_set, metric, device, writer, iteration, tcfg["num_val_images"])
-        if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"]:
-            extra = {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict(),
-                     "d_scheduler": d_scheduler.state_dict()} if gan else {}
-            _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, extra)
-    if bar is not None:
-        bar.close()
-    writer.close()
+            bar.close()
+        writer.close()
     return run_dir
 
 
@@ -312,9 +255,17 @@ def _validate(model, val_set, metric, device, writer, iteration, num_images):
             writer.add_image(f"val/{rows[i]['name']}", torch.cat([sample["lq"], out, sample["gt"]], dim=2), iteration)
     logger.info("val iter %d: %s", iteration, ", ".join(f"{k} {v:.4g}" for k, v in mean.items()))
     model.train()
+    return mean
+
+
+class TrainingStopped(RuntimeError):
+    """Training ended early for a reason stated in one line (train.py prints it and exits with 1)."""
 
 
 def _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, extra):
+    if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
+        raise TrainingStopped(f"the weights became non-finite by iteration {iteration}: not saved; the last good "
+                              f"checkpoint is {latest_readable_checkpoint(ckpt_dir)[0] or 'none'}")
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "iteration": iteration, "rng": rng_state(), "data_position": (sampler.epoch, sampler.offset),
              "config": cfg, **extra}

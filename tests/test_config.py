@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import yaml
 
@@ -101,3 +103,35 @@ def test_extra_layer_sits_between_file_and_overrides(tmp_path):
     path = write(tmp_path / "c.yaml", BASE)
     cfg = load_config(path, ["train.iterations=7"], extra={"train": {"iterations": 3, "batch_size": 2}})
     assert cfg["train"]["iterations"] == 7 and cfg["train"]["batch_size"] == 2
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.batch_size=-2", "train.batch_size: must be >= 1, got -2"),
+    ("optim.lr=0", "optim.lr: must be > 0"),
+    ("train.iterations=0", "train.iterations: must be >= 1"),
+    ("optim.lr=2e-4x", "optim.lr: expected a number"),
+])
+def test_value_ranges(tmp_path, override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path / "c.yaml", BASE), [override])
+
+
+def test_missing_dataset_folder_fails_fast_with_the_key(tmp_path):
+    import time
+
+    from hdm.config import check_data_paths
+    cfg = load_config(write(tmp_path / "c.yaml", BASE))
+    t0 = time.time()
+    with pytest.raises(ConfigError, match="data.train.lq_dir: no such folder 'a'"):
+        check_data_paths(cfg)
+    assert time.time() - t0 < 1.0
+
+
+def test_train_cli_reports_config_errors_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    path = write(tmp_path / "c.yaml", BASE)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "train.py"), "-c", path, "optim.lr=fast"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == ["config error: optim.lr: expected a number, got 'fast'"]
