@@ -12,7 +12,7 @@ import torch
 
 from hdm.config import ConfigError, check_data_paths, load_config
 from hdm.data import build_dataset
-from hdm.data.io import write_image
+from hdm.data.io import ensure_writable, write_image
 from hdm.engine import evaluate, resolve_device, run_dir_of
 from hdm.metrics import NO_REFERENCE, get_metric
 from hdm.inference import load_model
@@ -50,6 +50,10 @@ def main(argv=None):
     if "gt" not in dataset[0] and preset not in NO_REFERENCE:
         parser.exit(2, f"{cfg['data']['val']['type']} has no targets: use a no-reference preset ({', '.join(NO_REFERENCE)})\n")
     out_dir = args.out or os.path.join(run_dir_of(cfg), "test")
+    try:
+        ensure_writable(out_dir)
+    except OSError as err:
+        parser.exit(2, f"error: {err}\n")
     save_images = args.save_images or cfg["eval"]["save_images"]
     with torch.inference_mode():
         rows = evaluate(model, dataset, get_metric(preset, **options), device,

@@ -185,6 +185,9 @@ def fit(cfg, resume=None):
                 sampler.epoch, sampler.offset = sampler.epoch + 1, 0
                 batches = iter(loader)
                 continue
+            except (OSError, ValueError) as err:  # a bad file met mid-epoch: one line, not a traceback
+                raise TrainingStopped(f"{str(err).strip().splitlines()[-1]} (at iteration {iteration + 1}; the last "
+                                      f"checkpoint is {latest_readable_checkpoint(ckpt_dir)[0] or 'none'})") from err
             model.train()
             if disc is None:
                 logs = train_step(model, batch, losses, optimizer, scheduler, device)

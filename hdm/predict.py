@@ -18,7 +18,7 @@ import time
 import torch
 
 from hdm.config import ConfigError, load_config
-from hdm.data.io import images_in, is_image, read_image, to_tensor, write_image
+from hdm.data.io import ensure_writable, images_in, is_image, read_image, to_tensor, write_image
 from hdm.engine import resolve_device
 from hdm.inference import autocast, colour_maps, load_model, restore
 
@@ -77,6 +77,10 @@ def main(argv=None):
     files = inputs_of(args.input)
     if not files:
         raise SystemExit(f"{args.input}: no images found")
+    try:
+        ensure_writable(args.output)
+    except OSError as err:
+        raise SystemExit(f"error: {err}")
     failures = 0
     start = time.time()
     for path in files:
@@ -96,6 +100,12 @@ def main(argv=None):
         except (OSError, ValueError) as err:
             failures += 1
             print(f"error: {err}", file=sys.stderr)
+        except RuntimeError as err:  # allocation failures; anything else is a bug and keeps its traceback
+            if "memory" not in str(err).lower() and "alloc" not in str(err).lower():
+                raise
+            failures += 1
+            print(f"error: {path}: too large to restore in memory on {device} ({str(err).splitlines()[0][:80]}); "
+                  f"use --tile 512", file=sys.stderr)
     done = len(files) - failures
     print(f"restored {done} of {len(files)} image(s) into {args.output} in {time.time() - start:.1f} s")
     return 1 if failures else 0

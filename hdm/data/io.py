@@ -1,5 +1,6 @@
 """Image files <-> RGB float arrays in [0, 1]."""
 import os
+import tempfile
 
 import cv2
 import numpy as np
@@ -19,30 +20,50 @@ def images_in(folder):
     return [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if is_image(n)]
 
 
-def read_image(path):
-    """RGB float32 (H, W, 3) in [0, 1]; a clear error for unreadable files."""
-    img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+def _check_jpeg_complete(path):
+    """OpenCV decodes a truncated JPEG silently (grey below the cut): require the end-of-image marker."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(f.tell() - 1024, 0))
+        if b"\xff\xd9" not in f.read():
+            raise OSError(f"{path}: truncated JPEG (no end-of-image marker)")
+
+
+def _read(path, flags):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise OSError(f"{path}: no such file")
+    if path.lower().endswith((".jpg", ".jpeg")):
+        _check_jpeg_complete(path)
+    img = cv2.imread(path, flags)
     if img is None:
         raise OSError(f"{path}: not a readable image")
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return img.astype(np.float32) / scale
+    return img.astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 255.0)
+
+
+def read_image(path):
+    """RGB float32 (H, W, 3) in [0, 1]; a clear error naming the file otherwise.
+
+    Grey images are expanded to RGB, an alpha channel is dropped, 16-bit images are scaled by 65535,
+    CMYK JPEGs are converted, and the EXIF orientation is applied (OpenCV's IMREAD_COLOR), the same
+    for inputs and targets."""
+    img = _read(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    return np.ascontiguousarray(img[..., ::-1])
 
 
 def read_gray(path):
     """Single-channel float32 (H, W, 1) in [0, 1] (e.g. a transmission map)."""
-    img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise OSError(f"{path}: not a readable image")
-    if img.ndim == 3:
-        img = img[..., 0] if img.shape[2] < 3 else cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2GRAY)
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return (img.astype(np.float32) / scale)[..., None]
+    return _read(path, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)[..., None]
+
+
+def ensure_writable(folder):
+    """Create `folder` if needed and check that files can be written there (one clear error if not)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_test_"):
+            pass
+    except OSError as err:
+        raise OSError(f"{folder}: output folder is not writable ({err.strerror or err})") from err
 
 
 def to_uint8(img):

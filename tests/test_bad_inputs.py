@@ -1,0 +1,147 @@
+"""The catalogue of bad inputs: each works correctly or fails with one line naming the file."""
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from hdm.data import ImageFolder, PairedFolder
+from hdm.data.io import ensure_writable, read_image, write_image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RNG = np.random.default_rng(0)
+RGB = (RNG.random((40, 60, 3)) * 255).astype(np.uint8)
+
+
+def test_corrupt_png(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(OSError, match="x.png: not a readable image"):
+        read_image(tmp_path / "x.png")
+
+
+def test_truncated_png_and_jpeg(tmp_path):
+    for ext in ("png", "jpg"):
+        Image.fromarray(RGB).save(tmp_path / f"full.{ext}")
+        data = (tmp_path / f"full.{ext}").read_bytes()
+        (tmp_path / f"cut.{ext}").write_bytes(data[: len(data) // 2])
+        with pytest.raises(OSError, match=f"cut.{ext}"):
+            read_image(tmp_path / f"cut.{ext}")
+        assert read_image(tmp_path / f"full.{ext}").shape == (40, 60, 3)
+
+
+def test_non_image_files_in_a_folder_are_ignored(tmp_path):
+    Image.fromarray(RGB).save(tmp_path / "a.png")
+    (tmp_path / "readme.txt").write_text("not an image")
+    (tmp_path / "Thumbs.db").write_bytes(b"\x00\x01")
+    assert [os.path.basename(f) for f in ImageFolder(str(tmp_path)).files] == ["a.png"]
+
+
+def test_grayscale_rgba_and_16_bit(tmp_path):
+    grey = RGB[..., 0]
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    g = read_image(tmp_path / "g.png")
+    assert g.shape == (40, 60, 3) and np.allclose(g[..., 0], grey / 255) and np.allclose(g[..., 2], grey / 255)
+    Image.fromarray(np.dstack([RGB, np.full((40, 60), 9, np.uint8)])).save(tmp_path / "a.png")
+    assert np.allclose(read_image(tmp_path / "a.png"), RGB / 255)  # alpha dropped, colour kept
+    deep = (RNG.random((10, 12, 3)) * 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "d.png"), deep[..., ::-1])
+    assert np.allclose(read_image(tmp_path / "d.png"), deep / 65535, atol=1e-6)  # scaled by 65535, not 255
+
+
+def test_cmyk_jpeg_is_converted(tmp_path):
+    Image.fromarray(RGB).convert("CMYK").save(tmp_path / "c.jpg", quality=95)
+    got = read_image(tmp_path / "c.jpg")
+    assert got.shape == (40, 60, 3) and np.abs(got * 255 - RGB).mean() < 4
+
+
+def test_exif_orientation_is_applied_to_inputs_and_targets_alike(tmp_path):
+    for sub in ("lq", "gt"):
+        img = Image.fromarray(RGB)
+        exif = img.getexif()
+        exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+        (tmp_path / sub).mkdir()
+        img.save(tmp_path / sub / "p.jpg", exif=exif, quality=95)
+    s = PairedFolder(str(tmp_path / "lq"), str(tmp_path / "gt"))[0]
+    assert s["lq"].shape == s["gt"].shape == (3, 60, 40)
+
+
+def test_tiny_images_work_or_fail_clearly(tmp_path):
+    from hdm.models import HDM
+    write_image(tmp_path / "lq" / "t.png", RNG.random((2, 3, 3)))
+    write_image(tmp_path / "gt" / "t.png", RNG.random((2, 3, 3)))
+    s = PairedFolder(str(tmp_path / "lq"), str(tmp_path / "gt"))[0]
+    with torch.no_grad():
+        assert HDM(dim=8, groups=1, blocks_per_group=1)(s["lq"][None]).shape == (1, 3, 2, 3)
+    with pytest.raises(ValueError, match="t.png: image 2x3 is smaller than the crop size 16"):
+        PairedFolder(str(tmp_path / "lq"), str(tmp_path / "gt"), crop=16)[0]
+
+
+def test_pair_sizes_differ_and_missing_gt_and_empty_folder(tmp_path):
+    write_image(tmp_path / "lq" / "a.png", RNG.random((8, 8, 3)))
+    write_image(tmp_path / "gt" / "a.png", RNG.random((8, 9, 3)))
+    with pytest.raises(ValueError, match="a.png: size .* differs from its target"):
+        PairedFolder(str(tmp_path / "lq"), str(tmp_path / "gt"))[0]
+    write_image(tmp_path / "lq" / "b.png", RNG.random((8, 8, 3)))
+    with pytest.raises(ValueError, match="unpaired: \\['b'\\]"):
+        PairedFolder(str(tmp_path / "lq"), str(tmp_path / "gt"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="found none"):
+        ImageFolder(str(tmp_path / "empty"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(OSError, match="not writable"):
+        ensure_writable(str(ro / "out"))
+
+
+def test_unwritable_output_folder_in_predict(tmp_path):
+    (tmp_path / "file").write_text("a file where a folder should be")
+    with pytest.raises(OSError, match="file/out: output folder is not writable"):
+        ensure_writable(str(tmp_path / "file" / "out"))
+    write_image(tmp_path / "in" / "a.png", RNG.random((8, 8, 3)))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": {"type": "DCP"}}))
+    from hdm.predict import main as predict
+    with pytest.raises(SystemExit, match="not writable"):
+        predict([str(tmp_path / "in"), str(tmp_path / "file" / "out"), "-c", str(tmp_path / "c.yaml")])
+
+
+def test_out_of_memory_suggests_tiling(tmp_path, monkeypatch, capsys):
+    from hdm import predict as predict_module
+    write_image(tmp_path / "in" / "big.png", RNG.random((16, 16, 3)))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": {"type": "DCP"}}))
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+    monkeypatch.setattr(predict_module, "restore", no_memory)
+    code = predict_module.main([str(tmp_path / "in"), str(tmp_path / "out"), "-c", str(tmp_path / "c.yaml")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "big.png: too large to restore in memory" in err and "use --tile 512" in err
+    assert not os.listdir(tmp_path / "out")  # nothing partial
+
+
+def test_a_bad_file_mid_epoch_stops_training_with_one_line(tmp_path):
+    for i in range(4):
+        write_image(tmp_path / "lq" / f"{i}.png", RNG.random((40, 40, 3)))
+        write_image(tmp_path / "gt" / f"{i}.png", RNG.random((40, 40, 3)))
+    (tmp_path / "lq" / "3.png").write_bytes(b"broken")
+    cfg = {"name": "bad", "work_dir": str(tmp_path / "runs"),
+           "model": {"type": "HDM", "dim": 8, "groups": 1, "blocks_per_group": 1},
+           "data": {"train": {"type": "PairedFolder", "lq_dir": str(tmp_path / "lq"), "gt_dir": str(tmp_path / "gt"),
+                              "crop": 32}},
+           "train": {"iterations": 10, "batch_size": 1}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "-c", str(tmp_path / "bad.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("training stopped: ")
+    assert "3.png: not a readable image" in proc.stderr and "Traceback" not in proc.stderr
