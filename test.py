@@ -15,7 +15,7 @@ from hdm.data import build_dataset
 from hdm.data.io import ensure_writable, write_image
 from hdm.engine import evaluate, resolve_device, run_dir_of
 from hdm.metrics import NO_REFERENCE, get_metric
-from hdm.inference import load_model
+from hdm.inference import autocast, load_model
 from hdm.results import comparison_grid, provenance, write_results
 
 
@@ -28,6 +28,7 @@ def main(argv=None):
     parser.add_argument("--preset", default=None, help="metric preset (default: the config's eval.preset)")
     parser.add_argument("--out", default=None, help="results folder (default: <run folder>/test)")
     parser.add_argument("--save-images", action="store_true", help="save restored images as PNG")
+    parser.add_argument("--amp", action="store_true", help="inference under autocast (bf16 on CPU, fp16 on CUDA)")
     args = parser.parse_args(argv)
     overrides = list(args.overrides)
     if args.preset:  # a preset's options belong to it: another preset starts without them
@@ -55,7 +56,7 @@ def main(argv=None):
     except OSError as err:
         parser.exit(2, f"error: {err}\n")
     save_images = args.save_images or cfg["eval"]["save_images"]
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, "auto" if args.amp else "off"):
         rows = evaluate(model, dataset, get_metric(preset, **options), device,
                         save_dir=os.path.join(out_dir, "images") if save_images else None)
         triplets = []

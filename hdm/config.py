@@ -51,7 +51,8 @@ DEFAULTS = {
     "schedule": {"type": "cosine", "eta_min": 0.0, "step_size": 8000, "gamma": 0.5},  # step_size, gamma: type step
     "adversarial": None,  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
     "train": {"iterations": 1000, "batch_size": 16, "num_workers": 0, "val_every": 500, "save_every": 500,
-              "log_every": 50, "num_val_images": 3, "keep_last": 3, "max_nonfinite": 3},
+              "log_every": 50, "num_val_images": 3, "keep_last": 3, "max_nonfinite": 3, "amp": "off",
+              "channels_last": False},
     "eval": {"preset": "ffa_rgb", "options": {}, "save_images": False, "grid_images": 4},
 }
 
@@ -61,7 +62,8 @@ TYPES = {
     "optim": {"type": str, "lr": float, "betas": list, "weight_decay": float},
     "schedule": {"type": str, "eta_min": float, "step_size": int, "gamma": float},
     "train": {"iterations": int, "batch_size": int, "num_workers": int, "val_every": int, "save_every": int,
-              "log_every": int, "num_val_images": int, "keep_last": int, "max_nonfinite": int},
+              "log_every": int, "num_val_images": int, "keep_last": int, "max_nonfinite": int, "amp": str,
+              "channels_last": bool},
     "eval": {"preset": str, "options": dict, "save_images": bool, "grid_images": int},
 }
 
@@ -157,6 +159,8 @@ def validate(cfg):
             raise ConfigError(f"{key}: unknown top-level key{_closest(key, DEFAULTS)}")
     _check_types({k: v for k, v in cfg.items() if k in TYPES}, TYPES, "")
     _check_ranges(cfg)
+    if cfg["train"]["amp"] not in ("off", "bf16", "fp16"):
+        raise ConfigError(f"train.amp: {cfg['train']['amp']!r} is not one of off, bf16, fp16")
     _check_typed(cfg["model"], "model", "model")
     gan = cfg["adversarial"]
     if gan is not None:

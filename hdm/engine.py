@@ -18,6 +18,7 @@ from hdm.config import dump_config
 from hdm.data import build_dataset
 from hdm.data.io import write_image
 from hdm.losses import WeightedLosses
+from hdm.inference import autocast
 from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
 from hdm.runtime import (EpochSampler, StopRequest, build_optimizer, build_scheduler, resolve_device, rng_state,
@@ -29,18 +30,25 @@ logger = logging.getLogger("hdm")
 # ----------------------------------------------------------------------------- the step
 
 
-def train_step(model, batch, losses, optimizer, scheduler, device):
-    """One optimisation step on one batch. Returns {'loss': total, <term>: weighted value} as floats."""
+def train_step(model, batch, losses, optimizer, scheduler, device, amp="off", scaler=None):
+    """One optimisation step on one batch. Returns {'loss': total, <term>: weighted value} as floats.
+    amp: 'off', 'bf16' or 'fp16' (autocast); scaler: a GradScaler for fp16."""
     lq = batch["lq"].to(device, non_blocking=True)
     gt = batch["gt"].to(device, non_blocking=True)
     extras = {key: batch[key].to(device, non_blocking=True) for key in model.extra_inputs}  # e.g. 'trans'
-    out = model(lq, **extras)  # HDM computes its DCP region masks from lq inside forward
-    total, terms = losses(out, gt, lq)
+    with autocast(device, amp):
+        out = model(lq, **extras)  # HDM computes its DCP region masks from lq inside forward (in fp32)
+    total, terms = losses(out.float(), gt, lq)
     if not torch.isfinite(total):  # not applied; fit() counts, logs and stops after too many in a row
         return {"loss": float("nan"), "nonfinite": 1.0}
     optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    optimizer.step()
+    if scaler is None:
+        total.backward()
+        optimizer.step()
+    else:
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
     scheduler.step()  # per-iteration schedule
     return {"loss": total.item(), **{name: value.item() for name, value in terms.items()}}
 
@@ -137,6 +145,10 @@ def fit(cfg, resume=None):
         raise ValueError(f"data.train has {len(train_set)} samples, fewer than train.batch_size={tcfg['batch_size']}")
     sampler = EpochSampler(len(train_set), cfg["seed"])
     model = build_model(cfg["model"]).to(device)
+    if tcfg["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    amp = tcfg["amp"]
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     losses = WeightedLosses(cfg["losses"]).to(device)
     optimizer = build_optimizer(cfg["optim"], model.parameters())
     scheduler = build_scheduler(cfg["schedule"], optimizer, tcfg["iterations"])
@@ -158,6 +170,8 @@ def fit(cfg, resume=None):
             disc.load_state_dict(ckpt["discriminator"])
             d_optimizer.load_state_dict(ckpt["d_optimizer"])
             d_scheduler.load_state_dict(ckpt["d_scheduler"])
+        if scaler is not None and "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
         sampler.epoch, sampler.offset = ckpt["data_position"]
         iteration = ckpt["iteration"]
@@ -190,7 +204,7 @@ def fit(cfg, resume=None):
                                       f"checkpoint is {latest_readable_checkpoint(ckpt_dir)[0] or 'none'})") from err
             model.train()
             if disc is None:
-                logs = train_step(model, batch, losses, optimizer, scheduler, device)
+                logs = train_step(model, batch, losses, optimizer, scheduler, device, amp, scaler)
             else:
                 logs = gan_train_step(model, disc, batch, losses, optimizer, d_optimizer, scheduler, d_scheduler,
                                       gan["weight"], device)
@@ -225,6 +239,8 @@ def fit(cfg, resume=None):
             if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"] or stop.signal:
                 extra = {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict(),
                          "d_scheduler": d_scheduler.state_dict()} if gan else {}
+                if scaler is not None:
+                    extra["scaler"] = scaler.state_dict()
                 _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, {**extra, "best": best})
                 prune_checkpoints(ckpt_dir, tcfg["keep_last"])
         if stop.signal:

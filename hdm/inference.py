@@ -49,11 +49,18 @@ def colour_maps(maps, size):
     return out
 
 
-def autocast(device, enabled):
-    """bf16 autocast on CPU, fp16 on CUDA; a no-op context when not enabled."""
-    if not enabled:
+AMP_MODES = ("off", "bf16", "fp16", "auto")
+
+
+def autocast(device, mode):
+    """Autocast context: 'bf16', 'fp16', 'auto' (fp16 on CUDA, bf16 elsewhere) or 'off' (a no-op)."""
+    if mode not in AMP_MODES:
+        raise ValueError(f"amp mode {mode!r} is not one of {', '.join(AMP_MODES)}")
+    if mode == "off":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
+    if mode == "auto":
+        mode = "fp16" if device.type == "cuda" else "bf16"
+    return torch.autocast(device_type=device.type, dtype=torch.float16 if mode == "fp16" else torch.bfloat16)
 
 
 def _starts(size, tile, step):

@@ -89,7 +89,7 @@ def main(argv=None):
             if not is_image(path):
                 raise OSError(f"{path}: not an image file name")
             x = to_tensor(read_image(path)).unsqueeze(0).to(device)
-            with torch.inference_mode(), autocast(device, args.amp):
+            with torch.inference_mode(), autocast(device, "auto" if args.amp else "off"):
                 for model in models:
                     x = restore(model, x, tile=args.tile, overlap=args.overlap).float()
                 if args.save_maps and hasattr(models[0], "maps"):

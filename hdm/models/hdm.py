@@ -18,6 +18,7 @@ transmission map the dataset supplies (`region="depth"`, the paper's Table 6 "GT
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from hdm.ops.dcp import bin_masks, dark_channel, dcp_region_masks, dcp_transmission, downscale
 
@@ -52,11 +53,13 @@ class HDM(nn.Module):
         out_act: 'tanh' (release) or 'none'.
         dcn_backend: deformable-conv backend ('auto', 'torch', 'torchvision', 'mmcv').
         dcp_options: keyword overrides for `hdm.ops.dcp.dcp_region_masks` (patch, omega, radii, ...).
+        checkpoint_groups: recompute each FA group in the backward pass instead of keeping its
+            activations (training memory for compute; results are unchanged).
     """
 
     def __init__(self, dim=64, groups=3, blocks_per_group=9, stages="PSRSR", region="dcp", num_regions=5,
                  skip="mix", input_mean=(0.64, 0.6, 0.58), input_std=(0.14, 0.15, 0.152), out_act="tanh",
-                 dcn_backend="auto", dcp_options=None):
+                 dcn_backend="auto", dcp_options=None, checkpoint_groups=False):
         super().__init__()
         bad = sorted(set(stages) - set(STAGE_LETTERS))
         if bad:
@@ -71,6 +74,7 @@ class HDM(nn.Module):
             raise ValueError("need num_regions >= 1, groups >= 1, blocks_per_group >= 0, dim >= 8")
         self.stages, self.region, self.num_regions, self.skip, self.out_act = stages, region, num_regions, skip, out_act
         self.dcp_options = dict(dcp_options or {})
+        self.checkpoint_groups = checkpoint_groups
         # not persistent: the state dict keeps exactly the released key set
         self.register_buffer("input_mean", torch.tensor(input_mean, dtype=torch.float32).view(1, 3, 1, 1),
                              persistent=False)
@@ -167,7 +171,14 @@ class HDM(nn.Module):
         x = self.conv2(x)
         res2 = x
         for letter in self.stages:
-            x = self._stage(letter)(x, mask) if letter == "R" else self._stage(letter)(x)
+            if letter == "R":
+                x = self._stage(letter)(x, mask)
+            elif letter == "P" and self.checkpoint_groups and self.training:
+                for group in self.FAB[:-1]:
+                    x = checkpoint(group, x, use_reentrant=False)
+                x = F.relu(x)  # the stage's closing ReLU, not in place on a checkpointed output
+            else:
+                x = self._stage(letter)(x)
         x = self.deconv1(self._merge(1, res2, x))
         x = self.deconv2(self._merge(2, res1, x))
         x = self.output(x)

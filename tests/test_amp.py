@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from hdm.engine import train_step
+from hdm.inference import autocast
+from hdm.losses import WeightedLosses
+from hdm.models import HDM
+
+CPU = torch.device("cpu")
+
+
+def step(model, amp, scaler=None):
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    sch = torch.optim.lr_scheduler.StepLR(opt, 10)
+    batch = {"lq": torch.rand(2, 3, 32, 32), "gt": torch.rand(2, 3, 32, 32)}
+    return train_step(model, batch, WeightedLosses([{"type": "L1"}]), opt, sch, CPU, amp, scaler)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_steps_update_fp32_weights(amp):
+    torch.manual_seed(0)
+    model = HDM(dim=8, groups=1, blocks_per_group=1)
+    before = model.conv0[0].weight.clone()
+    logs = step(model, amp, torch.amp.GradScaler("cpu") if amp == "fp16" else None)
+    assert all(v == v for v in logs.values())
+    assert model.conv0[0].weight.dtype == torch.float32 and not torch.equal(before, model.conv0[0].weight)
+
+
+def test_autocast_modes():
+    with autocast(CPU, "bf16"):
+        assert torch.mm(torch.rand(2, 2), torch.rand(2, 2)).dtype == torch.bfloat16
+    with autocast(CPU, "off"):
+        assert torch.mm(torch.rand(2, 2), torch.rand(2, 2)).dtype == torch.float32
+    with pytest.raises(ValueError, match="amp mode"):
+        autocast(CPU, "int8")
+
+
+def test_dcp_masks_stay_float32_under_autocast():
+    model = HDM(dim=8, groups=1, blocks_per_group=1)
+    x = torch.rand(1, 3, 64, 64)
+    with autocast(CPU, "bf16"):
+        masks = model.region_masks(x)
+    assert masks.dtype == torch.float32 and torch.equal(masks, model.region_masks(x))
+
+
+def test_channels_last_and_activation_checkpointing_change_nothing():
+    torch.manual_seed(0)
+    a = HDM(dim=8, groups=2, blocks_per_group=1)
+    b = HDM(dim=8, groups=2, blocks_per_group=1, checkpoint_groups=True)
+    b.load_state_dict(a.state_dict())
+    c = HDM(dim=8, groups=2, blocks_per_group=1).to(memory_format=torch.channels_last)
+    c.load_state_dict(a.state_dict())
+    x = torch.rand(1, 3, 32, 32)
+    outs = [m(x) for m in (a, b, c)]
+    for out in outs:
+        out.sum().backward()
+    assert torch.equal(outs[0], outs[1]) and torch.allclose(outs[0], outs[2], atol=1e-5)
+    for p, q, r in zip(a.parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(p.grad, q.grad) and torch.allclose(p.grad, r.grad, atol=1e-4)
