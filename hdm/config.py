@@ -52,7 +52,7 @@ DEFAULTS = {
     "adversarial": None,  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
     "train": {"iterations": 1000, "batch_size": 16, "num_workers": 0, "val_every": 500, "save_every": 500,
               "log_every": 50, "num_val_images": 3, "keep_last": 3, "max_nonfinite": 3, "amp": "off",
-              "channels_last": False},
+              "channels_last": False, "find_unused_parameters": False},
     "eval": {"preset": "ffa_rgb", "options": {}, "save_images": False, "grid_images": 4},
 }
 
@@ -63,7 +63,7 @@ TYPES = {
     "schedule": {"type": str, "eta_min": float, "step_size": int, "gamma": float},
     "train": {"iterations": int, "batch_size": int, "num_workers": int, "val_every": int, "save_every": int,
               "log_every": int, "num_val_images": int, "keep_last": int, "max_nonfinite": int, "amp": str,
-              "channels_last": bool},
+              "channels_last": bool, "find_unused_parameters": bool},
     "eval": {"preset": str, "options": dict, "save_images": bool, "grid_images": int},
 }
 

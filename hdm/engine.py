@@ -11,6 +11,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from hdm.checkpoint import atomic_save, latest_readable_checkpoint, load_checkpoint, prune_checkpoints
@@ -21,8 +22,9 @@ from hdm.losses import WeightedLosses
 from hdm.inference import autocast
 from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
-from hdm.runtime import (EpochSampler, StopRequest, build_optimizer, build_scheduler, resolve_device, rng_state,
-                         run_dir_of, seed_everything, set_rng_state, setup_logging)
+from hdm.runtime import (EpochSampler, SeededSamples, StopRequest, all_ranks_agree, build_optimizer, build_scheduler,
+                         distributed_setup, resolve_device, rng_state, run_dir_of, seed_everything, set_rng_state,
+                         setup_logging)
 
 logger = logging.getLogger("hdm")
 
@@ -39,7 +41,7 @@ def train_step(model, batch, losses, optimizer, scheduler, device, amp="off", sc
     with autocast(device, amp):
         out = model(lq, **extras)  # HDM computes its DCP region masks from lq inside forward (in fp32)
     total, terms = losses(out.float(), gt, lq)
-    if not torch.isfinite(total):  # not applied; fit() counts, logs and stops after too many in a row
+    if not all_ranks_agree(torch.isfinite(total).item()):  # not applied; fit() counts, logs, stops if repeated
         return {"loss": float("nan"), "nonfinite": 1.0}
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
@@ -65,7 +67,7 @@ def gan_train_step(model, disc, batch, losses, optimizer, d_optimizer, scheduler
     fake = disc(out)
     terms["adversarial"] = adv_weight * F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
     total = total + terms["adversarial"]
-    if not torch.isfinite(total):
+    if not all_ranks_agree(torch.isfinite(total).item()):
         disc.requires_grad_(True)
         return {"loss": float("nan"), "nonfinite": 1.0}
     optimizer.zero_grad(set_to_none=True)
@@ -128,12 +130,17 @@ def summarize(rows):
 def fit(cfg, resume=None):
     """Train as the config says. resume: None, 'auto' (newest checkpoint of the run, if any) or a path.
     Returns the run folder."""
+    rank, world, local_rank = distributed_setup()  # under torchrun: one process per device
+    main = rank == 0  # only the main process logs, validates and saves
     run_dir = run_dir_of(cfg)
     ckpt_dir = os.path.join(run_dir, "checkpoints")
-    os.makedirs(ckpt_dir, exist_ok=True)
-    setup_logging(run_dir)
-    dump_config(cfg, os.path.join(run_dir, "config.yaml"))
+    if main:
+        os.makedirs(ckpt_dir, exist_ok=True)
+        setup_logging(run_dir)
+        dump_config(cfg, os.path.join(run_dir, "config.yaml"))
     device = resolve_device(cfg["device"])
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
     seed_everything(cfg["seed"])
     tcfg = cfg["train"]
 
@@ -143,7 +150,7 @@ def fit(cfg, resume=None):
     val_set = build_dataset(cfg["data"]["val"]) if cfg["data"]["val"] else None
     if len(train_set) < tcfg["batch_size"]:
         raise ValueError(f"data.train has {len(train_set)} samples, fewer than train.batch_size={tcfg['batch_size']}")
-    sampler = EpochSampler(len(train_set), cfg["seed"])
+    sampler = EpochSampler(len(train_set), cfg["seed"], tcfg["batch_size"], rank, world)
     model = build_model(cfg["model"]).to(device)
     if tcfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
@@ -176,23 +183,30 @@ def fit(cfg, resume=None):
         sampler.epoch, sampler.offset = ckpt["data_position"]
         iteration = ckpt["iteration"]
         logger.info("resumed from %s at iteration %d (lr %.3g)", path, iteration, optimizer.param_groups[0]["lr"])
-    logger.info("model %s: %d parameters; %d training samples, batch %d, %d iterations, device %s",
-                cfg["model"]["type"], count_parameters(model), len(train_set), tcfg["batch_size"],
-                tcfg["iterations"], device)
+    logger.info("model %s: %d parameters; %d training samples; batch %d per process x %d process(es) = %d global; "
+                "%d iterations; device %s; amp %s", cfg["model"]["type"], count_parameters(model), len(train_set),
+                tcfg["batch_size"], world, tcfg["batch_size"] * world, tcfg["iterations"], device, amp)
+    net, d_net = model, disc
+    if world > 1:
+        ids = [local_rank] if device.type == "cuda" else None
+        net = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=tcfg["find_unused_parameters"])
+        net.extra_inputs = model.extra_inputs
+        if gan:
+            d_net = DistributedDataParallel(disc, device_ids=ids)
 
     from torch.utils.tensorboard import SummaryWriter  # imported late: slow, and only training needs it
 
-    writer = SummaryWriter(os.path.join(run_dir, "tb"))
-    # the loader's own generator: starting an iterator then leaves the global RNG (augmentation) alone
-    loader = DataLoader(train_set, batch_size=tcfg["batch_size"], sampler=sampler, drop_last=True,
-                        num_workers=tcfg["num_workers"], pin_memory=device.type == "cuda",
+    writer = SummaryWriter(os.path.join(run_dir, "tb")) if main else None
+    # samples are made under their own seed (SeededSamples); the loader's own generator leaves the global RNG alone
+    loader = DataLoader(SeededSamples(train_set, cfg["seed"]), batch_size=tcfg["batch_size"], sampler=sampler,
+                        drop_last=True, num_workers=tcfg["num_workers"], pin_memory=device.type == "cuda",
                         generator=torch.Generator().manual_seed(cfg["seed"]))
     batches = iter(loader)
-    bar = _progress(iteration, tcfg["iterations"])
+    bar = _progress(iteration, tcfg["iterations"]) if main else None
     start, last, nonfinite = time.time(), iteration, 0
     stop = StopRequest()  # SIGINT / SIGTERM: finish the step, save, exit
     try:
-        while iteration < tcfg["iterations"] and stop.signal is None:
+        while iteration < tcfg["iterations"] and all_ranks_agree(stop.signal is None):
             try:
                 batch = next(batches)
             except StopIteration:  # end of epoch: next permutation
@@ -204,11 +218,11 @@ def fit(cfg, resume=None):
                                       f"checkpoint is {latest_readable_checkpoint(ckpt_dir)[0] or 'none'})") from err
             model.train()
             if disc is None:
-                logs = train_step(model, batch, losses, optimizer, scheduler, device, amp, scaler)
+                logs = train_step(net, batch, losses, optimizer, scheduler, device, amp, scaler)
             else:
-                logs = gan_train_step(model, disc, batch, losses, optimizer, d_optimizer, scheduler, d_scheduler,
+                logs = gan_train_step(net, d_net, batch, losses, optimizer, d_optimizer, scheduler, d_scheduler,
                                       gan["weight"], device)
-            sampler.offset += tcfg["batch_size"]
+            sampler.offset += tcfg["batch_size"] * world
             if "nonfinite" in logs:
                 nonfinite += 1
                 logger.warning("iteration %d: non-finite loss, step not applied (%d in a row); batch: %s",
@@ -219,6 +233,8 @@ def fit(cfg, resume=None):
                                           f"{latest_readable_checkpoint(ckpt_dir)[0] or 'none'}")
                 continue
             nonfinite, iteration = 0, iteration + 1
+            if not main:
+                continue
             for key, value in logs.items():
                 writer.add_scalar(f"train/{key}", value, iteration)
             writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], iteration)
@@ -236,21 +252,29 @@ def fit(cfg, resume=None):
                     best = {"psnr": mean["psnr"], "iteration": iteration}
                     atomic_save({"model": model.state_dict(), "iteration": iteration, "val": mean, "config": cfg},
                                 os.path.join(ckpt_dir, "best.pth"))
-            if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"] or stop.signal:
+            if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"]:
                 extra = {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict(),
                          "d_scheduler": d_scheduler.state_dict()} if gan else {}
                 if scaler is not None:
                     extra["scaler"] = scaler.state_dict()
                 _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, {**extra, "best": best})
                 prune_checkpoints(ckpt_dir, tcfg["keep_last"])
-        if stop.signal:
+        if iteration < tcfg["iterations"] and main:  # stopped by a signal (on any rank)
+            extra = {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict(),
+                     "d_scheduler": d_scheduler.state_dict()} if gan else {}
+            if scaler is not None:
+                extra["scaler"] = scaler.state_dict()
+            _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, {**extra, "best": best})
             logger.info("stopped by %s at iteration %d; checkpoint saved; continue with --resume auto",
-                        stop.signal, iteration)
+                        stop.signal or "a signal on another process", iteration)
     finally:
         stop.restore()
         if bar is not None:
             bar.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     return run_dir
 
 

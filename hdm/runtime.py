@@ -9,7 +9,8 @@ import threading
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+import torch.distributed as dist
+from torch.utils.data import Dataset, Sampler
 
 logger = logging.getLogger("hdm")
 
@@ -62,18 +63,46 @@ def build_scheduler(cfg, optimizer, iterations):
 
 
 class EpochSampler(Sampler):
-    """A fresh permutation per epoch from (seed, epoch), starting at `offset`: the data position is
-    two integers, saved in checkpoints."""
+    """Yields (index, epoch) keys: a fresh permutation per epoch from (seed, epoch), starting at
+    `offset` (samples already used this epoch, counted over all processes). With `world` processes,
+    process `rank` takes every world-th sample of each global batch of batch * world samples, and an
+    epoch keeps only whole global batches, so every process runs the same number of steps. The data
+    position is two integers, saved in checkpoints."""
 
-    def __init__(self, size, seed):
-        self.size, self.seed, self.epoch, self.offset = size, seed, 0, 0
+    def __init__(self, size, seed, batch, rank=0, world=1):
+        self.size, self.seed, self.batch, self.rank, self.world = size, seed, batch, rank, world
+        self.epoch, self.offset = 0, 0
+
+    def _usable(self):
+        step = self.batch * self.world
+        return (self.size - self.offset) // step * step
 
     def __iter__(self):
         perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        return iter(perm[self.offset:].tolist())
+        keys = perm[self.offset:self.offset + self._usable()][self.rank::self.world]
+        return iter([(index, self.epoch) for index in keys.tolist()])
 
     def __len__(self):
-        return self.size - self.offset
+        return self._usable() // self.world
+
+
+class SeededSamples(Dataset):
+    """dataset[(index, epoch)] with torch's RNG seeded by (seed, epoch, index) while the sample is made
+    (and restored after): random crops and flips then depend on nothing else, not on the process,
+    worker or history, so runs on any number of processes or workers, and resumed runs, see the same
+    samples."""
+
+    def __init__(self, dataset, seed):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        index, epoch = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + index)
+            return self.dataset[index]
 
 
 def setup_logging(run_dir):
@@ -106,3 +135,26 @@ class StopRequest:
     def restore(self):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def distributed_setup():
+    """(rank, world size, local rank) from torchrun's environment; joins the process group when there
+    are several processes (NCCL on GPUs, gloo on CPUs). A plain `python train.py` is rank 0 of 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return rank, world, local
+
+
+def all_ranks_agree(flag):
+    """True only if `flag` holds on every process (so every rank takes the same branch)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return bool(flag)
+    t = torch.tensor([1.0 if flag else 0.0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
