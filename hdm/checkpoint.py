@@ -70,7 +70,7 @@ def latest_readable_checkpoint(folder):
     for _, path in reversed(list_checkpoints(folder)):
         try:
             ckpt = load_checkpoint(path)
-        except (RuntimeError, OSError) as err:
+        except (RuntimeError, OSError):
             skipped.append(path)
             logger.warning("checkpoint %s is unreadable; trying an older one", path)
             continue

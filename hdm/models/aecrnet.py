@@ -11,9 +11,8 @@ Ablations of the paper's Table 2 are constructor arguments: `skip` ('mix' adapti
 plain skip connection SC, 'none'), `dfe` (the deformable convs on/off) and `block_repeats`.
 """
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .blocks import DCNBlock, FABlock, Mix
+from .blocks import DCNBlock, FABlock, Mix, pad_rgb_input
 from .fast_deconv import FastDeconv
 
 SKIPS = ("mix", "add", "none")
@@ -54,11 +53,7 @@ class AECRNet(nn.Module):
 
     def forward(self, lq):
         """lq: RGB (B, 3, H, W) in [0, 1] -> restored (B, 3, H, W) (tanh range)."""
-        if lq.dim() != 4 or lq.shape[1] != 3:
-            raise ValueError(f"AECRNet expects an RGB batch (B, 3, H, W), got shape {tuple(lq.shape)}")
-        h, w = lq.shape[-2:]
-        pad_h, pad_w = (-h) % 4, (-w) % 4
-        x = F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq
+        x, (h, w) = pad_rgb_input(lq, 4, "AECRNet")
         x = self.deconv(x)
         d1 = self.down1(x)
         d2 = self.down2(d1)

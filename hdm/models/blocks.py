@@ -10,6 +10,16 @@ import torch.nn.functional as F
 from hdm.ops import ModulatedDeformConv2d
 
 
+def pad_rgb_input(lq, multiple, name):
+    """Check that lq is an RGB batch (B, 3, H, W) and pad it (edge replication, bottom and right) to a
+    multiple of `multiple`. Returns (padded, (H, W)) so the output can be cropped back."""
+    if lq.dim() != 4 or lq.shape[1] != 3:
+        raise ValueError(f"{name} expects an RGB batch (B, 3, H, W), got shape {tuple(lq.shape)}")
+    h, w = lq.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    return (F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq), (h, w)
+
+
 def conv(in_channels, out_channels, kernel_size, stride=1, bias=True):
     """Conv with 'same' zero padding for odd kernels."""
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=bias)

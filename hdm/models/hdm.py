@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from hdm.ops.dcp import bin_masks, dark_channel, dcp_region_masks, dcp_transmission, downscale
 
-from .blocks import DCNBlock, FAGroup, Mix, RegionConv, conv
+from .blocks import DCNBlock, FAGroup, Mix, RegionConv, conv, pad_rgb_input
 
 STAGE_LETTERS = "PSR"
 REGION_SOURCES = ("dcp", "learned", "depth")
@@ -136,9 +136,8 @@ class HDM(nn.Module):
         DCP transmission (1/4) and the region masks (B, N, h, w) when the regions come from the DCP."""
         if self.region != "dcp":
             return {}
-        h, w = lq.shape[-2:]
-        x = F.pad(lq, (0, (-w) % 4, 0, (-h) % 4), mode="replicate")
-        opts = {k: v for k, v in self.dcp_options.items()}
+        x, _ = pad_rgb_input(lq, 4, "HDM")
+        opts = dict(self.dcp_options)
         return {"dark_channel": dark_channel(lq, opts.get("patch", 15)),
                 "transmission": dcp_transmission(x, **opts).clamp(0, 1), "regions": self.region_masks(x)}
 
@@ -154,14 +153,10 @@ class HDM(nn.Module):
         (its N equal bins after a 1/4 area resize are the regions, the largest t being region 0).
 
         Returns the restored image (B, 3, H, W) (tanh range; metrics clamp to [0, 1])."""
-        if lq.dim() != 4 or lq.shape[1] != 3:
-            raise ValueError(f"HDM expects an RGB batch (B, 3, H, W), got shape {tuple(lq.shape)}")
-        h, w = lq.shape[-2:]
-        pad_h, pad_w = (-h) % 4, (-w) % 4
-        x = F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq
+        x, (h, w) = pad_rgb_input(lq, 4, "HDM")
         if mask is None:
-            if trans is not None and (pad_h or pad_w):
-                trans = F.pad(trans, (0, pad_w, 0, pad_h), mode="replicate")
+            if trans is not None and x.shape[-2:] != (h, w):
+                trans = F.pad(trans, (0, x.shape[-1] - w, 0, x.shape[-2] - h), mode="replicate")
             mask = self.region_masks(x, trans)
 
         x = (x - self.input_mean) / self.input_std

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 
 from hdm.ops.svrnn import four_direction_max
 
+from .blocks import pad_rgb_input
+
 
 class ConvModule(nn.Module):
     """conv (stride 2) -> ReLU -> conv -> ReLU -> conv -> ReLU, with a skip from the first ReLU."""
@@ -106,11 +108,7 @@ class HybridNet(nn.Module):
 
     def forward(self, lq):
         """lq: RGB (B, 3, H, W) in [0, 1], any size -> enhanced (B, 3, H, W)."""
-        if lq.dim() != 4 or lq.shape[1] != 3:
-            raise ValueError(f"HybridNet expects an RGB batch (B, 3, H, W), got shape {tuple(lq.shape)}")
-        h, w = lq.shape[-2:]
-        pad_h, pad_w = (-h) % 8, (-w) % 8
-        x = F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq
+        x, (h, w) = pad_rgb_input(lq, 8, "HybridNet")
         c1 = self.enc1(x)
         c2 = self.enc2(c1)
         c3 = self.enc3(c2)
