@@ -15,11 +15,12 @@ setup(
         "pyyaml",
         "tensorboard",
         "scikit-image",
+        "scipy",
         "tqdm",
     ],
     extras_require={
         "torchvision": ["torchvision"],
         "mmcv": ["mmcv>=2.0", "mmengine"],
-        "test": ["pytest"],
+        "test": ["pytest", "pillow"],
     },
 )
