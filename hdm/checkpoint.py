@@ -57,12 +57,6 @@ def list_checkpoints(folder):
     return sorted(found)
 
 
-def latest_checkpoint(folder):
-    """Path of the newest `iter_<n>.pth` in folder, or None."""
-    found = list_checkpoints(folder)
-    return found[-1][1] if found else None
-
-
 def latest_readable_checkpoint(folder):
     """(path, checkpoint) of the newest `iter_<n>.pth` that loads, or (None, None). A newest file that is
     truncated or unreadable is skipped with a warning naming it and the one used instead."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from hdm.checkpoint import atomic_save, latest_checkpoint, load_checkpoint
+from hdm.checkpoint import atomic_save, latest_readable_checkpoint, list_checkpoints, load_checkpoint
 from hdm.data.demo import make_demo
 
 
@@ -74,7 +74,8 @@ def test_train_two_iterations_then_resume_continues(tmp_path, demo_root):
 def test_latest_checkpoint_orders_by_iteration(tmp_path):
     for it in (2, 10, 9):
         atomic_save({"model": {}}, tmp_path / f"iter_{it}.pth")
-    assert latest_checkpoint(str(tmp_path)).endswith("iter_10.pth")
+    assert [it for it, _ in list_checkpoints(str(tmp_path))] == [2, 9, 10]
+    assert latest_readable_checkpoint(str(tmp_path))[0].endswith("iter_10.pth")
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
 
 
