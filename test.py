@@ -57,15 +57,11 @@ def main(argv=None):
         parser.exit(2, f"error: {err}\n")
     save_images = args.save_images or cfg["eval"]["save_images"]
     with torch.inference_mode(), autocast(device, "auto" if args.amp else "off"):
-        rows = evaluate(model, dataset, get_metric(preset, **options), device,
-                        save_dir=os.path.join(out_dir, "images") if save_images else None)
-        triplets = []
-        for i in range(min(cfg["eval"]["grid_images"], len(dataset))):
-            sample = dataset[i]
-            extras = {k: sample[k].unsqueeze(0).to(device) for k in model.extra_inputs}
-            out = model(sample["lq"].unsqueeze(0).to(device), **extras).clamp(0, 1)[0].cpu()
-            triplets.append([t.permute(1, 2, 0).numpy() for t in (sample["lq"], out, sample.get("gt")) if t is not None])
-    if triplets:
+        rows, examples = evaluate(model, dataset, get_metric(preset, **options), device,
+                                  save_dir=os.path.join(out_dir, "images") if save_images else None,
+                                  num_examples=cfg["eval"]["grid_images"])
+    if examples:
+        triplets = [[t.permute(1, 2, 0).numpy() for t in triplet if t is not None] for triplet in examples]
         write_image(os.path.join(out_dir, "comparison.png"), comparison_grid(triplets))
     meta = {**provenance(preset, options), "weights": args.weights, "config": cfg, "images": len(rows)}
     label = cfg["model"]["type"] + (f" ({os.path.basename(args.weights)})" if args.weights else "")

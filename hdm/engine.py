@@ -90,12 +90,14 @@ def gan_train_step(model, disc, batch, losses, optimizer, d_optimizer, scheduler
 
 
 @torch.no_grad()
-def evaluate(model, dataset, metric, device, save_dir=None):
-    """Whole-image evaluation, batch size 1. Returns one row per image: {'name', <metric>: value, ...,
-    'input_<metric>': value, ...} (input_*: the degraded input scored the same way). Samples without
-    'gt' (unpaired folders) are scored with gt=None, which only no-reference presets accept."""
+def evaluate(model, dataset, metric, device, save_dir=None, num_examples=0):
+    """Whole-image evaluation, batch size 1. Returns (rows, examples): one row per image, {'name',
+    <metric>: value, ..., 'input_<metric>': value, ...} (input_*: the degraded input scored the same
+    way), and (lq, out, gt) CPU tensors (3, H, W) of the first `num_examples` images (gt None when
+    absent) for figures. Samples without 'gt' (unpaired folders) are scored with gt=None, which only
+    no-reference presets accept."""
     model.eval()
-    rows = []
+    rows, examples = [], []
     for i in range(len(dataset)):
         sample = dataset[i]
         lq = sample["lq"].unsqueeze(0).to(device)
@@ -107,7 +109,9 @@ def evaluate(model, dataset, metric, device, save_dir=None):
                      **{f"input_{k}": float(v[0]) for k, v in baseline.items()}})
         if save_dir is not None:
             write_image(os.path.join(save_dir, name + ".png"), out[0].permute(1, 2, 0))
-    return rows
+        if i < num_examples:
+            examples.append((sample["lq"], out[0].float().cpu(), sample.get("gt")))
+    return rows, examples
 
 
 def _extras(model, sample, device):
@@ -287,15 +291,12 @@ def _progress(initial, total):
 
 
 def _validate(model, val_set, metric, device, writer, iteration, num_images):
-    rows = evaluate(model, val_set, metric, device)
+    rows, examples = evaluate(model, val_set, metric, device, num_examples=num_images)
     mean = summarize(rows)
     for key, value in mean.items():
         writer.add_scalar(f"val/{key}", value, iteration)
-    with torch.no_grad():
-        for i in range(min(num_images, len(val_set))):
-            sample = val_set[i]
-            out = model(sample["lq"].unsqueeze(0).to(device), **_extras(model, sample, device)).clamp(0, 1)[0].cpu()
-            writer.add_image(f"val/{rows[i]['name']}", torch.cat([sample["lq"], out, sample["gt"]], dim=2), iteration)
+    for row, triplet in zip(rows, examples):
+        writer.add_image(f"val/{row['name']}", torch.cat([t for t in triplet if t is not None], dim=2), iteration)
     logger.info("val iter %d: %s", iteration, ", ".join(f"{k} {v:.4g}" for k, v in mean.items()))
     model.train()
     return mean

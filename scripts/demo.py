@@ -51,7 +51,7 @@ def train_and_test(path, overrides):
     model = load_model(cfg["model"], final, device)
     t0 = time.time()
     with torch.inference_mode():
-        rows = evaluate(model, build_dataset(cfg["data"]["val"]), get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]),
+        rows, _ = evaluate(model, build_dataset(cfg["data"]["val"]), get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]),
                         device, save_dir=os.path.join(run_dir_of(cfg), "test", "images"))
     return cfg, model, rows, t_train, time.time() - t0
 

@@ -39,7 +39,7 @@ def main(argv=None):
     model.load_state_dict(load_checkpoint(args.weights)["model"])
     dataset = DarkenedFolder(args.clean, gamma=(args.gamma, args.gamma), noise=(args.noise, args.noise), seed=args.seed)
     with torch.inference_mode():
-        rows = evaluate(model.to(device), dataset, get_metric("lol_rgb"), device)
+        rows, _ = evaluate(model.to(device), dataset, get_metric("lol_rgb"), device)
     out_dir = args.out or args.clean.rstrip("/") + "_protocol"
     meta = {**provenance("lol_rgb", {}), "weights": args.weights, "clean": args.clean, "gamma": args.gamma,
             "noise": args.noise, "seed": args.seed, "images": len(rows)}

@@ -73,7 +73,7 @@ def run_one(label, path, overrides, extra, seed, out_dir):
     os.makedirs(os.path.join(out_dir, name), exist_ok=True)
     t0 = time.time()
     with torch.inference_mode():
-        rows = evaluate(model.to(device), build_dataset(cfg["data"]["val"]),
+        rows, _ = evaluate(model.to(device), build_dataset(cfg["data"]["val"]),
                         get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]), device)
     mean = summarize(rows)
     result = {"label": label, "seed": seed, "psnr": mean["psnr"], "ssim": mean["ssim"],

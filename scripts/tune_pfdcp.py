@@ -42,7 +42,7 @@ def main(argv=None):
     results = {}
     with torch.inference_mode():
         for w in args.weights:
-            mean = summarize(evaluate(PFDCP(weight=w).to(device), dataset, metric, device))
+            mean = summarize(evaluate(PFDCP(weight=w).to(device), dataset, metric, device)[0])
             results[w] = mean
             print(f"| {w:.2f} | {mean['psnr']:.2f} | {mean['ssim']:.4f} |", flush=True)
     best = max(results, key=lambda w: results[w]["psnr"])
