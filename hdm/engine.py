@@ -19,7 +19,7 @@ from hdm.config import dump_config
 from hdm.data import build_dataset
 from hdm.data.io import write_image
 from hdm.losses import WeightedLosses
-from hdm.inference import autocast
+from hdm.inference import autocast, load_model
 from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
 from hdm.runtime import (EpochSampler, SeededSamples, StopRequest, all_ranks_agree, build_optimizer, build_scheduler,
@@ -280,6 +280,25 @@ def fit(cfg, resume=None):
         if world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return run_dir
+
+
+def train_and_evaluate(cfg, resume="auto", save_dir=None):
+    """Train as the config says (continuing an interrupted run, doing nothing for a finished one;
+    parameter-free models such as DCP are only tested), then evaluate the final weights on data.val.
+    Returns (model, rows, training seconds, test seconds)."""
+    t0 = time.time()
+    weights = None
+    if count_parameters(build_model(cfg["model"])):
+        fit(cfg, resume=resume)
+        weights = os.path.join(run_dir_of(cfg), "checkpoints", f"iter_{cfg['train']['iterations']}.pth")
+    train_s = time.time() - t0
+    device = resolve_device(cfg["device"])
+    model = load_model(cfg["model"], weights, device)
+    t0 = time.time()
+    with torch.inference_mode():
+        rows, _ = evaluate(model, build_dataset(cfg["data"]["val"]),
+                           get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]), device, save_dir=save_dir)
+    return model, rows, train_s, time.time() - t0
 
 
 def _progress(initial, total):

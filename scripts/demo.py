@@ -5,7 +5,7 @@ them, and test it on an unseen photo against the degraded input.
     python scripts/demo.py --task rain          # deraining; --task lowlight; --task all
     python scripts/demo.py --task haze train.iterations=400
 
-A finished demo run (its final checkpoint exists) is not trained again; delete runs/hdm_demo* to retrain.
+A finished demo run (its final checkpoint exists) is not trained again; delete runs/<name> to retrain.
 """
 import argparse
 import os
@@ -15,15 +15,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
 
 from hdm.config import load_config  # noqa: E402
-from hdm.data import build_dataset  # noqa: E402
 from hdm.data.demo import make_demo  # noqa: E402
-from hdm.engine import evaluate, fit, resolve_device, run_dir_of, summarize  # noqa: E402
-from hdm.inference import load_model  # noqa: E402
-from hdm.metrics import get_metric  # noqa: E402
-from hdm.models import build_model, count_parameters  # noqa: E402
+from hdm.engine import run_dir_of, summarize, train_and_evaluate  # noqa: E402
+from hdm.models import count_parameters  # noqa: E402
 
 CONFIGS = {  # task: the models it trains and compares, as configs
     "haze": ["configs/demo/hdm_demo.yaml", "configs/demo/aecrnet_demo.yaml", "configs/demo/dcp_demo.yaml",
@@ -34,33 +30,14 @@ CONFIGS = {  # task: the models it trains and compares, as configs
 INPUT_NAMES = {"haze": "hazy input", "rain": "rainy input", "lowlight": "low-light input"}
 
 
-def train_and_test(path, overrides):
-    """Train one demo config (unless finished) and test it; returns (cfg, model, mean metrics, times)."""
-    cfg = load_config(path, overrides)
-    final = os.path.join(run_dir_of(cfg), "checkpoints", f"iter_{cfg['train']['iterations']}.pth")
-    trainable = count_parameters(build_model(cfg["model"])) > 0  # DCP / PF-DCP have nothing to train
-    t0 = time.time()
-    if not trainable:
-        final = None
-    elif os.path.isfile(final):
-        print(f"found a finished demo run ({final}); delete {run_dir_of(cfg)} to train again")
-    else:
-        fit(cfg, resume="auto")
-    t_train = time.time() - t0
-    device = resolve_device(cfg["device"])
-    model = load_model(cfg["model"], final, device)
-    t0 = time.time()
-    with torch.inference_mode():
-        rows, _ = evaluate(model, build_dataset(cfg["data"]["val"]), get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]),
-                        device, save_dir=os.path.join(run_dir_of(cfg), "test", "images"))
-    return cfg, model, rows, t_train, time.time() - t0
-
-
 def run_task(task, overrides):
     t0 = time.time()
     make_demo(task, os.path.join("datasets", "demo", task))
     t_data = time.time() - t0
-    results = [train_and_test(path, overrides) for path in CONFIGS[task]]
+    results = []
+    for path in CONFIGS[task]:  # a finished run is not trained again: delete runs/<name> to retrain
+        cfg = load_config(path, overrides)
+        results.append((cfg, *train_and_evaluate(cfg, save_dir=os.path.join(run_dir_of(cfg), "test", "images"))))
     cfg, _, rows, _, _ = results[0]
     mean = summarize(rows)
     print(f"\nDemo ({task}): {', '.join(r['name'] for r in rows)} (unseen photo, synthetic degradation); "

@@ -14,12 +14,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from hdm.checkpoint import load_checkpoint  # noqa: E402
 from hdm.config import load_config  # noqa: E402
 from hdm.data import DarkenedFolder  # noqa: E402
 from hdm.engine import evaluate, resolve_device, summarize  # noqa: E402
 from hdm.metrics import get_metric  # noqa: E402
-from hdm.models import build_model  # noqa: E402
+from hdm.inference import load_model  # noqa: E402
 from hdm.results import provenance, write_results  # noqa: E402
 
 
@@ -35,11 +34,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     device = resolve_device(cfg["device"])
-    model = build_model(cfg["model"])
-    model.load_state_dict(load_checkpoint(args.weights)["model"])
+    model = load_model(cfg["model"], args.weights, device)
     dataset = DarkenedFolder(args.clean, gamma=(args.gamma, args.gamma), noise=(args.noise, args.noise), seed=args.seed)
     with torch.inference_mode():
-        rows, _ = evaluate(model.to(device), dataset, get_metric("lol_rgb"), device)
+        rows, _ = evaluate(model, dataset, get_metric("lol_rgb"), device)
     out_dir = args.out or args.clean.rstrip("/") + "_protocol"
     meta = {**provenance("lol_rgb", {}), "weights": args.weights, "clean": args.clean, "gamma": args.gamma,
             "noise": args.noise, "seed": args.seed, "images": len(rows)}

@@ -17,19 +17,14 @@ import os
 import re
 import statistics
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
 
 from hdm.config import load_config, parse_value, read_yaml  # noqa: E402
-from hdm.data import build_dataset  # noqa: E402
-from hdm.engine import evaluate, fit, resolve_device, summarize  # noqa: E402
-from hdm.inference import load_model  # noqa: E402
-from hdm.metrics import get_metric  # noqa: E402
-from hdm.models import build_model, count_parameters  # noqa: E402
+from hdm.engine import summarize, train_and_evaluate  # noqa: E402
+from hdm.models import count_parameters  # noqa: E402
 from hdm.results import provenance  # noqa: E402
 
 
@@ -62,23 +57,12 @@ def run_one(label, path, overrides, extra, seed, out_dir):
         with open(result_path) as f:
             return json.load(f)
     cfg = load_config(path, overrides + [f"seed={seed}", f"name={name}", f"work_dir={out_dir}"], extra=extra)
-    final = None  # parameter-free models (DCP, PF-DCP) are only tested
-    t0 = time.time()
-    if count_parameters(build_model(cfg["model"])):
-        fit(cfg)
-        final = os.path.join(out_dir, name, "checkpoints", f"iter_{cfg['train']['iterations']}.pth")
-    train_s = time.time() - t0
-    device = resolve_device(cfg["device"])
-    model = load_model(cfg["model"], final, device)
+    model, rows, train_s, test_s = train_and_evaluate(cfg)  # an interrupted run continues
     os.makedirs(os.path.join(out_dir, name), exist_ok=True)
-    t0 = time.time()
-    with torch.inference_mode():
-        rows, _ = evaluate(model.to(device), build_dataset(cfg["data"]["val"]),
-                        get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]), device)
     mean = summarize(rows)
     result = {"label": label, "seed": seed, "psnr": mean["psnr"], "ssim": mean["ssim"],
               "input_psnr": mean["input_psnr"], "params": count_parameters(model), "images": len(rows),
-              "train_s": train_s, "test_s": time.time() - t0, "preset": cfg["eval"]["preset"],
+              "train_s": train_s, "test_s": test_s, "preset": cfg["eval"]["preset"],
               "provenance": provenance(cfg["eval"]["preset"], cfg["eval"]["options"])}
     tmp = result_path + ".tmp"
     with open(tmp, "w") as f:

@@ -126,7 +126,7 @@ def test_sweep_writes_a_table5_table_and_skips_finished_runs(tmp_path, monkeypat
     params = [r["params"] for r in rows]
     assert params[0] < params[1] < params[2] < params[4] < params[3]  # B < B+FA < B+FA+S < HDM < HDM-F
     # a second call reuses every result.json instead of training again
-    monkeypatch.setattr(sweep, "fit", lambda *a, **k: pytest.fail("finished run trained again"))
+    monkeypatch.setattr(sweep, "train_and_evaluate", lambda *a, **k: pytest.fail("finished run trained again"))
     assert sweep.main(args) == rows
 
 
