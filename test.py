@@ -13,7 +13,7 @@ import torch
 from hdm.config import ConfigError, check_data_paths, load_config
 from hdm.data import build_dataset
 from hdm.data.io import ensure_writable, write_image
-from hdm.engine import evaluate, resolve_device, run_dir_of
+from hdm.engine import evaluate, resolve_device, run_dir_of, summarize
 from hdm.metrics import NO_REFERENCE, get_metric
 from hdm.inference import autocast, load_model
 from hdm.results import comparison_grid, provenance, write_results
@@ -68,7 +68,7 @@ def main(argv=None):
     text = write_results(out_dir, rows, label, meta)
     print(text, end="")
     print(f"results: {out_dir} (per_image.csv, summary.md, meta.json, comparison.png)")
-    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0] if k != "name"}
+    return summarize(rows)
 
 
 if __name__ == "__main__":

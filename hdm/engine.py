@@ -209,6 +209,16 @@ def fit(cfg, resume=None):
     bar = _progress(iteration, tcfg["iterations"]) if main else None
     start, last, nonfinite = time.time(), iteration, 0
     stop = StopRequest()  # SIGINT / SIGTERM: finish the step, save, exit
+
+    def save():
+        """Checkpoint everything a resume needs (at the current iteration), keep the newest keep_last."""
+        extra = {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict(),
+                 "d_scheduler": d_scheduler.state_dict()} if gan else {}
+        if scaler is not None:
+            extra["scaler"] = scaler.state_dict()
+        _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, {**extra, "best": best})
+        prune_checkpoints(ckpt_dir, tcfg["keep_last"])
+
     try:
         while iteration < tcfg["iterations"] and all_ranks_agree(stop.signal is None):
             try:
@@ -257,18 +267,9 @@ def fit(cfg, resume=None):
                     atomic_save({"model": model.state_dict(), "iteration": iteration, "val": mean, "config": cfg},
                                 os.path.join(ckpt_dir, "best.pth"))
             if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"]:
-                extra = {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict(),
-                         "d_scheduler": d_scheduler.state_dict()} if gan else {}
-                if scaler is not None:
-                    extra["scaler"] = scaler.state_dict()
-                _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, {**extra, "best": best})
-                prune_checkpoints(ckpt_dir, tcfg["keep_last"])
+                save()
         if iteration < tcfg["iterations"] and main:  # stopped by a signal (on any rank)
-            extra = {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict(),
-                     "d_scheduler": d_scheduler.state_dict()} if gan else {}
-            if scaler is not None:
-                extra["scaler"] = scaler.state_dict()
-            _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, {**extra, "best": best})
+            save()
             logger.info("stopped by %s at iteration %d; checkpoint saved; continue with --resume auto",
                         stop.signal or "a signal on another process", iteration)
     finally:

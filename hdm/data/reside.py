@@ -34,9 +34,9 @@ class RESIDE(PairedDataset):
             found = sorted(os.listdir(root)) if os.path.isdir(root) else "no such folder"
             raise FileNotFoundError(f"{root}: {LAYOUT}; found {found}")
         hazy, clear = images_by_stem(hazy_dir), images_by_stem(os.path.join(root, gt_dirs[0]))
-        maps = images_by_stem(os.path.join(root, "trans")) if trans else {}
         if trans and not os.path.isdir(os.path.join(root, "trans")):
             raise FileNotFoundError(f"{root}: trans=true but there is no trans/ folder; {LAYOUT}")
+        maps = images_by_stem(os.path.join(root, "trans")) if trans else {}
         self.samples, problems = [], []
         for stem, path in sorted(hazy.items()):
             parts = stem.split("_")

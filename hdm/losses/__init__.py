@@ -1,7 +1,7 @@
 """Losses, built by name from an explicit table; weights live only in the config's loss list."""
-import copy
-
 import torch.nn as nn
+
+from hdm.build import build
 
 from .perceptual import ContrastiveLoss, PerceptualLoss
 from .pixel import L1Loss, MSELoss
@@ -22,13 +22,11 @@ class WeightedLosses(nn.Module):
         self.names, self.weights = [], []
         self.losses = nn.ModuleList()
         for spec in specs:
-            spec = copy.deepcopy(dict(spec))
-            name = spec.pop("type", None)
-            if name not in LOSSES:
-                raise KeyError(f"unknown loss type {name!r}; valid: {', '.join(LOSSES)}")
+            spec = dict(spec)
+            name = spec.get("type")
             self.weights.append(float(spec.pop("weight", 1.0)))
             try:
-                self.losses.append(LOSSES[name](**spec))
+                self.losses.append(build(LOSSES, spec, "loss"))
             except (OSError, ValueError) as err:
                 raise type(err)(f"losses.{len(self.names)} ({name}): {err}") from err
             self.names.append(name if name not in self.names else f"{name}_{len(self.names)}")
