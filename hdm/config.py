@@ -16,6 +16,8 @@ import re
 
 import yaml
 
+from hdm.runtime import MEMORY_FORMATS
+
 # ----- YAML with numbers such as 2e-4 read as floats -----
 
 
@@ -52,7 +54,7 @@ DEFAULTS = {
     "adversarial": None,  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
     "train": {"iterations": 1000, "batch_size": 16, "num_workers": 0, "val_every": 500, "save_every": 500,
               "log_every": 50, "num_val_images": 3, "keep_last": 3, "max_nonfinite": 3, "amp": "off",
-              "channels_last": False, "find_unused_parameters": False},
+              "memory_format": "auto", "find_unused_parameters": False},
     "eval": {"preset": "ffa_rgb", "options": {}, "save_images": False, "grid_images": 4},
 }
 
@@ -63,7 +65,7 @@ TYPES = {
     "schedule": {"type": str, "eta_min": float, "step_size": int, "gamma": float},
     "train": {"iterations": int, "batch_size": int, "num_workers": int, "val_every": int, "save_every": int,
               "log_every": int, "num_val_images": int, "keep_last": int, "max_nonfinite": int, "amp": str,
-              "channels_last": bool, "find_unused_parameters": bool},
+              "memory_format": str, "find_unused_parameters": bool},
     "eval": {"preset": str, "options": dict, "save_images": bool, "grid_images": int},
 }
 
@@ -161,6 +163,8 @@ def validate(cfg):
     _check_ranges(cfg)
     if cfg["train"]["amp"] not in ("off", "bf16", "fp16"):
         raise ConfigError(f"train.amp: {cfg['train']['amp']!r} is not one of off, bf16, fp16")
+    if cfg["train"]["memory_format"] not in MEMORY_FORMATS:
+        raise ConfigError(f"train.memory_format: {cfg['train']['memory_format']!r} is not one of {', '.join(MEMORY_FORMATS)}")
     _check_typed(cfg["model"], "model", "model")
     gan = cfg["adversarial"]
     if gan is not None:

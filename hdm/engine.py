@@ -23,8 +23,8 @@ from hdm.inference import autocast, load_model
 from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
 from hdm.runtime import (EpochSampler, SeededSamples, StopRequest, all_ranks_agree, build_optimizer, build_scheduler,
-                         distributed_setup, resolve_device, rng_state, run_dir_of, seed_everything, set_rng_state,
-                         setup_logging)
+                         distributed_setup, memory_format, resolve_device, rng_state, run_dir_of, seed_everything,
+                         set_rng_state, setup_logging)
 
 logger = logging.getLogger("hdm")
 
@@ -155,9 +155,7 @@ def fit(cfg, resume=None):
     if len(train_set) < tcfg["batch_size"]:
         raise ValueError(f"data.train has {len(train_set)} samples, fewer than train.batch_size={tcfg['batch_size']}")
     sampler = EpochSampler(len(train_set), cfg["seed"], tcfg["batch_size"], rank, world)
-    model = build_model(cfg["model"]).to(device)
-    if tcfg["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(cfg["model"]).to(device, memory_format=memory_format(tcfg["memory_format"], device))
     amp = tcfg["amp"]
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     losses = WeightedLosses(cfg["losses"]).to(device)
