@@ -32,10 +32,14 @@ OUT_ACTS = ("tanh", "none")
 
 class ReflectAvgPool(nn.Module):
     """ReflectionPad2d((1, 0, 1, 0)) then AvgPool2d(2, stride=1), as the release's upsampler applies
-    them: out[i, j] = mean of x[i - 1:i + 1, j - 1:j + 1] with index -1 read as 1. Computed as two
-    shifted in-place sums (2.5x faster on CPU than a padded copy and a pooling; equal up to rounding)."""
+    them: out[i, j] = mean of x[i - 1:i + 1, j - 1:j + 1] with index -1 read as 1, so row 0 equals
+    row 1 and column 0 equals column 1. Computed without the padded copy (equal up to rounding):
+    in channels_last as the unpadded pooling with its first row and column repeated, otherwise as two
+    shifted in-place sums (the faster way for each layout on CPU, 1.7x and 2.5x)."""
 
     def forward(self, x):
+        if x.is_contiguous(memory_format=torch.channels_last):
+            return F.pad(F.avg_pool2d(x, 2, stride=1), (1, 0, 1, 0), mode="replicate")
         cols = x.clone()
         cols[..., :, 1:] += x[..., :, :-1]
         cols[..., :, 0] += x[..., :, 1]

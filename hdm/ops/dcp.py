@@ -42,28 +42,35 @@ def _window(k):
     return k // 2, k - 1 - k // 2
 
 
-def _min_along(y, k, dim):
-    """Sliding minimum of width k along `dim` of an already padded tensor (length n + k - 1 -> n).
+def _min_along(x, before, after, dim):
+    """Sliding minimum along `dim` over [i - before, i + after], ignoring positions outside the axis.
 
-    van Herk / Gil-Werman: prefix and suffix minima inside blocks of k give every window's minimum
-    from two values, so the cost does not grow with k."""
-    y = y.movedim(dim, -1)
-    n = y.shape[-1] - k + 1
-    blocks = -(-y.shape[-1] // k)
-    y = F.pad(y, (0, blocks * k - y.shape[-1]), value=torch.finfo(y.dtype).max)
-    y = y.reshape(*y.shape[:-1], blocks, k)
-    prefix = torch.cummin(y, dim=-1).values.flatten(-2)
-    suffix = torch.cummin(y.flip(-1), dim=-1).values.flip(-1).flatten(-2)
-    return torch.minimum(suffix[..., :n], prefix[..., k - 1:k - 1 + n]).movedim(-1, dim)
+    A window never needs to reach further than the axis is long, so both reaches are clipped to
+    n - 1 first (a window covering the whole axis is the axis minimum). The rest is a doubling
+    (sparse-table) scheme: minima over 1, 2, 4, ... positions, then any window as the minimum of two
+    overlapping power-of-two windows: about log2(k) vectorised minimum operations."""
+    n = x.shape[dim]
+    before, after = min(before, n - 1), min(after, n - 1)
+    k = before + after + 1
+    if k == 1:
+        return x
+    if before == after == n - 1:
+        return x.amin(dim=dim, keepdim=True).expand_as(x)
+    pad = [0, 0] * (x.dim() - 1 - dim % x.dim()) + [before, after]
+    m = F.pad(x, pad, value=torch.finfo(x.dtype).max)  # length n + k - 1
+    span = 1
+    while 2 * span <= k:
+        length = m.shape[dim] - span
+        m = torch.minimum(m.narrow(dim, 0, length), m.narrow(dim, span, length))
+        span *= 2
+    return torch.minimum(m.narrow(dim, 0, n), m.narrow(dim, k - span, n))
 
 
 def min_filter(x, k):
     """k x k minimum filter (grey erosion) ignoring pixels outside the image. x: (B, C, H, W)."""
     _check_image(x)
     before, after = _window(k)
-    big = torch.finfo(x.dtype).max
-    y = _min_along(F.pad(x, (0, 0, before, after), value=big), k, 2)
-    return _min_along(F.pad(y, (before, after, 0, 0), value=big), k, 3)
+    return _min_along(_min_along(x, before, after, 2), before, after, 3)
 
 
 def _reflect101_index(n, before, after, device):
@@ -104,14 +111,14 @@ def _box_sum_zero_padded(x, before, after, k):
 
 
 def guided_filter(guide, p, k, eps, border="reflect101"):
-    """Grey guided filter (He et al. ECCV 2010) with a k x k box window. guide, p: (B, 1, H, W)."""
-    mean = lambda t: box_filter(t, k, border)  # noqa: E731
-    mean_i, mean_p = mean(guide), mean(p)
-    cov_ip = mean(guide * p) - mean_i * mean_p
-    var_i = mean(guide * guide) - mean_i * mean_i
-    a = cov_ip / (var_i + eps)
+    """Grey guided filter (He et al. ECCV 2010) with a k x k box window. guide, p: (B, 1, H, W).
+    The four input means and the two coefficient means are each one box filter over stacked maps."""
+    mean_i, mean_p, mean_ip, mean_ii = box_filter(torch.cat((guide, p, guide * p, guide * guide), dim=1),
+                                                  k, border).split(1, dim=1)
+    a = (mean_ip - mean_i * mean_p) / (mean_ii - mean_i * mean_i + eps)
     b = mean_p - a * mean_i
-    return mean(a) * guide + mean(b)
+    mean_a, mean_b = box_filter(torch.cat((a, b), dim=1), k, border).split(1, dim=1)
+    return mean_a * guide + mean_b
 
 
 def dark_channel(img, patch=15):
@@ -152,7 +159,13 @@ def atmospheric_light_hist(img, radius=111, eps=1e-3, bins=2000, top=0.001):
     _check_image(img)
     b = img.shape[0]
     m = img.amin(dim=1, keepdim=True)
-    m = guided_filter(m, min_filter(m, 2 * radius + 1), radius, eps).reshape(b, -1)
+    p = min_filter(m, 2 * radius + 1)
+    if (p.amin(dim=(1, 2, 3)) == p.amax(dim=(1, 2, 3))).all():
+        # the min filter covers each whole image (any image smaller than the window, e.g. a training
+        # crop): a guided filter of a constant map returns it up to rounding, so the map is flat
+        m = p.reshape(b, -1)
+    else:
+        m = guided_filter(m, p, radius, eps).reshape(b, -1)
     lo, hi = m.amin(dim=1, keepdim=True), m.amax(dim=1, keepdim=True)
     # numpy widens an empty range to [v - 0.5, v + 0.5]. A range too small for `bins` distinct edges
     # counts as empty too: it happens when the (2 radius + 1)^2 min filter covers the whole (small)

@@ -66,11 +66,12 @@ def deform_conv2d_torch(x, offset, mask, weight, bias=None, stride=1, padding=0,
     grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1)
     grid = grid.view(b, k * h_out, w_out, 2)
     cols = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    cols = cols.view(b, c, k, h_out * w_out) * mask.reshape(b, 1, k, h_out * w_out)
+    # in place: the sampled columns are a fresh tensor that grid_sample's backward does not need
+    cols = cols.view(b, c, k, h_out * w_out).mul_(mask.reshape(b, 1, k, h_out * w_out))
     out = torch.matmul(weight.reshape(c_out, c * k), cols.reshape(b, c * k, h_out * w_out))
     out = out.view(b, c_out, h_out, w_out)
     if bias is not None:
-        out = out + bias.view(1, c_out, 1, 1)
+        out = out.add_(bias.view(1, c_out, 1, 1))
     return out
 
 
