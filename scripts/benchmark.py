@@ -1,22 +1,38 @@
-"""Operator benchmarks: deformable-conv backends and DCP region masks (median of repeats after warm-up).
+"""Performance benchmark: operators, whole HDM, tiled inference; one side-by-side table.
 
-    python scripts/benchmark.py [--repeats 5] [--json out.json] [--tiny]
+    python scripts/benchmark.py [--quick] [--device cpu|cuda] [--out benchmarks/NAME] [--sections ...]
 
-Sections
-- dcn: forward and forward+backward of every available backend at the HDM feature size of a batch
-  of 16 240x240 crops (16x64x60x60) and of one SOTS image (1x64x115x155).
-- masks: the batched torch DCP masks (hdm.ops.dcp) against the per-image NumPy/OpenCV/PIL version of
-  the release's procedure (tests/reference_dcp.py), at batch 16 of 240x240 and one 460x620 image.
-- svrnn: the spatially variant RNN (hdm.ops.svrnn, a log-depth parallel scan) against the Python
-  loop over columns of tests/test_ops_svrnn.py, left-to-right, batch 4 x 32 channels at 128x128 and
-  512x512, forward and forward+backward.
---tiny runs every section once at small sizes (used by the test suite to check the script works).
+Every time is the median of the repeats after one warm-up (CUDA synchronised). Writes NAME.json
+(all rows and the run's settings) and NAME.md (the table) and prints the table. Sections:
+- conv: dense-conv throughput (GFLOP/s) at HDM's two dominant shapes, NCHW and channels_last; the
+  best of them is the "conv peak" the HDM rows are measured against (floor = FLOPs / peak).
+- dcn: deformable-conv backends, forward and forward + backward, at HDM's feature size for a batch
+  of 240 crops and for one SOTS image.
+- masks: HDM's DCP masks, batched torch against the per-image NumPy/OpenCV/PIL version of the
+  release's procedure (tests/reference_dcp.py, the parity reference of the tests).
+- region_conv: the release's strategy (all N filters everywhere, masked sum) against per-region.
+- hdm_infer / hdm_train: the released HDM, inference of one SOTS-size image and one training step
+  (batch 16 x 240 on CUDA, 4 x 240 on CPU), in the modes `release` (NCHW, masked-sum region conv,
+  default glibc malloc: the straightforward computation), `eager` (NCHW with the fast paths),
+  `channels_last` (the CPU default), `compile` (torch.compile of channels_last) and `bf16`
+  (channels_last under bf16 autocast); each in its own process, so peak memory (CPU: peak resident
+  set of the process; CUDA: peak allocated) is the mode's own; inference rows give the largest
+  difference from the release output.
+- svrnn: the low-light network's spatial RNN scan against its Python loop reference.
+- tiled: a 3840x2160 image whole and in 512-pixel tiles (overlap 32): time, peak memory, PSNR
+  between the two outputs (random weights, masks global).
+--quick: fewer repeats, no 512 RNN case, one run of the 4K cases, no compiled training step.
+--tiny: every section once at toy sizes without compiling (the test suite checks the script this way).
 """
 import argparse
 import json
+import math
 import os
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,108 +40,366 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from hdm.inference import autocast, restore  # noqa: E402
+from hdm.models.blocks import region_conv_masked_sum, region_conv_per_region  # noqa: E402
+from hdm.models.hdm import HDM  # noqa: E402
 from hdm.ops import available_backends, modulated_deform_conv2d  # noqa: E402
 from hdm.ops.dcp import dcp_region_masks  # noqa: E402
 from hdm.ops.svrnn import spatial_rnn  # noqa: E402
+from hdm.runtime import resolve_device  # noqa: E402
 from tests.reference_dcp import release_masks  # noqa: E402
 from tests.test_ops_svrnn import loop_reference  # noqa: E402
 
+SECTIONS = ("conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled")
+MODES = ("release", "eager", "channels_last", "compile", "bf16")
 
-def timeit(fn, repeats, warmup=1):
+# sizes per level: full, quick, tiny
+SIZES = {
+    "full": dict(repeats=5, conv=[(1, 64, 115, 155, 3), (1, 64, 460, 620, 5)], dcn=[(16, 64, 60, 60), (1, 64, 115, 155)],
+                 masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
+                 infer=(460, 620), train=(240, 16, 4), svrnn=[128, 512], tiled=((2160, 3840), 512, 32), tiled_repeats=2,
+                 model={}, infer_modes=MODES, train_modes=MODES),
+    "quick": dict(repeats=3, conv=[(1, 64, 115, 155, 3), (1, 64, 460, 620, 5)], dcn=[(16, 64, 60, 60), (1, 64, 115, 155)],
+                  masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
+                  infer=(460, 620), train=(240, 16, 4), svrnn=[128], tiled=((2160, 3840), 512, 32), tiled_repeats=0,
+                  model={}, infer_modes=MODES, train_modes=("release", "eager", "channels_last", "bf16")),
+    "tiny": dict(repeats=1, conv=[(1, 8, 12, 12, 3)], dcn=[(2, 8, 12, 12)], masks=[(2, 48, 64)], region=[(2, 8, 12, 12)],
+                 infer=(32, 44), train=(32, 2, 2), svrnn=[16], tiled=((64, 96), 32, 8), tiled_repeats=0,
+                 model=dict(dim=8, groups=1, blocks_per_group=1), infer_modes=("release", "eager", "channels_last", "bf16"),
+                 train_modes=("release", "channels_last")),
+}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timeit(fn, repeats, device, warmup=1):
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(repeats):
+    for _ in range(max(repeats, 1)):
+        sync(device)
         t0 = time.perf_counter()
         fn()
+        sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
-def bench_dcn(shapes, repeats):
+def bench_conv(cases, repeats, device):
+    rows = []
+    for b, c, h, w, k in cases:
+        x, weight = torch.randn(b, c, h, w, device=device), torch.randn(c, c, k, k, device=device)
+        flops = 2 * b * c * c * k * k * h * w
+        for fmt_name, fmt in (("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)):
+            xf, wf = x.contiguous(memory_format=fmt), weight.contiguous(memory_format=fmt)
+            with torch.no_grad():
+                t = timeit(lambda: F.conv2d(xf, wf, padding=k // 2), repeats, device)
+            rows.append({"section": "conv", "case": f"{b}x{c}x{h}x{w} {k}x{k}", "impl": fmt_name,
+                         "ms": 1e3 * t, "GFLOP/s": flops / t / 1e9})
+    return rows
+
+
+def bench_dcn(shapes, repeats, device):
     rows = []
     for b, c, h, w in shapes:
-        x = torch.randn(b, c, h, w)
-        offset = torch.randn(b, 18, h, w) * 2
-        mask = torch.rand(b, 9, h, w)
-        weight = torch.randn(c, c, 3, 3) * 0.05
-        bias = torch.zeros(c)
+        tensors = [torch.randn(b, c, h, w), torch.randn(b, 18, h, w) * 2, torch.rand(b, 9, h, w),
+                   torch.randn(c, c, 3, 3) * 0.05, torch.zeros(c)]
+        tensors = [t.to(device) for t in tensors]
         for backend in available_backends():
             def fwd():
                 with torch.no_grad():
-                    modulated_deform_conv2d(x, offset, mask, weight, bias, 1, 1, 1, backend=backend)
+                    modulated_deform_conv2d(*tensors, 1, 1, 1, backend=backend)
 
-            args = [t.clone().requires_grad_() for t in (x, offset, mask, weight, bias)]
+            args = [t.clone().requires_grad_() for t in tensors]
 
             def fwd_bwd():
                 modulated_deform_conv2d(*args, 1, 1, 1, backend=backend).sum().backward()
 
             rows.append({"section": "dcn", "case": f"{b}x{c}x{h}x{w}", "impl": backend,
-                         "forward_ms": 1e3 * timeit(fwd, repeats), "fwd_bwd_ms": 1e3 * timeit(fwd_bwd, repeats)})
+                         "forward ms": 1e3 * timeit(fwd, repeats, device),
+                         "fwd+bwd ms": 1e3 * timeit(fwd_bwd, repeats, device)})
     return rows
 
 
-def bench_masks(cases, repeats):
+def bench_masks(cases, repeats, device):
     rows = []
     for b, h, w in cases:
-        imgs = torch.rand(b, 3, h, w)
+        imgs = torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(0))
         imgs_u8 = [np.ascontiguousarray((imgs[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)) for i in range(b)]
-        t_torch = timeit(lambda: dcp_region_masks(imgs), repeats)
-        t_ref = timeit(lambda: [release_masks(im) for im in imgs_u8], repeats)
+        dev_imgs = imgs.to(device)
+        t_torch = timeit(lambda: dcp_region_masks(dev_imgs), repeats, device)
+        t_ref = timeit(lambda: [release_masks(im) for im in imgs_u8], repeats, torch.device("cpu"))
         case = f"batch {b} of {h}x{w}"
-        rows.append({"section": "masks", "case": case, "impl": "torch batched", "ms_per_image": 1e3 * t_torch / b})
-        rows.append({"section": "masks", "case": case, "impl": "numpy per image (release)", "ms_per_image": 1e3 * t_ref / b})
+        rows.append({"section": "masks", "case": case, "impl": "numpy per image (release)", "ms/image": 1e3 * t_ref / b,
+                     "speed-up": 1.0})
+        rows.append({"section": "masks", "case": case, "impl": f"torch batched ({device.type})", "ms/image": 1e3 * t_torch / b,
+                     "speed-up": t_ref / t_torch})
     return rows
 
 
-def bench_svrnn(sizes, repeats, batch=4, channels=32):
+def bench_region_conv(shapes, repeats, device, n=5, k=3):
+    rows = []
+    for b, c, h, w in shapes:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(b, c, h, w, generator=gen).to(device).contiguous(memory_format=torch.channels_last)
+        filters = (0.05 * torch.randn(b, n, c, c, k, k, generator=gen)).to(device)
+        region = torch.randint(0, n, (b, h, w), generator=gen).to(device)
+        mask = F.one_hot(region, n).permute(0, 3, 1, 2).float()
+        with torch.no_grad():
+            diff = (region_conv_per_region(x, filters, region) - region_conv_masked_sum(x, filters, mask)).abs().max().item()
+            t_rel = timeit(lambda: region_conv_masked_sum(x, filters, mask), repeats, device)
+            t_fast = timeit(lambda: region_conv_per_region(x, filters, region), repeats, device)
+        case = f"{b}x{c}x{h}x{w}, N={n}"
+        rows.append({"section": "region_conv", "case": case, "impl": "masked sum (release)", "forward ms": 1e3 * t_rel,
+                     "max |diff|": 0.0})
+        rows.append({"section": "region_conv", "case": case, "impl": "per region", "forward ms": 1e3 * t_fast,
+                     "max |diff|": diff})
+    return rows
+
+
+def bench_svrnn(sizes, repeats, device, batch=4, channels=32):
     rows = []
     for size in sizes:
-        x, g, p = torch.randn(batch, channels, size, size), torch.randn(batch, channels, size, size), torch.rand(batch, channels, size, size)
-        for impl, fn in (("python loop", loop_reference), ("parallel scan", spatial_rnn)):
+        x, g, p = (torch.randn(batch, channels, size, size, device=device), torch.randn(batch, channels, size, size, device=device),
+                   torch.rand(batch, channels, size, size, device=device))
+        for impl, fn in (("python loop", loop_reference), ("chunked scan", spatial_rnn)):
             def fwd():
                 with torch.no_grad():
                     fn(x, g, p, "left_right")
+
             args = [t.clone().requires_grad_() for t in (x, g, p)]
 
             def fwd_bwd():
                 fn(*args, "left_right").sum().backward()
+
             rows.append({"section": "svrnn", "case": f"{batch}x{channels}x{size}x{size}", "impl": impl,
-                         "forward_ms": 1e3 * timeit(fwd, repeats), "fwd_bwd_ms": 1e3 * timeit(fwd_bwd, repeats)})
+                         "forward ms": 1e3 * timeit(fwd, repeats, device), "fwd+bwd ms": 1e3 * timeit(fwd_bwd, repeats, device)})
     return rows
 
 
+# ---------------------------------------------------------------- whole-model cases, one process each
+
+def hdm_flops(model_kwargs, shape, train):
+    """FLOPs counted by torch.utils.flop_counter (convolutions and matrix products) of the default path."""
+    model = HDM(**model_kwargs).train(train)
+    x = torch.rand(*shape)
+    with FlopCounterMode(display=False) as counter:
+        if train:
+            model(x).abs().mean().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    return counter.get_total_flops()
+
+
+def image(shape, seed=0):
+    """A smooth synthetic hazy-looking RGB batch in [0, 1] (random low-frequency field plus haze)."""
+    b, _, h, w = shape
+    gen = torch.Generator().manual_seed(seed)
+    low = F.interpolate(torch.rand(b, 3, max(h // 32, 2), max(w // 32, 2), generator=gen), size=(h, w), mode="bicubic",
+                        align_corners=False)
+    return (0.6 * low.clamp(0, 1) + 0.35 + 0.05 * torch.rand(b, 3, h, w, generator=gen)).clamp(0, 1)
+
+
+def child(spec):
+    """Run one whole-model case in this (fresh) process; returns a dict of results."""
+    device = torch.device(spec["device"])
+    if device.type == "cpu" and spec["mode"] != "release":
+        resolve_device("cpu")  # the default process setting (glibc keeps freed memory)
+    torch.manual_seed(0)
+    kwargs = dict(spec["model"])
+    mode = spec["mode"]
+    if mode == "release":
+        kwargs["region_strategy"] = "masked_sum"
+    model = HDM(**kwargs).to(device)
+    fmt = torch.contiguous_format if mode in ("release", "eager") else torch.channels_last
+    model = model.to(memory_format=fmt)
+    net = torch.compile(model) if mode == "compile" else model
+    amp = "bf16" if mode == "bf16" else "off"
+    out = {}
+    if spec["case"] == "infer":
+        x = image(spec["shape"]).to(device)
+        model.eval()
+
+        def run():
+            with torch.no_grad(), autocast(device, amp):
+                return net(x)
+        t0 = time.perf_counter()
+        y = run()
+        out["first_s"] = time.perf_counter() - t0
+        out["s"] = timeit(run, spec["repeats"], device, warmup=0)
+        torch.save(y.float().cpu(), spec["save"])
+    elif spec["case"] == "train":
+        x, target = image(spec["shape"]).to(device), image(spec["shape"], seed=1).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        model.train()
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with autocast(device, amp):
+                loss = (net(x).float() - target).abs().mean()
+            loss.backward()
+            opt.step()
+        t0 = time.perf_counter()
+        step()
+        out["first_s"] = time.perf_counter() - t0
+        out["s"] = timeit(step, spec["repeats"], device, warmup=0)
+    else:  # tiled / untiled inference of one big image
+        x = image(spec["shape"]).to(device)
+        model.eval()
+        run = lambda: restore(model, x, tile=spec["tile"], overlap=spec["overlap"])  # noqa: E731
+        t0 = time.perf_counter()
+        y = run()
+        out["first_s"] = time.perf_counter() - t0
+        out["s"] = timeit(run, spec["repeats"], device, warmup=0) if spec["repeats"] else out["first_s"]
+        torch.save(y.float().cpu(), spec["save"])
+    if device.type == "cuda":
+        out["peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    else:
+        out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+    return out
+
+
+def run_child(spec):
+    env = dict(os.environ)
+    if spec["mode"] == "release":
+        env["HDM_KEEP_FREED_MEMORY"] = "0"
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)], capture_output=True,
+                          text=True, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+    return json.loads(lines[-1])
+
+
+def bench_hdm(level, device, conv_peak, tmp, train):
+    sizes = SIZES[level]
+    if train:
+        side, cuda_batch, cpu_batch = sizes["train"]
+        shape = (cuda_batch if device.type == "cuda" else cpu_batch, 3, side, side)
+        modes = sizes["train_modes"]
+    else:
+        shape, modes = (1, 3, *sizes["infer"]), sizes["infer_modes"]
+    flops = hdm_flops(sizes["model"], shape, train)
+    rows, ref = [], None
+    for mode in modes:
+        spec = {"case": "train" if train else "infer", "mode": mode, "device": str(device), "shape": shape,
+                "model": sizes["model"], "repeats": sizes["repeats"], "save": os.path.join(tmp, f"{mode}.pt")}
+        res = run_child(spec)
+        section = "hdm_train" if train else "hdm_infer"
+        case = f"{shape[0]}x{shape[2]}x{shape[3]}, {flops / 1e9:.1f} GFLOP"
+        row = {"section": section, "case": case, "impl": mode}
+        if "error" in res:
+            row["note"] = "failed: " + res["error"]
+            rows.append(row)
+            continue
+        row.update({"ms": 1e3 * res["s"], "per s": 1 / res["s"], "first run s": res["first_s"], "peak MB": res["peak_mb"],
+                    "of floor": flops / conv_peak / res["s"] if conv_peak else float("nan")})
+        if not train:
+            y = torch.load(spec["save"])
+            ref = y if mode == "release" else ref
+            row["max |diff|"] = (y - ref).abs().max().item() if ref is not None else float("nan")
+        rows.append(row)
+    return rows
+
+
+def bench_tiled(level, device, tmp):
+    sizes = SIZES[level]
+    (h, w), tile, overlap = sizes["tiled"]
+    outs, rows = {}, []
+    for name, t in (("whole", None), (f"tiles {tile}, overlap {overlap}", tile)):
+        spec = {"case": "tiled", "mode": "channels_last" if device.type == "cpu" else "eager", "device": str(device),
+                "shape": (1, 3, h, w), "model": sizes["model"], "repeats": sizes["tiled_repeats"], "tile": t,
+                "overlap": overlap, "save": os.path.join(tmp, f"tiled_{t}.pt")}
+        res = run_child(spec)
+        row = {"section": "tiled", "case": f"{w}x{h}", "impl": name}
+        if "error" in res:
+            row["note"] = "failed: " + res["error"]
+        else:
+            outs[name] = torch.load(spec["save"])
+            row.update({"s": res["s"], "peak MB": res["peak_mb"]})
+        rows.append(row)
+    if len(outs) == 2:
+        a, b = outs.values()
+        mse = (a - b).square().mean().item()
+        rows[1]["PSNR vs whole (dB)"] = 10 * math.log10(1 / mse) if mse > 0 else float("inf")
+    return rows
+
+
+# ---------------------------------------------------------------- table
+
+def fmt(v):
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
 def markdown(rows, header):
-    out = [header, "| section | case | impl | " + " | ".join(k for k in rows[0] if k not in ("section", "case", "impl")) + " |"]
+    out = [header]
     for section in dict.fromkeys(r["section"] for r in rows):
-        keys = [k for k in next(r for r in rows if r["section"] == section) if k not in ("section", "case", "impl")]
-        out.append(f"\n| {section} case | impl | " + " | ".join(keys) + " |")
-        out.append("|---|---|" + "---|" * len(keys))
-        for r in rows:
-            if r["section"] == section:
-                out.append(f"| {r['case']} | {r['impl']} | " + " | ".join(f"{r[k]:.1f}" for k in keys) + " |")
-    return "\n".join([out[0]] + out[2:])
+        srows = [r for r in rows if r["section"] == section]
+        keys = list(dict.fromkeys(k for r in srows for k in r if k not in ("section", "case", "impl")))
+        out += ["", f"### {section}", "", "| case | impl | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+        for r in srows:
+            out.append(f"| {r['case']} | {r['impl']} | " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |")
+    return "\n".join(out) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", default=None, help="also write the rows as JSON here")
-    parser.add_argument("--tiny", action="store_true", help="one repeat at small sizes (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and cases (a few minutes on CPU)")
+    parser.add_argument("--tiny", action="store_true", help="every section once at toy sizes (a smoke run)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--out", default=None, help="write OUT.json and OUT.md (default benchmarks/<device>-<level>)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.tiny:
-        repeats, dcn_shapes, mask_cases, scan_sizes = 1, [(2, 8, 12, 12)], [(2, 48, 64)], [16]
-    else:
-        repeats, dcn_shapes, mask_cases = args.repeats, [(16, 64, 60, 60), (1, 64, 115, 155)], [(16, 240, 240), (1, 460, 620)]
-        scan_sizes = [128, 512]
-    rows = bench_dcn(dcn_shapes, repeats) + bench_masks(mask_cases, repeats) + bench_svrnn(scan_sizes, repeats)
-    header = (f"device cpu, {torch.get_num_threads()} threads, torch {torch.__version__}, float32, "
-              f"median of {repeats} after 1 warm-up")
-    print(markdown(rows, header))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"header": header, "rows": rows}, f, indent=1)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return None
+    level = "tiny" if args.tiny else "quick" if args.quick else "full"
+    sizes = SIZES[level]
+    device = resolve_device(args.device)
+    repeats = sizes["repeats"]
+    rows = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        if "conv" in args.sections:
+            rows += bench_conv(sizes["conv"], repeats, device)
+        conv_peak = max((r["GFLOP/s"] for r in rows if r["section"] == "conv"), default=0) * 1e9
+        if "dcn" in args.sections:
+            rows += bench_dcn(sizes["dcn"], repeats, device)
+        if "masks" in args.sections:
+            rows += bench_masks(sizes["masks"], repeats, device)
+        if "region_conv" in args.sections:
+            rows += bench_region_conv(sizes["region"], repeats, device)
+        if "hdm_infer" in args.sections:
+            rows += bench_hdm(level, device, conv_peak, tmp, train=False)
+        if "hdm_train" in args.sections:
+            rows += bench_hdm(level, device, conv_peak, tmp, train=True)
+        if "svrnn" in args.sections:
+            rows += bench_svrnn(sizes["svrnn"], repeats, device)
+        if "tiled" in args.sections:
+            rows += bench_tiled(level, device, tmp)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
+    header = (f"device {name}, {torch.get_num_threads()} threads, torch {torch.__version__}, float32 unless a row says "
+              f"otherwise; median of {repeats} after a warm-up; level {level}; conv peak "
+              f"{conv_peak / 1e9:.0f} GFLOP/s (floor = FLOPs / peak; 'of floor' = floor / measured time); "
+              f"{time.perf_counter() - started:.0f} s in all")
+    table = markdown(rows, header)
+    print(table)
+    out = args.out or os.path.join(ROOT, "benchmarks", f"{device.type}-{level}")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out + ".json", "w") as f:
+        json.dump({"header": header, "level": level, "device": name, "rows": rows}, f, indent=1)
+    with open(out + ".md", "w") as f:
+        f.write(table)
     return rows
 
 

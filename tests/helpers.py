@@ -1,4 +1,7 @@
 """Small data the tests make: real photos from scikit-image with synthetic haze."""
+import importlib.util
+import os
+
 import cv2
 import numpy as np
 import torch
@@ -35,3 +38,14 @@ def released_listing(name):
             key, shape = line.rstrip("\n").split("\t")
             rows.append((key, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())))
     return rows
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(rel):
+    """A repository script by its path without .py (a bare `import test` could find the stdlib's package)."""
+    spec = importlib.util.spec_from_file_location("hdm_script_" + rel.replace("/", "_"), os.path.join(ROOT, rel + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,5 +1,4 @@
 import glob
-import importlib.util
 import os
 
 import pytest
@@ -12,16 +11,10 @@ from hdm.data.demo import make_demo
 from hdm.models import HDM, build_model, count_parameters
 from hdm.ops.dcp import bin_masks
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .helpers import ROOT, load_script
+
 ABL = os.path.join(ROOT, "configs", "ablations")
 TINY = ["model.dim=8", "model.groups=1", "model.blocks_per_group=1"]
-
-
-def load_script(rel):
-    spec = importlib.util.spec_from_file_location(rel.replace("/", "_"), os.path.join(ROOT, rel + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("row,count", [("table5_b", 493_507), ("table5_b_fa", 2_189_392), ("table5_b_fa_s", 2_241_899),

@@ -1,5 +1,4 @@
 import csv
-import importlib.util
 import os
 
 import pytest
@@ -9,14 +8,7 @@ import yaml
 from hdm.checkpoint import atomic_save, latest_readable_checkpoint, list_checkpoints, load_checkpoint
 from hdm.data.demo import make_demo
 
-
-def load_script(name):
-    """The repository's top-level scripts, by path (a bare `import test` could find the stdlib's package)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name + ".py")
-    spec = importlib.util.spec_from_file_location(f"hdm_{name}_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .helpers import load_script
 
 
 train_script, test_script = load_script("train"), load_script("test")
@@ -108,9 +100,3 @@ def test_test_script_rejects_weights_of_another_model(tmp_path, demo_root):
     weights = str(tmp_path / "runs" / "tiny" / "checkpoints" / "iter_2.pth")
     with pytest.raises(SystemExit):
         test_script.main(["-c", cfg, "model.dim=16", "--weights", weights])
-
-
-def test_benchmark_script_runs_tiny():
-    rows = load_script("scripts/benchmark").main(["--tiny"])
-    assert {r["section"] for r in rows} == {"dcn", "masks", "svrnn"}
-    assert all(v > 0 for r in rows for k, v in r.items() if k.endswith("_ms") or k == "ms_per_image")

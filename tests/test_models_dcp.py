@@ -1,4 +1,3 @@
-import importlib.util
 import os
 
 import numpy as np
@@ -10,7 +9,8 @@ from hdm.data.io import write_image
 from hdm.metrics import psnr_rgb
 from hdm.models import DCP, PFDCP, count_parameters
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .helpers import load_script
+
 AIRLIGHT = torch.tensor([0.85, 0.9, 0.95], dtype=torch.float64)
 
 
@@ -75,13 +75,6 @@ def test_maps_for_figures():
     hazy, _, _ = scene("smooth")
     maps = PFDCP().maps(hazy)
     assert set(maps) == {"dark_channel", "transmission"} and maps["transmission"].shape == (1, 1, 120, 160)
-
-
-def load_script(rel):
-    spec = importlib.util.spec_from_file_location(rel.replace("/", "_"), os.path.join(ROOT, rel + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_test_and_predict_need_no_weights_for_baselines(tmp_path):

@@ -1,4 +1,3 @@
-import importlib.util
 import os
 
 import numpy as np
@@ -13,14 +12,8 @@ from hdm.metrics import psnr_rgb
 from hdm.models import HDM
 from hdm.predict import main as predict
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .helpers import ROOT, load_script
 
-
-def load_script(rel):
-    spec = importlib.util.spec_from_file_location(rel.replace("/", "_"), os.path.join(ROOT, rel + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

@@ -33,13 +33,17 @@ OUT_ACTS = ("tanh", "none")
 class ReflectAvgPool(nn.Module):
     """ReflectionPad2d((1, 0, 1, 0)) then AvgPool2d(2, stride=1), as the release's upsampler applies
     them: out[i, j] = mean of x[i - 1:i + 1, j - 1:j + 1] with index -1 read as 1, so row 0 equals
-    row 1 and column 0 equals column 1. Computed without the padded copy (equal up to rounding):
-    in channels_last as the unpadded pooling with its first row and column repeated, otherwise as two
-    shifted in-place sums (the faster way for each layout on CPU, 1.7x and 2.5x)."""
+    row 1 and column 0 equals column 1. Computed without the reflected copy (equal up to rounding):
+    in channels_last as a zero-padded pooling whose row 0 and column 0 are then overwritten by row 1
+    and column 1, otherwise as two shifted in-place sums (the faster way for each layout on CPU,
+    1.7x and 2.5x)."""
 
     def forward(self, x):
         if x.is_contiguous(memory_format=torch.channels_last):
-            return F.pad(F.avg_pool2d(x, 2, stride=1), (1, 0, 1, 0), mode="replicate")
+            out = F.avg_pool2d(F.pad(x, (1, 0, 1, 0)), 2, stride=1)
+            out[..., 0, :] = out[..., 1, :]
+            out[..., :, 0] = out[..., :, 1]
+            return out
         cols = x.clone()
         cols[..., :, 1:] += x[..., :, :-1]
         cols[..., :, 0] += x[..., :, 1]
@@ -134,11 +138,13 @@ class HDM(nn.Module):
             return self.dcn_block
         return self.drconv if self.region == "learned" else self.drconv_phy
 
+    @torch.compiler.disable
     def region_masks(self, lq, trans=None):
         """Region masks (B, N, H/4, W/4) of an RGB batch in [0, 1] whose sides are multiples of 4: from
         the dark channel prior (region='dcp') or N equal bins of `trans` (B, 1, H, W) (region='depth');
         None when the masks are learned or there is no R level. Computed in float32 or wider, also
-        under autocast (bins must not move with precision)."""
+        under autocast (bins must not move with precision), and eagerly under torch.compile (a few
+        milliseconds; compiling their float64 histogram is slow and crashes GCC 12)."""
         if "R" not in self.stages or self.region == "learned":
             return None
         with torch.autocast(device_type=lq.device.type, enabled=False):

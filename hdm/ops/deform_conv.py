@@ -11,12 +11,15 @@ Backends of `modulated_deform_conv2d` (same arguments, same result):
   the weight in one matmul. Runs on every device and is differentiated by autograd.
 - ``torchvision``: `torchvision.ops.deform_conv2d`, when its compiled ops load.
 - ``mmcv``: `mmcv.ops.modulated_deform_conv2d`, when mmcv with compiled ops imports.
-``auto`` takes torchvision, then mmcv, on CUDA, and ``torch`` on every other device (on CPU the
-pure-PyTorch version is the fastest we measured); the choice is logged once per device type.
+``auto`` on CUDA times the available backends once (forward + backward) and takes the fastest; on
+every other device it takes ``torch`` (on CPU the fastest by scripts/benchmark.py); the choice is
+logged once per device type.
 """
 import functools
 import logging
 import math
+import statistics
+import time
 
 import torch
 import torch.nn as nn
@@ -114,19 +117,43 @@ def available_backends():
     return found
 
 
+def time_backends(device, shape=(2, 64, 64, 64), repeats=5):
+    """{backend: median seconds of forward + backward} of every available backend on `device`, for a
+    3x3 deformable conv of input `shape` with random offsets (after one warm-up)."""
+    b, c, h, w = shape
+    gen = torch.Generator().manual_seed(0)
+    args = [torch.randn(b, c, h, w, generator=gen), 2 * torch.randn(b, 18, h, w, generator=gen),
+            torch.rand(b, 9, h, w, generator=gen), 0.05 * torch.randn(c, c, 3, 3, generator=gen), torch.zeros(c)]
+    args = [a.to(device).requires_grad_() for a in args]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = {}
+    for name in available_backends():
+        runs = []
+        for _ in range(repeats + 1):
+            sync()
+            t0 = time.perf_counter()
+            modulated_deform_conv2d(*args, 1, 1, 1, backend=name).sum().backward()
+            sync()
+            runs.append(time.perf_counter() - t0)
+        times[name] = statistics.median(runs[1:])
+    return times
+
+
 @functools.lru_cache(maxsize=None)
 def resolve_backend(backend, device_type):
-    """Concrete backend name for a requested one on a device type ('cpu', 'cuda', ...)."""
+    """Concrete backend name for a requested one on a device type ('cpu', 'cuda', ...).
+
+    'auto' on CUDA times every available backend once (time_backends) and takes the fastest; on
+    other devices it is 'torch' (on CPU the fastest by scripts/benchmark.py, 3x to 8x ahead of mmcv)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown deformable-conv backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if backend == "auto":
-        chosen = "torch"
-        if device_type == "cuda":
-            for name in ("torchvision", "mmcv"):
-                if name in available_backends():
-                    chosen = name
-                    break
-        logger.info("deformable conv on %s: using the %s backend", device_type, chosen)
+        chosen, reason = "torch", "the only backend measured fastest off CUDA"
+        if device_type == "cuda" and len(available_backends()) > 1:
+            times = time_backends(torch.device("cuda"))
+            chosen = min(times, key=times.get)
+            reason = "measured: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in times.items())
+        logger.info("deformable conv on %s: using the %s backend (%s)", device_type, chosen, reason)
         return chosen
     if backend not in available_backends():
         raise RuntimeError(

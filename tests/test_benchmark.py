@@ -1,0 +1,26 @@
+import json
+
+from .helpers import load_script
+
+
+def test_benchmark_tiny_run_writes_every_section(tmp_path):
+    out = str(tmp_path / "bench")
+    rows = load_script("scripts/benchmark").main(["--tiny", "--out", out])
+    sections = {"conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled"}
+    assert {r["section"] for r in rows} == sections
+    assert not [r for r in rows if "note" in r], "a case failed"
+    saved = json.load(open(out + ".json"))
+    assert saved["rows"] == json.loads(json.dumps(rows)) and saved["level"] == "tiny"
+    table = open(out + ".md").read()
+    assert all(f"### {s}" in table for s in sections)
+    infer = {r["impl"]: r for r in rows if r["section"] == "hdm_infer"}
+    assert set(infer) == {"release", "eager", "channels_last", "bf16"}
+    for mode in ("eager", "channels_last"):  # exact fast paths: within 1e-4 of the release computation
+        assert infer[mode]["max |diff|"] < 1e-4
+    assert all(r["peak MB"] > 0 and r["ms"] > 0 for r in rows if r["section"] in ("hdm_infer", "hdm_train"))
+    region = [r for r in rows if r["section"] == "region_conv"]
+    assert region[1]["max |diff|"] < 1e-5
+    tiled = [r for r in rows if r["section"] == "tiled"]
+    assert tiled[1]["PSNR vs whole (dB)"] > 40
+    masks = [r for r in rows if r["section"] == "masks"]
+    assert masks[1]["speed-up"] > 0 and masks[0]["ms/image"] > 0
