@@ -148,3 +148,15 @@ def test_masks_have_quarter_resolution_and_accept_tiny_inputs():
 def test_rejects_non_rgb():
     with pytest.raises(ValueError, match="RGB"):
         dcp.dcp_region_masks(torch.rand(1, 1, 16, 16))
+
+
+def test_atmospheric_light_skips_the_guided_filter_only_where_it_returns_a_flat_map():
+    """Images smaller than the 223 x 223 window: the min filter is constant, and the guided filter the
+    shortcut skips would return a map the histogram treats as flat, so A is the same."""
+    img = torch.rand(2, 3, 60, 60, dtype=torch.float64)
+    m = img.amin(dim=1, keepdim=True)
+    p = dcp.min_filter(m, 223)
+    refined = dcp.guided_filter(m, p, 111, 1e-3).reshape(2, -1)
+    spread = refined.amax(1) - refined.amin(1)
+    assert (spread <= 2 * 2000 * torch.finfo(torch.float64).eps * refined.amax(1).abs().clamp_min(1)).all()
+    torch.testing.assert_close(dcp.atmospheric_light_hist(img)[:, 0], img.mean(1).reshape(2, -1).amax(1), rtol=0, atol=0)

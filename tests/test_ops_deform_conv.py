@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hdm.ops import ModulatedDeformConv2d, available_backends, deform_conv2d_torch, modulated_deform_conv2d
-from hdm.ops.deform_conv import resolve_backend
+from hdm.ops.deform_conv import resolve_backend, time_backends
 
 
 def naive_dcn(x, offset, mask, weight, bias, stride, padding, dilation):
@@ -125,3 +125,15 @@ def test_unknown_or_missing_backend_is_a_clear_error():
 
 def test_auto_uses_torch_on_cpu():
     assert resolve_backend("auto", "cpu") == "torch"
+
+
+def test_time_backends_measures_every_available_backend():
+    times = time_backends(torch.device("cpu"), shape=(1, 4, 6, 6), repeats=1)
+    assert set(times) == set(available_backends()) and all(t > 0 for t in times.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_auto_on_cuda_takes_the_measured_fastest():
+    times = time_backends(torch.device("cuda"))
+    chosen = resolve_backend("auto", "cuda")
+    assert chosen in times and times[chosen] <= 1.5 * min(times.values())  # timings drift between two measurements
