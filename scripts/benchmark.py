@@ -21,7 +21,8 @@ Every time is the median of the repeats after one warm-up (CUDA synchronised). W
 - svrnn: the low-light network's spatial RNN scan against its Python loop reference.
 - tiled: a 3840x2160 image whole and in 512-pixel tiles (overlap 32): time, peak memory, PSNR
   between the two outputs (random weights, masks global).
---quick: fewer repeats, no 512 RNN case, one run of the 4K cases, no compiled training step.
+--quick: 2 repeats, training batch 2 on CPU, no 512 RNN case, a 1920x1080 image for the tiled cases
+(one run each), no compiled training step.
 --tiny: every section once at toy sizes without compiling (the test suite checks the script this way).
 """
 import argparse
@@ -62,9 +63,9 @@ SIZES = {
                  masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
                  infer=(460, 620), train=(240, 16, 4), svrnn=[128, 512], tiled=((2160, 3840), 512, 32), tiled_repeats=2,
                  model={}, infer_modes=MODES, train_modes=MODES),
-    "quick": dict(repeats=3, conv=[(1, 64, 115, 155, 3), (1, 64, 460, 620, 5)], dcn=[(16, 64, 60, 60), (1, 64, 115, 155)],
+    "quick": dict(repeats=2, conv=[(1, 64, 115, 155, 3), (1, 64, 460, 620, 5)], dcn=[(16, 64, 60, 60), (1, 64, 115, 155)],
                   masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
-                  infer=(460, 620), train=(240, 16, 4), svrnn=[128], tiled=((2160, 3840), 512, 32), tiled_repeats=0,
+                  infer=(460, 620), train=(240, 16, 2), svrnn=[128], tiled=((1080, 1920), 512, 32), tiled_repeats=0,
                   model={}, infer_modes=MODES, train_modes=("release", "eager", "channels_last", "bf16")),
     "tiny": dict(repeats=1, conv=[(1, 8, 12, 12, 3)], dcn=[(2, 8, 12, 12)], masks=[(2, 48, 64)], region=[(2, 8, 12, 12)],
                  infer=(32, 44), train=(32, 2, 2), svrnn=[16], tiled=((64, 96), 32, 8), tiled_repeats=0,
@@ -209,6 +210,7 @@ def image(shape, seed=0):
 
 def child(spec):
     """Run one whole-model case in this (fresh) process; returns a dict of results."""
+    reset_peak_rss()
     device = torch.device(spec["device"])
     if device.type == "cpu" and spec["mode"] != "release":
         resolve_device("cpu")  # the default process setting (glibc keeps freed memory)
@@ -259,11 +261,26 @@ def child(spec):
         out["first_s"] = time.perf_counter() - t0
         out["s"] = timeit(run, spec["repeats"], device, warmup=0) if spec["repeats"] else out["first_s"]
         torch.save(y.float().cpu(), spec["save"])
-    if device.type == "cuda":
-        out["peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
-    else:
-        out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+    out["peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda" else peak_rss_mb()
     return out
+
+
+def reset_peak_rss():
+    """Start the peak resident set over from the current one (Linux; a child process otherwise starts
+    with its parent's peak, which survives fork and exec)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb():
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_child(spec):

@@ -160,3 +160,12 @@ def test_atmospheric_light_skips_the_guided_filter_only_where_it_returns_a_flat_
     spread = refined.amax(1) - refined.amin(1)
     assert (spread <= 2 * 2000 * torch.finfo(torch.float64).eps * refined.amax(1).abs().clamp_min(1)).all()
     torch.testing.assert_close(dcp.atmospheric_light_hist(img)[:, 0], img.mean(1).reshape(2, -1).amax(1), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("border", ["reflect101", "clip"])
+@pytest.mark.parametrize("k", [1, 4, 15, 60, 111])
+def test_box_filter_matrix_product_equals_running_sums(monkeypatch, border, k):
+    x = torch.rand(2, 3, 37, 50, dtype=torch.float64)
+    by_matrix = dcp.box_filter(x, k, border)
+    monkeypatch.setattr(dcp, "MATMUL_BOX_MAX", 0)  # every axis by running sums
+    torch.testing.assert_close(by_matrix, dcp.box_filter(x, k, border), rtol=0, atol=1e-12)
