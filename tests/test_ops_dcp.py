@@ -169,3 +169,11 @@ def test_box_filter_matrix_product_equals_running_sums(monkeypatch, border, k):
     by_matrix = dcp.box_filter(x, k, border)
     monkeypatch.setattr(dcp, "MATMUL_BOX_MAX", 0)  # every axis by running sums
     torch.testing.assert_close(by_matrix, dcp.box_filter(x, k, border), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_in,n_out", [(240, 60), (462, 115), (37, 11), (20, 45), (5, 5)])
+def test_banded_resampling_equals_the_dense_matrix_product(n_in, n_out):
+    x = torch.rand(2, 3, n_in, 7, dtype=torch.float64)
+    dense = torch.matmul(dcp._pil_resample_matrix(n_in, n_out), x)
+    torch.testing.assert_close(dcp._resample(x, n_out, -2), dense, rtol=0, atol=1e-13)
+    torch.testing.assert_close(dcp._resample(x.transpose(-1, -2), n_out, -1), dense.transpose(-1, -2), rtol=0, atol=1e-13)
