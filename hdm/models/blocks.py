@@ -128,24 +128,26 @@ def region_conv_masked_sum(x, filters, mask):
 
 def region_conv_per_region(x, filters, region):
     """The same result for one-hot masks with each pixel computed only with its own region's filters
-    (1/N of the masked sum's arithmetic): the k x k neighbourhoods of all pixels as rows (tap-major),
-    the rows sorted by region, one matrix product per region, the rows put back.
+    (1/N of the masked sum's arithmetic): for every region, the k x k neighbourhoods of its pixels
+    are gathered as rows (tap-major) from the zero-padded NHWC map and multiplied by that region's
+    filters in one matrix product.
     x: (B, C, h, w); filters: (B, N, C_out, C, k, k); region: (B, h, w) integer region index.
     Returns (B, C_out, h, w) in channels_last layout."""
     b, c, h, w = x.shape
     n, c_out, _, k, _ = filters.shape[1:]
-    xp = F.pad(x, (k // 2,) * 4).permute(0, 2, 3, 1)  # (B, h + k - 1, w + k - 1, C)
-    rows = torch.cat([xp[:, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)], dim=-1)
-    rows = rows.reshape(b, h * w, k * k * c)
+    hp, wp = h + k - 1, w + k - 1
+    padded = F.pad(x, (k // 2,) * 4).permute(0, 2, 3, 1).reshape(b * hp * wp, c)
+    taps = (torch.arange(k, device=x.device).view(k, 1) * wp + torch.arange(k, device=x.device)).flatten()
     weights = filters.permute(0, 1, 2, 4, 5, 3).reshape(b, n, c_out, k * k * c)  # same tap-major order
-    out = []
+    out = x.new_empty(b * h * w, c_out)
     for i in range(b):
         labels = region[i].reshape(-1)
-        order = torch.argsort(labels, stable=True)
-        groups = rows[i].index_select(0, order).split(torch.bincount(labels, minlength=n).tolist())
-        sorted_out = torch.cat([g @ weights[i, r].t() for r, g in enumerate(groups)])
-        out.append(sorted_out.index_select(0, torch.argsort(order)))
-    return torch.stack(out).view(b, h, w, c_out).permute(0, 3, 1, 2)
+        for r in range(n):
+            pixels = (labels == r).nonzero().squeeze(1)
+            corners = i * hp * wp + torch.div(pixels, w, rounding_mode="floor") * wp + pixels % w
+            rows = padded.index_select(0, (corners.unsqueeze(1) + taps).flatten()).view(-1, k * k * c)
+            out.index_copy_(0, i * h * w + pixels, rows @ weights[i, r].t())
+    return out.view(b, h, w, c_out).permute(0, 3, 1, 2)
 
 
 class RegionConv(nn.Module):
