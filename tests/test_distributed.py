@@ -32,7 +32,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
            "train": {"iterations": 5, "save_every": 5, "log_every": 1}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}  # loopback: no interface lookup
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           os.path.join(ROOT, "train.py"), "-c", str(path), "name=ddp", "train.batch_size=2"],
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
