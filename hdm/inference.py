@@ -34,6 +34,15 @@ def load_model(model_cfg, weights, device, fmt="auto"):
     return model.to(device, memory_format=memory_format(fmt, device)).eval()
 
 
+def compile_model(model):
+    """torch.compile(model), with HDM's region masks left eager: they take a few milliseconds, and
+    compiling their float64 histogram is slow and crashes GCC 12. (Not a decorator on the method:
+    importing the compiler machinery at module import makes gloo process groups hang at exit.)"""
+    if hasattr(model, "region_masks"):
+        model.region_masks = torch.compiler.disable(model.region_masks)
+    return torch.compile(model)
+
+
 def colour_maps(maps, size):
     """{name: (H, W, 3) uint8 RGB}: continuous maps (B=1, 1, h, w) in [0, 1] through the jet colour map,
     region masks (1, N, h, w) as one colour per region; all resized (nearest) to size (H, W)."""

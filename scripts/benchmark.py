@@ -44,7 +44,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from hdm.inference import autocast, restore  # noqa: E402
+from hdm.inference import autocast, compile_model, restore  # noqa: E402
 from hdm.models.blocks import region_conv_masked_sum, region_conv_per_region  # noqa: E402
 from hdm.models.hdm import HDM  # noqa: E402
 from hdm.ops import available_backends, modulated_deform_conv2d  # noqa: E402
@@ -222,7 +222,7 @@ def child(spec):
     model = HDM(**kwargs).to(device)
     fmt = torch.contiguous_format if mode in ("release", "eager") else torch.channels_last
     model = model.to(memory_format=fmt)
-    net = torch.compile(model) if mode == "compile" else model
+    net = compile_model(model) if mode == "compile" else model
     amp = "bf16" if mode == "bf16" else "off"
     out = {}
     if spec["case"] == "infer":

@@ -138,13 +138,12 @@ class HDM(nn.Module):
             return self.dcn_block
         return self.drconv if self.region == "learned" else self.drconv_phy
 
-    @torch.compiler.disable
     def region_masks(self, lq, trans=None):
         """Region masks (B, N, H/4, W/4) of an RGB batch in [0, 1] whose sides are multiples of 4: from
         the dark channel prior (region='dcp') or N equal bins of `trans` (B, 1, H, W) (region='depth');
         None when the masks are learned or there is no R level. Computed in float32 or wider, also
-        under autocast (bins must not move with precision), and eagerly under torch.compile (a few
-        milliseconds; compiling their float64 histogram is slow and crashes GCC 12)."""
+        under autocast (bins must not move with precision). hdm.inference.compile_model keeps them
+        eager under torch.compile."""
         if "R" not in self.stages or self.region == "learned":
             return None
         with torch.autocast(device_type=lq.device.type, enabled=False):
