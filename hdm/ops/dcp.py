@@ -193,12 +193,13 @@ def atmospheric_light_hist(img, radius=111, eps=1e-3, bins=2000, top=0.001):
     b = img.shape[0]
     m = img.amin(dim=1, keepdim=True)
     p = min_filter(m, 2 * radius + 1)
+    brightness = img.mean(dim=1).reshape(b, -1)
     if (p.amin(dim=(1, 2, 3)) == p.amax(dim=(1, 2, 3))).all():
         # the min filter covers each whole image (any image smaller than the window, e.g. a training
-        # crop): a guided filter of a constant map returns it up to rounding, so the map is flat
-        m = p.reshape(b, -1)
-    else:
-        m = guided_filter(m, p, radius, eps).reshape(b, -1)
+        # crop): a guided filter of a constant map returns it up to rounding, so the map is flat and
+        # every pixel qualifies (see below)
+        return brightness.amax(dim=1).unsqueeze(1).expand(b, 3)
+    m = guided_filter(m, p, radius, eps).reshape(b, -1)
     lo, hi = m.amin(dim=1, keepdim=True), m.amax(dim=1, keepdim=True)
     # numpy widens an empty range to [v - 0.5, v + 0.5]. A range too small for `bins` distinct edges
     # counts as empty too: it happens when the (2 radius + 1)^2 min filter covers the whole (small)
@@ -218,7 +219,6 @@ def atmospheric_light_hist(img, radius=111, eps=1e-3, bins=2000, top=0.001):
     ok = (cum <= 1 - top) & (levels >= 1)
     lmax = torch.where(ok, levels, torch.ones_like(levels)).amax(dim=1, keepdim=True)  # release loop: >= 1
     threshold = edges.gather(1, lmax)
-    brightness = img.mean(dim=1).reshape(b, -1)
     a = torch.where(m >= threshold, brightness, torch.full_like(brightness, -math.inf)).amax(dim=1)
     return a.unsqueeze(1).expand(b, 3)
 
