@@ -183,12 +183,13 @@ class RegionConv(nn.Module):
         self.conv_guide = conv(channels, n, kernel_size) if learned_guide else None
 
     def _per_region(self, x, mask):
-        needs_grad = torch.is_grad_enabled() and mask.requires_grad
-        if self.strategy == "per_region" and (needs_grad or not is_one_hot(mask)):
-            raise ValueError("region conv strategy 'per_region' needs one-hot masks without gradient; "
-                             "use 'masked_sum' (or 'auto') for soft or learned masks in training")
-        if self.strategy != "auto":
-            return self.strategy == "per_region"
+        if self.strategy == "masked_sum":
+            return False
+        if self.strategy == "per_region":
+            if (torch.is_grad_enabled() and mask.requires_grad) or not is_one_hot(mask):
+                raise ValueError("region conv strategy 'per_region' needs one-hot masks without gradient; "
+                                 "use 'masked_sum' (or 'auto') for soft or learned masks in training")
+            return True
         return x.device.type == "cpu" and not torch.is_grad_enabled() and is_one_hot(mask)
 
     def forward(self, x, mask=None):
