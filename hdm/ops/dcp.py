@@ -96,7 +96,7 @@ def _sum_along(y, k, dim):
 
 
 # Axes up to this length are box-filtered by a product with a precomputed count matrix (O(n) work
-# per pixel, a handful of operations in all; about 7x faster for HDM's 60 x 60 training-crop masks),
+# per pixel, a handful of operations in all; several times faster for the 60 x 60 masks of training crops),
 # longer ones by running sums (O(1) per pixel, more operations).
 MATMUL_BOX_MAX = 256
 
