@@ -6,8 +6,10 @@ import logging
 import os
 import random
 import signal
+import statistics
 import sys
 import threading
+import time
 
 import numpy as np
 import torch
@@ -43,6 +45,22 @@ def keep_freed_memory():
         return False
     m_trim_threshold, m_mmap_max = -1, -4  # glibc's mallopt parameter numbers
     return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2 ** 31 - 1))
+
+
+def median_time(fn, repeats, device, warmup=1):
+    """Median wall-clock seconds of fn() over `repeats` calls after `warmup` calls; CUDA work is
+    synchronised before and after each timed call."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(repeats, 1)):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")

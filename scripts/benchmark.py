@@ -30,7 +30,6 @@ import json
 import math
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ from hdm.models.hdm import HDM  # noqa: E402
 from hdm.ops import available_backends, modulated_deform_conv2d  # noqa: E402
 from hdm.ops.dcp import dcp_region_masks  # noqa: E402
 from hdm.ops.svrnn import spatial_rnn  # noqa: E402
-from hdm.runtime import resolve_device  # noqa: E402
+from hdm.runtime import keep_freed_memory, median_time, resolve_device  # noqa: E402
 from tests.reference_dcp import release_masks  # noqa: E402
 from tests.test_ops_svrnn import loop_reference  # noqa: E402
 
@@ -74,22 +73,24 @@ SIZES = {
 }
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+def forward_backward_ms(fn, tensors, repeats, device):
+    """(forward ms, forward + backward ms) of fn(*tensors), the backward of its sum."""
+    def fwd():
+        with torch.no_grad():
+            fn(*tensors)
+
+    leaves = [t.clone().requires_grad_() for t in tensors]
+    return (1e3 * median_time(fwd, repeats, device),
+            1e3 * median_time(lambda: fn(*leaves).sum().backward(), repeats, device))
 
 
-def timeit(fn, repeats, device, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(max(repeats, 1)):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def first_and_median(fn, repeats, device):
+    """(fn's first result, seconds of that first call, median seconds of `repeats` more calls; the
+    first call's time when repeats is 0)."""
+    t0 = time.perf_counter()
+    result = fn()
+    first = time.perf_counter() - t0
+    return result, first, (median_time(fn, repeats, device, warmup=0) if repeats else first)
 
 
 def bench_conv(cases, repeats, device):
@@ -100,7 +101,7 @@ def bench_conv(cases, repeats, device):
         for fmt_name, fmt in (("NCHW", torch.contiguous_format), ("channels_last", torch.channels_last)):
             xf, wf = x.contiguous(memory_format=fmt), weight.contiguous(memory_format=fmt)
             with torch.no_grad():
-                t = timeit(lambda: F.conv2d(xf, wf, padding=k // 2), repeats, device)
+                t = median_time(lambda: F.conv2d(xf, wf, padding=k // 2), repeats, device)
             rows.append({"section": "conv", "case": f"{b}x{c}x{h}x{w} {k}x{k}", "impl": fmt_name,
                          "ms": 1e3 * t, "GFLOP/s": flops / t / 1e9})
     return rows
@@ -113,18 +114,10 @@ def bench_dcn(shapes, repeats, device):
                    torch.randn(c, c, 3, 3) * 0.05, torch.zeros(c)]
         tensors = [t.to(device) for t in tensors]
         for backend in available_backends():
-            def fwd():
-                with torch.no_grad():
-                    modulated_deform_conv2d(*tensors, 1, 1, 1, backend=backend)
-
-            args = [t.clone().requires_grad_() for t in tensors]
-
-            def fwd_bwd():
-                modulated_deform_conv2d(*args, 1, 1, 1, backend=backend).sum().backward()
-
-            rows.append({"section": "dcn", "case": f"{b}x{c}x{h}x{w}", "impl": backend,
-                         "forward ms": 1e3 * timeit(fwd, repeats, device),
-                         "fwd+bwd ms": 1e3 * timeit(fwd_bwd, repeats, device)})
+            fwd, fwd_bwd = forward_backward_ms(lambda *a: modulated_deform_conv2d(*a, 1, 1, 1, backend=backend), tensors,
+                                      repeats, device)
+            rows.append({"section": "dcn", "case": f"{b}x{c}x{h}x{w}", "impl": backend, "forward ms": fwd,
+                         "fwd+bwd ms": fwd_bwd})
     return rows
 
 
@@ -134,8 +127,8 @@ def bench_masks(cases, repeats, device):
         imgs = torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(0))
         imgs_u8 = [np.ascontiguousarray((imgs[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)) for i in range(b)]
         dev_imgs = imgs.to(device)
-        t_torch = timeit(lambda: dcp_region_masks(dev_imgs), repeats, device)
-        t_ref = timeit(lambda: [release_masks(im) for im in imgs_u8], repeats, torch.device("cpu"))
+        t_torch = median_time(lambda: dcp_region_masks(dev_imgs), repeats, device)
+        t_ref = median_time(lambda: [release_masks(im) for im in imgs_u8], repeats, torch.device("cpu"))
         case = f"batch {b} of {h}x{w}"
         rows.append({"section": "masks", "case": case, "impl": "numpy per image (release)", "ms/image": 1e3 * t_ref / b,
                      "speed-up": 1.0})
@@ -154,8 +147,8 @@ def bench_region_conv(shapes, repeats, device, n=5, k=3):
         mask = F.one_hot(region, n).permute(0, 3, 1, 2).float()
         with torch.no_grad():
             diff = (region_conv_per_region(x, filters, region) - region_conv_masked_sum(x, filters, mask)).abs().max().item()
-            t_rel = timeit(lambda: region_conv_masked_sum(x, filters, mask), repeats, device)
-            t_fast = timeit(lambda: region_conv_per_region(x, filters, region), repeats, device)
+            t_rel = median_time(lambda: region_conv_masked_sum(x, filters, mask), repeats, device)
+            t_fast = median_time(lambda: region_conv_per_region(x, filters, region), repeats, device)
         case = f"{b}x{c}x{h}x{w}, N={n}"
         rows.append({"section": "region_conv", "case": case, "impl": "masked sum (release)", "forward ms": 1e3 * t_rel,
                      "max |diff|": 0.0})
@@ -170,17 +163,9 @@ def bench_svrnn(sizes, repeats, device, batch=4, channels=32):
         x, g, p = (torch.randn(batch, channels, size, size, device=device), torch.randn(batch, channels, size, size, device=device),
                    torch.rand(batch, channels, size, size, device=device))
         for impl, fn in (("python loop", loop_reference), ("chunked scan", spatial_rnn)):
-            def fwd():
-                with torch.no_grad():
-                    fn(x, g, p, "left_right")
-
-            args = [t.clone().requires_grad_() for t in (x, g, p)]
-
-            def fwd_bwd():
-                fn(*args, "left_right").sum().backward()
-
+            fwd, fwd_bwd = forward_backward_ms(lambda *a: fn(*a, "left_right"), (x, g, p), repeats, device)
             rows.append({"section": "svrnn", "case": f"{batch}x{channels}x{size}x{size}", "impl": impl,
-                         "forward ms": 1e3 * timeit(fwd, repeats, device), "fwd+bwd ms": 1e3 * timeit(fwd_bwd, repeats, device)})
+                         "forward ms": fwd, "fwd+bwd ms": fwd_bwd})
     return rows
 
 
@@ -212,57 +197,40 @@ def child(spec):
     """Run one whole-model case in this (fresh) process; returns a dict of results."""
     reset_peak_rss()
     device = torch.device(spec["device"])
-    if device.type == "cpu" and spec["mode"] != "release":
-        resolve_device("cpu")  # the default process setting (glibc keeps freed memory)
+    keep_freed_memory()  # the default process setting; run_child turns it off for mode 'release'
     torch.manual_seed(0)
-    kwargs = dict(spec["model"])
     mode = spec["mode"]
-    if mode == "release":
-        kwargs["region_strategy"] = "masked_sum"
-    model = HDM(**kwargs).to(device)
+    kwargs = {**spec["model"], **({"region_strategy": "masked_sum"} if mode == "release" else {})}
     fmt = torch.contiguous_format if mode in ("release", "eager") else torch.channels_last
-    model = model.to(memory_format=fmt)
+    model = HDM(**kwargs).to(device, memory_format=fmt)
     net = compile_model(model) if mode == "compile" else model
     amp = "bf16" if mode == "bf16" else "off"
-    out = {}
-    if spec["case"] == "infer":
-        x = image(spec["shape"]).to(device)
-        model.eval()
-
-        def run():
-            with torch.no_grad(), autocast(device, amp):
-                return net(x)
-        t0 = time.perf_counter()
-        y = run()
-        out["first_s"] = time.perf_counter() - t0
-        out["s"] = timeit(run, spec["repeats"], device, warmup=0)
-        torch.save(y.float().cpu(), spec["save"])
-    elif spec["case"] == "train":
-        x, target = image(spec["shape"]).to(device), image(spec["shape"], seed=1).to(device)
+    x = image(spec["shape"]).to(device)
+    if spec["case"] == "train":
+        target = image(spec["shape"], seed=1).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         model.train()
 
-        def step():
+        def run():
             opt.zero_grad(set_to_none=True)
             with autocast(device, amp):
                 loss = (net(x).float() - target).abs().mean()
             loss.backward()
             opt.step()
-        t0 = time.perf_counter()
-        step()
-        out["first_s"] = time.perf_counter() - t0
-        out["s"] = timeit(step, spec["repeats"], device, warmup=0)
+    elif spec["case"] == "infer":
+        model.eval()
+
+        def run():
+            with torch.no_grad(), autocast(device, amp):
+                return net(x)
     else:  # tiled / untiled inference of one big image
-        x = image(spec["shape"]).to(device)
         model.eval()
         run = lambda: restore(model, x, tile=spec["tile"], overlap=spec["overlap"])  # noqa: E731
-        t0 = time.perf_counter()
-        y = run()
-        out["first_s"] = time.perf_counter() - t0
-        out["s"] = timeit(run, spec["repeats"], device, warmup=0) if spec["repeats"] else out["first_s"]
+    y, first, median = first_and_median(run, spec["repeats"], device)
+    if y is not None:
         torch.save(y.float().cpu(), spec["save"])
-    out["peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda" else peak_rss_mb()
-    return out
+    peak = torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda" else peak_rss_mb()
+    return {"first_s": first, "s": median, "peak_mb": peak}
 
 
 def reset_peak_rss():

@@ -253,16 +253,17 @@ def _pil_resample_matrix(n_in, n_out):
 
 
 @functools.lru_cache(maxsize=64)
-def _resample_bands(n_in, n_out, group=16):
+def _resample_bands(n_in, n_out, dtype, device, group=16):
     """The resampling matrix cut into blocks of `group` output rows, each kept only over the input
-    columns its rows reach: [(first output, last output + 1, first input, last input + 1, block)]."""
+    columns its rows reach: [(first input, last input + 1, block)] in output order, blocks in `dtype`
+    on `device`."""
     mat = _pil_resample_matrix(n_in, n_out)
     bands = []
     for start in range(0, n_out, group):
-        stop = min(start + group, n_out)
-        reach = mat[start:stop].ne(0).any(dim=0).nonzero().flatten()
+        rows = mat[start:start + group]
+        reach = rows.ne(0).any(dim=0).nonzero().flatten()
         lo, hi = int(reach[0]), int(reach[-1]) + 1
-        bands.append((start, stop, lo, hi, mat[start:stop, lo:hi]))
+        bands.append((lo, hi, rows[:, lo:hi].to(device=device, dtype=dtype)))
     return bands
 
 
@@ -271,8 +272,7 @@ def _resample(x, n_out, dim):
     (about 6 x scale taps per output), so each block of outputs multiplies only the input rows or
     columns it reaches: the dense product's arithmetic divided by about n_in / (16 scale + 6 scale)."""
     outs = []
-    for start, stop, lo, hi, block in _resample_bands(x.shape[dim], n_out):
-        block = block.to(device=x.device, dtype=x.dtype)
+    for lo, hi, block in _resample_bands(x.shape[dim], n_out, x.dtype, x.device):
         if dim == -2:
             outs.append(torch.matmul(block, x[..., lo:hi, :]))
         else:

@@ -18,12 +18,12 @@ logged once per device type.
 import functools
 import logging
 import math
-import statistics
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from hdm.runtime import median_time
 
 logger = logging.getLogger(__name__)
 
@@ -125,17 +125,10 @@ def time_backends(device, shape=(2, 64, 64, 64), repeats=5):
     args = [torch.randn(b, c, h, w, generator=gen), 2 * torch.randn(b, 18, h, w, generator=gen),
             torch.rand(b, 9, h, w, generator=gen), 0.05 * torch.randn(c, c, 3, 3, generator=gen), torch.zeros(c)]
     args = [a.to(device).requires_grad_() for a in args]
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = {}
     for name in available_backends():
-        runs = []
-        for _ in range(repeats + 1):
-            sync()
-            t0 = time.perf_counter()
-            modulated_deform_conv2d(*args, 1, 1, 1, backend=name).sum().backward()
-            sync()
-            runs.append(time.perf_counter() - t0)
-        times[name] = statistics.median(runs[1:])
+        times[name] = median_time(lambda: modulated_deform_conv2d(*args, 1, 1, 1, backend=name).sum().backward(),
+                                  repeats, device)
     return times
 
 
