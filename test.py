@@ -1,60 +1,101 @@
-"""Evaluate weights on the config's test set (data.val): per-image CSV, Markdown summary, provenance,
-a comparison grid, and the restored images when asked.
+"""Evaluate weights on the config's test set (data.test, or data.val when there is none): per-image
+CSV, Markdown summary, provenance (which checkpoint, how it was chosen, which dataset version), a
+comparison grid, and the restored images when asked.
 
     python test.py -c configs/demo/hdm_demo.yaml --weights runs/hdm_demo/checkpoints/iter_600.pth [--save-images]
     python test.py -c CONFIG --weights W --preset matlab_y_uint8        # score as the deraining papers do
-    python test.py -c CONFIG --weights W data.val.type=ImageFolder data.val.root=DICM --preset niqe
+    python test.py -c CONFIG --weights W data.test.root=datasets/RESIDE/SOTS/outdoor
+    python test.py -c CONFIG --weights W data.test.type=ImageFolder data.test.root=DICM --preset niqe
+
+Results go to <run folder>/test/<weights>_<test set>/ by default (the run folder of the weights when
+they lie in one), a new folder for each new combination, so nothing is overwritten.
 """
 import argparse
 import os
+import sys
 
 import torch
 
+from hdm.checkpoint import load_checkpoint, selection_record
 from hdm.config import ConfigError, check_data_paths, load_config
-from hdm.data import build_dataset
 from hdm.data.io import ensure_writable, write_image
-from hdm.engine import evaluate, resolve_device, run_dir_of, summarize
+from hdm.data.prepare import DataError, build_checked, describe
+from hdm.engine import evaluate, resolve_device, run_dir_of, summarize, test_split
 from hdm.metrics import NO_REFERENCE, get_metric
 from hdm.inference import autocast, load_model
 from hdm.results import comparison_grid, provenance, write_results
 
 
+def set_name(info):
+    """A folder-name label of a test set: its benchmark, else its folder (and held-out part)."""
+    root = info["root"] if isinstance(info["root"], str) else info["root"][0]
+    name = info["benchmark"] or "_".join(os.path.normpath(os.path.abspath(root)).split(os.sep)[-2:])
+    return name + (f"_{info['take']}{info['holdout']}" if info["holdout"] else "")
+
+
+def default_out(cfg, weights, info):
+    """<run>/test/<weights stem>_<set>, with _2, _3, ... when that folder already holds results."""
+    parent = os.path.dirname(os.path.abspath(weights)) if weights else None
+    run_dir = os.path.dirname(parent) if parent and os.path.basename(parent) == "checkpoints" else run_dir_of(cfg)
+    stem = os.path.splitext(os.path.basename(weights))[0] if weights else "no_weights"
+    base = os.path.join(run_dir, "test", f"{stem}_{set_name(info)}")
+    out, n = base, 1
+    while os.path.exists(os.path.join(out, "meta.json")):
+        n += 1
+        out = f"{base}_{n}"
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="YAML config file")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.val.root=...")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.test.root=...")
     parser.add_argument("--weights", default=None,
                         help="checkpoint (.pth) written by train.py or convert_official.py (none for DCP / PF-DCP)")
     parser.add_argument("--preset", default=None, help="metric preset (default: the config's eval.preset)")
-    parser.add_argument("--out", default=None, help="results folder (default: <run folder>/test)")
+    parser.add_argument("--out", default=None, help="results folder (default: <run folder>/test/<weights>_<set>)")
     parser.add_argument("--save-images", action="store_true", help="save restored images as PNG")
     parser.add_argument("--amp", action="store_true", help="inference under autocast (bf16 on CPU, fp16 on CUDA)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     overrides = list(args.overrides)
     if args.preset:  # a preset's options belong to it: another preset starts without them
         overrides += [f"eval.preset={args.preset}", "eval.options={}"]
     try:
         cfg = load_config(args.config, overrides)
-        check_data_paths(cfg)
+        split = test_split(cfg)
+        if cfg["data"][split] is None:
+            raise ConfigError("data.test: a test dataset is required (or data.val)")
+        check_data_paths(cfg, (split,))  # only the set that is tested
     except ConfigError as err:
         parser.exit(2, f"config error: {err}\n")
-    if cfg["data"]["val"] is None:
-        parser.exit(2, "config error: data.val: a test dataset is required\n")
+    try:
+        dataset, notes = build_checked(cfg, split)
+    except DataError as err:
+        parser.exit(2, f"data error: {err}\n")
+    for _, line in notes:
+        print(line)
+    if split == "val":
+        print("note: the config has no data.test; scoring data.val")
 
     device = resolve_device(cfg["device"])
     try:
         model = load_model(cfg["model"], args.weights, device)
-    except ValueError as err:
-        parser.exit(2, f"{err}\n")
-    dataset = build_dataset(cfg["data"]["val"])
+        record = selection_record(args.weights, load_checkpoint(args.weights), describe(dataset)) if args.weights \
+            else {"weights": None, "chosen": "no weights (a parameter-free model)", "selected_on_tested_set": False}
+    except (ValueError, OSError, RuntimeError) as err:
+        parser.exit(2, f"{str(err).splitlines()[0]}\n")
     preset, options = cfg["eval"]["preset"], cfg["eval"]["options"]
     if "gt" not in dataset[0] and preset not in NO_REFERENCE:
-        parser.exit(2, f"{cfg['data']['val']['type']} has no targets: use a no-reference preset ({', '.join(NO_REFERENCE)})\n")
-    out_dir = args.out or os.path.join(run_dir_of(cfg), "test")
+        parser.exit(2, f"{cfg['data'][split]['type']} has no targets: use a no-reference preset ({', '.join(NO_REFERENCE)})\n")
+    out_dir = args.out or default_out(cfg, args.weights, describe(dataset))
     try:
         ensure_writable(out_dir)
     except OSError as err:
         parser.exit(2, f"error: {err}\n")
+    print(f"scoring {record['weights'] or cfg['model']['type']}: {record['chosen']}")
+    if record["selected_on_tested_set"]:
+        print(f"warning: these weights were selected on the set being tested ({describe(dataset)['root']}): "
+              f"the scores are optimistic; report a checkpoint chosen without it", file=sys.stderr)
     save_images = args.save_images or cfg["eval"]["save_images"]
     with torch.inference_mode(), autocast(device, "auto" if args.amp else "off"):
         rows, examples = evaluate(model, dataset, get_metric(preset, **options), device,
@@ -63,7 +104,8 @@ def main(argv=None):
     if examples:
         triplets = [[t.permute(1, 2, 0).numpy() for t in triplet if t is not None] for triplet in examples]
         write_image(os.path.join(out_dir, "comparison.png"), comparison_grid(triplets))
-    meta = {**provenance(preset, options), "weights": args.weights, "config": cfg, "images": len(rows)}
+    meta = {**provenance(preset, options), "checkpoint": record, "test_set": describe(dataset), "config": cfg,
+            "images": len(rows)}
     label = cfg["model"]["type"] + (f" ({os.path.basename(args.weights)})" if args.weights else "")
     text = write_results(out_dir, rows, label, meta)
     print(text, end="")

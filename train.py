@@ -5,6 +5,7 @@
 import argparse
 
 from hdm.config import ConfigError, check_data_paths, load_config
+from hdm.data.prepare import DataError
 from hdm.engine import TrainingStopped, fit
 
 
@@ -21,6 +22,8 @@ def main(argv=None):
         parser.exit(2, f"config error: {err}\n")
     try:
         run_dir = fit(cfg, resume=args.resume)
+    except DataError as err:  # found before any work: nothing was written
+        parser.exit(2, f"data error: {err}\n")
     except TrainingStopped as err:
         parser.exit(1, f"training stopped: {err}\n")
     print(f"run folder: {run_dir}")

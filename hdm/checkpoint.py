@@ -78,3 +78,33 @@ def prune_checkpoints(folder, keep):
     """Delete all but the newest `keep` `iter_<n>.pth` files (best.pth is not touched)."""
     for _, path in list_checkpoints(folder)[:-keep] if keep > 0 else []:
         os.remove(path)
+
+
+def same_set(a, b):
+    """Whether two dataset descriptions (PairedDataset.describe()) name the same samples."""
+    if not a or not b:
+        return False
+    roots = lambda d: [os.path.realpath(r) for r in ([d["root"]] if isinstance(d["root"], str) else d["root"])]  # noqa: E731
+    keys = ("type", "split", "holdout", "take")
+    return roots(a) == roots(b) and all(a.get(k) == b.get(k) for k in keys)
+
+
+def selection_record(path, ckpt, tested):
+    """What test.py records of the weights it scores: the file, the iteration, how the checkpoint was
+    chosen (one sentence), and whether it was selected on `tested` (the description of the test set)."""
+    sel = ckpt.get("selection")
+    if sel is None:
+        how = (f"converted release weights ({ckpt['source']}); how they were chosen is not recorded"
+               if "source" in ckpt else "not recorded (a checkpoint written before selections were recorded)")
+        return {"weights": path, "iteration": ckpt.get("iteration"), "chosen": how, "selected_on_tested_set": False}
+    val = sel.get("val_set")
+    if sel["by"] == "iteration":
+        how = f"iteration {sel['iteration']}{' (the final one)' if sel['final'] else ''}, not selected on any score"
+        on_tested = False
+    else:
+        where = f"{val['type']} {val['root']}" + (f" (take {val['take']} of holdout {val['holdout']})" if val["holdout"] else "")
+        how = (f"best validation PSNR ({sel['psnr']:.2f} dB) at iteration {sel['iteration']} on {where}"
+               f"{', a test set' if sel['on_test_set'] else ''}")
+        on_tested = same_set(val, tested)
+    return {"weights": path, "iteration": sel["iteration"], "chosen": how, "selection": sel,
+            "selected_on_tested_set": on_tested}

@@ -47,14 +47,14 @@ DEFAULTS = {
     "device": "auto",
     "work_dir": "runs",
     "model": {"type": "HDM"},
-    "data": {"train": None, "val": None},
+    "data": {"train": None, "val": None, "test": None},  # val: checkpoint selection; test: what test.py scores
     "losses": [{"type": "L1", "weight": 1.0}],
     "optim": {"type": "Adam", "lr": 2e-4, "betas": [0.9, 0.999], "weight_decay": 0.0},
     "schedule": {"type": "cosine", "eta_min": 0.0, "step_size": 8000, "gamma": 0.5},  # step_size, gamma: type step
     "adversarial": None,  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
     "train": {"iterations": 1000, "batch_size": 16, "num_workers": 0, "val_every": 500, "save_every": 500,
               "log_every": 50, "num_val_images": 3, "keep_last": 3, "max_nonfinite": 3, "amp": "off",
-              "memory_format": "auto", "find_unused_parameters": False},
+              "memory_format": "auto", "find_unused_parameters": False, "select_on_test": False},
     "eval": {"preset": "ffa_rgb", "options": {}, "save_images": False, "grid_images": 4},
 }
 
@@ -65,7 +65,7 @@ TYPES = {
     "schedule": {"type": str, "eta_min": float, "step_size": int, "gamma": float},
     "train": {"iterations": int, "batch_size": int, "num_workers": int, "val_every": int, "save_every": int,
               "log_every": int, "num_val_images": int, "keep_last": int, "max_nonfinite": int, "amp": str,
-              "memory_format": str, "find_unused_parameters": bool},
+              "memory_format": str, "find_unused_parameters": bool, "select_on_test": bool},
     "eval": {"preset": str, "options": dict, "save_images": bool, "grid_images": int},
 }
 
@@ -114,6 +114,11 @@ def _check_typed(section, path, kind, extra=()):
     for key in section:
         if key not in valid:
             raise ConfigError(f"{path}.{key}: not an argument of {kind} {name}{_closest(key, valid)}")
+    required = [p for p, v in params.items() if p != "self" and v.default is inspect.Parameter.empty
+                and v.kind is v.POSITIONAL_OR_KEYWORD]
+    missing = [p for p in required if p not in section]
+    if missing:
+        raise ConfigError(f"{path}: {kind} {name} needs {', '.join(missing)} (missing)")
 
 
 def _check_types(cfg, types, path):
@@ -143,9 +148,11 @@ def _check_ranges(cfg):
             raise ConfigError(f"{path}: must be {'>=' if inclusive else '>'} {low}, got {value}")
 
 
-def check_data_paths(cfg):
-    """ConfigError for a dataset folder that does not exist (run before any data is read)."""
-    for split, section in (cfg["data"] or {}).items():
+def check_data_paths(cfg, splits=("train", "val", "test")):
+    """ConfigError for a dataset folder of the given data sections that does not exist (run before any
+    data is read)."""
+    for split in splits:
+        section = cfg["data"].get(split)
         for key in PATH_KEYS:
             value = (section or {}).get(key)
             for folder in ([value] if isinstance(value, str) else value or []):
@@ -177,8 +184,8 @@ def validate(cfg):
     if not isinstance(data, dict):
         raise ConfigError(f"data: expected a mapping with train/val datasets, got {data!r}")
     for key, section in data.items():
-        if key not in ("train", "val"):
-            raise ConfigError(f"data.{key}: unknown key{_closest(key, ['train', 'val'])}")
+        if key not in DEFAULTS["data"]:
+            raise ConfigError(f"data.{key}: unknown key{_closest(key, DEFAULTS['data'])}")
         if section is not None:
             _check_typed(section, f"data.{key}", "dataset")
     from hdm.metrics import get_metric
@@ -198,7 +205,7 @@ def validate(cfg):
 
 
 # sections built from a class table: when their `type` changes, the old class's arguments must go
-CLASS_SECTIONS = ("model", "train", "val", "discriminator")
+CLASS_SECTIONS = ("model", "train", "val", "test", "discriminator")
 
 
 def merge(base, update):
@@ -259,11 +266,26 @@ def apply_override(cfg, text):
         elif not isinstance(node, dict):
             raise ConfigError(f"override {where}: {'.'.join(keys[:depth])} is not a mapping or list")
         if last:
-            node[key] = parse_value(raw)
+            value = parse_value(raw)
+            if key == "type" and isinstance(node, dict) and node.get("type") not in (None, value):
+                _retype(node, value, keys)
+            node[key] = value
         else:
             if isinstance(node, dict) and node.get(key) is None:
                 node[key] = {}
             node = node[key]
+
+
+def _retype(section, new_type, keys):
+    """A section switched to another class by an override keeps only the keys the new class takes
+    (e.g. crop and augment when a dataset becomes a PairedFolder); the others belonged to the old one."""
+    kind = "model" if keys[0] in ("model", "adversarial") else "dataset" if keys[0] == "data" else "loss"
+    table = _table(kind)
+    if new_type not in table:
+        return  # validation names the unknown type
+    valid = set(inspect.signature(table[new_type].__init__).parameters) | ({"weight"} if kind == "loss" else set())
+    for key in [k for k in section if k not in valid and k != "type"]:
+        del section[key]
 
 
 def load_config(path, overrides=(), extra=None):

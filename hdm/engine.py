@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from hdm.checkpoint import atomic_save, latest_readable_checkpoint, load_checkpoint, prune_checkpoints
 from hdm.config import dump_config
 from hdm.data import build_dataset
+from hdm.data.prepare import DataError, describe, prepare
 from hdm.data.io import write_image
 from hdm.losses import WeightedLosses
 from hdm.inference import autocast, load_model
@@ -136,24 +137,28 @@ def fit(cfg, resume=None):
     Returns the run folder."""
     rank, world, local_rank = distributed_setup()  # under torchrun: one process per device
     main = rank == 0  # only the main process logs, validates and saves
+    tcfg = cfg["train"]
+    if cfg["data"]["train"] is None:
+        raise DataError("data.train: a training dataset is required")
+    # every pair's headers are checked before anything is written (DataError: one line naming the files)
+    sets, notes = prepare(cfg, ("train", "val"))
+    train_set, val_set = sets["train"], sets["val"]
+    if len(train_set) < tcfg["batch_size"]:
+        raise DataError(f"data.train has {len(train_set)} samples, fewer than train.batch_size={tcfg['batch_size']}")
+    val_info = describe(val_set) if val_set is not None else None  # recorded in checkpoints
+    keep_best = val_info is not None and (not val_info["test_set"] or tcfg["select_on_test"])
     run_dir = run_dir_of(cfg)
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     if main:
         os.makedirs(ckpt_dir, exist_ok=True)
         setup_logging(run_dir)
         dump_config(cfg, os.path.join(run_dir, "config.yaml"))
+        for level, line in notes:
+            logger.log(level, line)
     device = resolve_device(cfg["device"])
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
     seed_everything(cfg["seed"])
-    tcfg = cfg["train"]
-
-    if cfg["data"]["train"] is None:
-        raise ValueError("data.train: a training dataset is required")
-    train_set = build_dataset(cfg["data"]["train"])
-    val_set = build_dataset(cfg["data"]["val"]) if cfg["data"]["val"] else None
-    if len(train_set) < tcfg["batch_size"]:
-        raise ValueError(f"data.train has {len(train_set)} samples, fewer than train.batch_size={tcfg['batch_size']}")
     sampler = EpochSampler(len(train_set), cfg["seed"], tcfg["batch_size"], rank, world)
     model = build_model(cfg["model"]).to(device, memory_format=memory_format(tcfg["memory_format"], device))
     amp = tcfg["amp"]
@@ -171,7 +176,7 @@ def fit(cfg, resume=None):
     iteration, best = 0, None
     path, ckpt = latest_readable_checkpoint(ckpt_dir) if resume == "auto" else (resume, resume and load_checkpoint(resume))
     if path:
-        best = ckpt.get("best")
+        best = _best_so_far(ckpt_dir)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -214,7 +219,10 @@ def fit(cfg, resume=None):
                  "d_scheduler": d_scheduler.state_dict()} if gan else {}
         if scaler is not None:
             extra["scaler"] = scaler.state_dict()
-        _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, {**extra, "best": best})
+        selection = {"by": "iteration", "iteration": iteration, "final": iteration == tcfg["iterations"],
+                     "val_set": val_info}
+        _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg,
+              {**extra, "selection": selection})
         prune_checkpoints(ckpt_dir, tcfg["keep_last"])
 
     try:
@@ -258,14 +266,16 @@ def fit(cfg, resume=None):
                 logger.info("iter %d/%d loss %.4f lr %.3g (%.2f it/s)", iteration, tcfg["iterations"], logs["loss"],
                             optimizer.param_groups[0]["lr"], rate)
                 start, last = time.time(), iteration
+            if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"]:
+                save()  # before validation: a failing validation loses no training
             if val_set is not None and (iteration % tcfg["val_every"] == 0 or iteration == tcfg["iterations"]):
                 mean = _validate(model, val_set, metric, device, writer, iteration, tcfg["num_val_images"])
-                if "psnr" in mean and (best is None or mean["psnr"] > best["psnr"]):
+                if keep_best and "psnr" in mean and (best is None or mean["psnr"] > best["psnr"]):
                     best = {"psnr": mean["psnr"], "iteration": iteration}
-                    atomic_save({"model": model.state_dict(), "iteration": iteration, "val": mean, "config": cfg},
-                                os.path.join(ckpt_dir, "best.pth"))
-            if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"]:
-                save()
+                    selection = {"by": "best validation psnr", "iteration": iteration, "psnr": mean["psnr"],
+                                 "val_set": val_info, "on_test_set": val_info["test_set"]}
+                    atomic_save({"model": model.state_dict(), "iteration": iteration, "val": mean, "config": cfg,
+                                 "selection": selection}, os.path.join(ckpt_dir, "best.pth"))
         if iteration < tcfg["iterations"] and main:  # stopped by a signal (on any rank)
             save()
             logger.info("stopped by %s at iteration %d; checkpoint saved; continue with --resume auto",
@@ -281,9 +291,15 @@ def fit(cfg, resume=None):
     return run_dir
 
 
+def test_split(cfg):
+    """The data section test.py scores: data.test, or data.val when the config has no test set."""
+    return "test" if cfg["data"]["test"] is not None else "val"
+
+
 def train_and_evaluate(cfg, resume="auto", save_dir=None):
     """Train as the config says (continuing an interrupted run, doing nothing for a finished one;
-    parameter-free models such as DCP are only tested), then evaluate the final weights on data.val.
+    parameter-free models such as DCP are only tested), then evaluate the final weights on the test
+    split (test_split).
     Returns (model, rows, training seconds, test seconds)."""
     t0 = time.time()
     weights = None
@@ -295,9 +311,19 @@ def train_and_evaluate(cfg, resume="auto", save_dir=None):
     model = load_model(cfg["model"], weights, device)
     t0 = time.time()
     with torch.inference_mode():
-        rows, _ = evaluate(model, build_dataset(cfg["data"]["val"]),
+        rows, _ = evaluate(model, build_dataset(cfg["data"][test_split(cfg)]),
                            get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]), device, save_dir=save_dir)
     return model, rows, train_s, time.time() - t0
+
+
+def _best_so_far(ckpt_dir):
+    """{'psnr', 'iteration'} of the run's best.pth, or None (best.pth is written after the checkpoint of
+    its iteration, so it, not the iteration checkpoint, holds the best score)."""
+    path = os.path.join(ckpt_dir, "best.pth")
+    if not os.path.isfile(path):
+        return None
+    val = load_checkpoint(path)
+    return {"psnr": val["val"]["psnr"], "iteration": val["iteration"]}
 
 
 def _progress(initial, total):
@@ -322,6 +348,7 @@ def _validate(model, val_set, metric, device, writer, iteration, num_images):
 
 class TrainingStopped(RuntimeError):
     """Training ended early for a reason stated in one line (train.py prints it and exits with 1)."""
+
 
 
 def _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, extra):

@@ -4,9 +4,13 @@
     python scripts/evaluate.py PRED_DIR GT_DIR --preset matlab_y_uint8
     python scripts/evaluate.py PRED_DIR GT_DIR --preset basicsr --option y=true --option crop_border=4
     python scripts/evaluate.py results/sots gt/ --pairing prefix     # 1400_1.png -> gt/1400.png (RESIDE)
+    python scripts/evaluate.py results/rain200h norain/ --pairing number  # norain-1x2.png -> norain-1.png
     python scripts/evaluate.py results/dicm --preset niqe            # no reference: GT_DIR not needed
 
-Writes per_image.csv, summary.md and meta.json (preset, options, library versions) into --out.
+A target larger than its result by an equal border on every side (SOTS-indoor's 640x480 ground truth
+for 620x460 results) is centre-cropped, as in training and test.py (--no-crop-gt-border turns it off);
+any other size difference is an error. Writes per_image.csv, summary.md and meta.json (preset,
+options, library versions) into --out.
 """
 import argparse
 import os
@@ -14,22 +18,36 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import re  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 from hdm.config import parse_value  # noqa: E402
 from hdm.data.io import read_image, to_tensor  # noqa: E402
-from hdm.data.paired import images_by_stem  # noqa: E402
+from hdm.data.paired import images_by_stem, size_problem, target_border  # noqa: E402
 from hdm.metrics import METRIC_PRESETS, NO_REFERENCE, get_metric  # noqa: E402
 from hdm.results import provenance, write_results  # noqa: E402
 
 
+def _number(stem):
+    m = re.search(r"\d+", stem)
+    return int(m.group()) if m else None
+
+
+PAIRINGS = {
+    "stem": lambda s: s,                   # same file name
+    "prefix": lambda s: s.split("_")[0],   # RESIDE: 1400_1 -> 1400
+    "number": _number,                     # rain sets: norain-1x2 -> 1, norain-1 -> 1 (the first number)
+}
+
+
 def pairs(pred_dir, gt_dir, pairing):
-    """[(name, pred path, gt path or None)] matched by file name (or by the part before the first '_')."""
+    """[(name, pred path, gt path or None)] matched by a key of the file names (PAIRINGS)."""
     preds = images_by_stem(pred_dir)
     if gt_dir is None:
         return [(k, p, None) for k, p in sorted(preds.items())]
-    gts = images_by_stem(gt_dir)
-    key = (lambda s: s) if pairing == "stem" else (lambda s: s.split("_")[0])
+    key = PAIRINGS[pairing]
+    gts = {key(k): p for k, p in images_by_stem(gt_dir).items()}
     missing = sorted(k for k in preds if key(k) not in gts)
     if not preds or missing:
         raise SystemExit(f"{pred_dir}: {len(missing)} of {len(preds)} images have no target in {gt_dir} "
@@ -43,7 +61,9 @@ def main(argv=None):
     parser.add_argument("gt_dir", nargs="?", default=None)
     parser.add_argument("--preset", default="ffa_rgb", choices=list(METRIC_PRESETS))
     parser.add_argument("--option", action="append", default=[], help="a preset option key=value (repeatable)")
-    parser.add_argument("--pairing", default="stem", choices=["stem", "prefix"])
+    parser.add_argument("--pairing", default="stem", choices=list(PAIRINGS))
+    parser.add_argument("--no-crop-gt-border", dest="crop_gt_border", action="store_false",
+                        help="a target larger by an equal border is an error instead of centre-cropped")
     parser.add_argument("--out", default=None, help="results folder (default: <pred_dir>_eval)")
     args = parser.parse_args(argv)
     options = {k: parse_value(v) for k, _, v in (o.partition("=") for o in args.option)}
@@ -52,13 +72,21 @@ def main(argv=None):
     metric = get_metric(args.preset, **options)
     rows = []
     for name, pred_path, gt_path in pairs(args.pred_dir, args.gt_dir, args.pairing):
-        pred = to_tensor(read_image(pred_path)).unsqueeze(0)
-        gt = to_tensor(read_image(gt_path)).unsqueeze(0) if gt_path else None
+        pred = read_image(pred_path)
+        gt = read_image(gt_path) if gt_path else None
+        if gt is not None and gt.shape != pred.shape:
+            problem = size_problem(pred_path, gt_path, pred.shape[:2], gt.shape[:2], args.crop_gt_border)
+            if problem:
+                raise SystemExit(problem)
+            b = target_border(pred.shape[:2], gt.shape[:2])
+            gt = gt[b:-b, b:-b]
+        pred = to_tensor(pred).unsqueeze(0)
+        gt = to_tensor(gt).unsqueeze(0) if gt is not None else None
         scores = metric(pred, gt)
         rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()}})
     out_dir = args.out or args.pred_dir.rstrip("/") + "_eval"
     meta = {**provenance(args.preset, options), "pred_dir": args.pred_dir, "gt_dir": args.gt_dir,
-            "pairing": args.pairing, "images": len(rows)}
+            "pairing": args.pairing, "crop_gt_border": args.crop_gt_border, "images": len(rows)}
     text = write_results(out_dir, rows, os.path.basename(args.pred_dir.rstrip("/")), meta)
     print(text, end="")
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "name"}

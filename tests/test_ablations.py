@@ -102,7 +102,8 @@ def test_sweep_writes_a_table5_table_and_skips_finished_runs(tmp_path, monkeypat
     shared = {"model": {"dim": 8, "groups": 1, "blocks_per_group": 1}, "losses": [{"type": "L1"}],
               "data": {"train": {"type": "PairedFolder", "lq_dir": f"{demo}/train/hazy", "gt_dir": f"{demo}/train/clear",
                                  "crop": 32, "augment": True},
-                       "val": {"type": "PairedFolder", "lq_dir": f"{demo}/val/hazy", "gt_dir": f"{demo}/val/clear"}},
+                       "val": {"type": "PairedFolder", "lq_dir": f"{demo}/val/hazy", "gt_dir": f"{demo}/val/clear"},
+                       "test": None},  # as configs/sweeps/demo.yaml: score data.val, not the paper's test set
               "train": {"iterations": 2, "batch_size": 2, "num_workers": 0, "val_every": 100, "save_every": 2,
                         "log_every": 1}}
     (tmp_path / "shared.yaml").write_text(yaml.safe_dump(shared))

@@ -84,7 +84,7 @@ def test_tiny_images_work_or_fail_clearly(tmp_path):
 def test_pair_sizes_differ_and_missing_gt_and_empty_folder(tmp_path):
     write_image(tmp_path / "lq" / "a.png", RNG.random((8, 8, 3)))
     write_image(tmp_path / "gt" / "a.png", RNG.random((8, 9, 3)))
-    with pytest.raises(ValueError, match="a.png: size .* differs from its target"):
+    with pytest.raises(ValueError, match=r"lq/a.png \(8x8\) and its target .*gt/a.png \(8x9\) differ in size"):
         PairedFolder(str(tmp_path / "lq"), str(tmp_path / "gt"))[0]
     write_image(tmp_path / "lq" / "b.png", RNG.random((8, 8, 3)))
     with pytest.raises(ValueError, match="unpaired: \\['b'\\]"):
@@ -129,19 +129,36 @@ def test_out_of_memory_suggests_tiling(tmp_path, monkeypatch, capsys):
     assert not os.listdir(tmp_path / "out")  # nothing partial
 
 
-def test_a_bad_file_mid_epoch_stops_training_with_one_line(tmp_path):
+def _bad_file_run(tmp_path, damage):
     for i in range(4):
         write_image(tmp_path / "lq" / f"{i}.png", RNG.random((40, 40, 3)))
         write_image(tmp_path / "gt" / f"{i}.png", RNG.random((40, 40, 3)))
-    (tmp_path / "lq" / "3.png").write_bytes(b"broken")
+    damage(tmp_path / "lq" / "3.png")
     cfg = {"name": "bad", "work_dir": str(tmp_path / "runs"),
            "model": {"type": "HDM", "dim": 8, "groups": 1, "blocks_per_group": 1},
            "data": {"train": {"type": "PairedFolder", "lq_dir": str(tmp_path / "lq"), "gt_dir": str(tmp_path / "gt"),
                               "crop": 32}},
            "train": {"iterations": 10, "batch_size": 1}}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "-c", str(tmp_path / "bad.yaml")],
+    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "-c", str(tmp_path / "bad.yaml")],
                           capture_output=True, text=True)
+
+
+def test_a_bad_file_is_found_before_work(tmp_path):
+    proc = _bad_file_run(tmp_path, lambda p: p.write_bytes(b"broken"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"data error: data.train: {tmp_path / 'lq' / '3.png'}: not a readable "
+                                                f"image (UnidentifiedImageError)"]
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_a_bad_file_mid_epoch_stops_training_with_one_line(tmp_path):
+    def corrupt_pixels(path):  # header and end intact, so only decoding finds it
+        data = bytearray(path.read_bytes())
+        start = data.index(b"IDAT") + 8
+        data[start:start + 200] = bytes(200)
+        path.write_bytes(bytes(data))
+    proc = _bad_file_run(tmp_path, corrupt_pixels)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("training stopped: ")
     assert "3.png: not a readable image" in proc.stderr and "Traceback" not in proc.stderr

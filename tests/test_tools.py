@@ -88,7 +88,7 @@ def test_check_dataset_reports_counts_and_problems(tmp_path, capsys):
         write_image(tmp_path / f"norain-{n}.png", np.zeros((8, 8 if n == 1 else 9, 3)))
     assert check.main([str(tmp_path), "--type", "Rain"]) == 1
     out = capsys.readouterr().out
-    assert "2 samples, 1 problem(s)" in out and "differs from its target" in out
+    assert "2 samples, 1 problem(s)" in out and "differ in size" in out
     assert check.main([str(tmp_path / "nothing"), "--type", "LOL"]) == 1
 
 

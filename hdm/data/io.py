@@ -13,11 +13,14 @@ def is_image(name):
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def images_in(folder):
-    """Sorted paths of the image files directly in `folder` (a clear error if it is missing)."""
+def images_in(folder, recursive=False):
+    """Sorted paths of the image files in `folder` (and its sub-folders when `recursive`); a clear
+    error if it is missing."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: no such folder (expected a folder of images)")
-    return [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if is_image(n)]
+    if not recursive:
+        return [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if is_image(n)]
+    return sorted(os.path.join(top, n) for top, _, names in os.walk(folder) for n in names if is_image(n))
 
 
 def _check_jpeg_complete(path):
@@ -27,6 +30,47 @@ def _check_jpeg_complete(path):
         f.seek(max(f.tell() - 1024, 0))
         if b"\xff\xd9" not in f.read():
             raise OSError(f"{path}: truncated JPEG (no end-of-image marker)")
+
+
+def _check_png_complete(path):
+    """A PNG cut short lacks its final IEND chunk."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(f.tell() - 12, 0))
+        if b"IEND" not in f.read():
+            raise OSError(f"{path}: truncated PNG (no IEND chunk)")
+
+
+def _check_complete(path):
+    lower = path.lower()
+    if lower.endswith((".jpg", ".jpeg")):
+        _check_jpeg_complete(path)
+    elif lower.endswith(".png"):
+        _check_png_complete(path)
+
+
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def image_header(path):
+    """(height, width, colour) of an image file from its header alone, as read_image would return it
+    (EXIF-rotated JPEGs swap height and width; colour False for grey images); the end of the file is
+    checked for truncation. OSError naming the file when it is not a readable image."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise OSError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            colour = im.mode not in GREY_MODES
+            if im.format == "JPEG" and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientation: transposed
+                w, h = h, w
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise OSError(f"{path}: not a readable image ({type(err).__name__})") from err
+    _check_complete(path)
+    return h, w, colour
 
 
 def _read(path, flags):

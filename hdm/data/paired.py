@@ -1,23 +1,54 @@
-"""Paired image folders: degraded inputs and targets matched by file name."""
+"""Paired readers: the shared base (pairing, held-out validation splits, the target-border rule, the
+header check before work) and `PairedFolder`, two folders whose images share names."""
+import collections
 import os
 import re
 
+import numpy as np
 from torch.utils.data import Dataset
 
-from .io import images_in, read_gray, read_image, to_tensor
+from . import benchmarks
+from .io import image_header, images_in, read_gray, read_image, to_tensor
 from .transforms import paired_augment, paired_random_crop
 
+# A target larger than its input by the same border b on every side (SOTS-indoor's clean NYU frames
+# keep a 10-pixel white border: 640x480 targets for 620x460 hazy images) is centre-cropped to the
+# input, as FFA-Net's loader does. Larger borders, unequal or odd differences are errors.
+MAX_BORDER = 32
+TAKES = ("rest", "holdout")
+HOLDOUT_SEED = 0  # fixed: the training and the validation section of a config must draw the same scenes
+BORDER_HELP = ("expected equal sizes, or a target larger by the same border of at most "
+               f"{MAX_BORDER} pixels on every side (centre-cropped unless crop_gt_border=false)")
 
-def images_by_stem(folder):
-    """{file name without extension: path} of the images in a folder."""
-    return {os.path.splitext(os.path.basename(p))[0]: p for p in images_in(folder)}
+
+def target_border(lq_hw, gt_hw):
+    """The border b (> 0) by which the target exceeds the input on every side, 0 for equal sizes, None
+    for any other difference."""
+    dh, dw = gt_hw[0] - lq_hw[0], gt_hw[1] - lq_hw[1]
+    if dh == dw == 0:
+        return 0
+    return dh // 2 if dh == dw and dh > 0 and dh % 2 == 0 and dh // 2 <= MAX_BORDER else None
 
 
-def load_sample(lq_path, gt_path, trans_path=None, crop=None, augment=False):
-    """Read one pair (and its transmission map), apply the shared crop/augmentation, return the dict."""
+def size_problem(lq_path, gt_path, lq_hw, gt_hw, crop_gt_border, layout=""):
+    """None when the pair's sizes fit (after the border rule), else the one-line problem."""
+    border = target_border(lq_hw, gt_hw)
+    if border == 0 or (border and crop_gt_border):
+        return None
+    return (f"{lq_path} ({lq_hw[0]}x{lq_hw[1]}) and its target {gt_path} ({gt_hw[0]}x{gt_hw[1]}) differ in size; "
+            f"{BORDER_HELP}{'; layout: ' + layout if layout else ''}")
+
+
+def load_sample(lq_path, gt_path, trans_path=None, crop=None, augment=False, crop_gt_border=True):
+    """Read one pair (and its transmission map), apply the border rule and the shared crop and
+    augmentation, return the sample dict."""
     lq, gt = read_image(lq_path), read_image(gt_path)
     if lq.shape != gt.shape:
-        raise ValueError(f"{lq_path}: size {lq.shape[:2]} differs from its target {gt_path} {gt.shape[:2]}")
+        problem = size_problem(lq_path, gt_path, lq.shape[:2], gt.shape[:2], crop_gt_border)
+        if problem:
+            raise ValueError(problem)
+        b = target_border(lq.shape[:2], gt.shape[:2])
+        gt = np.ascontiguousarray(gt[b:-b, b:-b])
     images = [lq, gt] + ([read_gray(trans_path)] if trans_path else [])
     if crop:
         images = paired_random_crop(images, crop, lq_path)
@@ -29,18 +60,132 @@ def load_sample(lq_path, gt_path, trans_path=None, crop=None, augment=False):
     return sample
 
 
-class PairedDataset(Dataset):
-    """Base of the paired readers: `self.samples` holds (lq_path, gt_path, trans_path or None) tuples,
-    built by name by the subclass; loading, crop and augmentation are shared."""
+def natural_key(text):
+    """'img10' after 'img9': digit runs compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", str(text)) if part]
 
-    samples = ()
-    crop, augment = None, False
+
+def holdout_scenes(scenes, holdout):
+    """The `holdout` scene keys set aside for validation: a permutation with a fixed seed of the
+    sorted distinct keys, so every section of a config (and every run) draws the same ones."""
+    ids = sorted(set(scenes), key=natural_key)
+    if holdout >= len(ids):
+        raise ValueError(f"holdout={holdout} leaves no training scene: the folder has {len(ids)} scenes")
+    order = np.random.default_rng(HOLDOUT_SEED).permutation(len(ids))
+    return {ids[i] for i in order[:holdout]}
+
+
+CheckReport = collections.namedtuple("CheckReport", "pairs problems border_pairs border grey sizes")
+
+
+class PairedDataset(Dataset):
+    """Base of the paired readers. A subclass finds its files and calls `_setup` with the pairs
+    (lq_path, gt_path, trans_path or None), one scene key per pair (pairs of a scene are held out
+    together), the files it found, and what it recognised; loading, crops, the border rule, held-out
+    splits and the header check are shared.
+
+    Arguments every paired reader takes:
+        crop, augment: training crop size (None: whole images) and random flips/rotation.
+        crop_gt_border: centre-crop a target larger than its input by an equal border (SOTS-indoor).
+        holdout: scenes set aside for validation (0: none); take: 'rest' (the others, for training)
+            or 'holdout' (the held-out scenes, for validation). Use the same holdout in both sections.
+        benchmark: the public set the folder is ('auto': recognised from its path and layout; a name of
+            hdm.data.benchmarks.BENCHMARKS; None: none), for the count check and test-set warnings.
+    """
+
+    samples, scenes = (), ()
+    crop, augment, crop_gt_border = None, False, True
+    root, layout, version, benchmark, found, split = "", "", "", None, (0, 0), None
+
+    def _setup(self, root, samples, scenes, found, layout, version, *, benchmark, recognised, holdout, take,
+               crop, augment, crop_gt_border):
+        if take not in TAKES:
+            raise ValueError(f"take {take!r} is not one of {', '.join(TAKES)}")
+        if take == "holdout" and holdout <= 0:
+            raise ValueError("take: holdout needs holdout > 0 (the number of scenes set aside)")
+        if benchmark not in (None, "auto") and benchmark not in benchmarks.BENCHMARKS:
+            raise ValueError(f"benchmark {benchmark!r} is not one of auto, null, {', '.join(benchmarks.BENCHMARKS)}")
+        self.root, self.layout, self.version, self.found = root, layout, version, tuple(found)
+        self.benchmark = recognised if benchmark == "auto" else benchmark
+        self.holdout, self.take = holdout, take
+        self.crop, self.augment, self.crop_gt_border = crop, augment, crop_gt_border
+        if holdout:
+            held = holdout_scenes(scenes, holdout)
+            keep = [i for i, s in enumerate(scenes) if (s in held) == (take == "holdout")]
+            samples, scenes = [samples[i] for i in keep], [scenes[i] for i in keep]
+        self.samples, self.scenes = list(samples), list(scenes)
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, index):
-        return load_sample(*self.samples[index], crop=self.crop, augment=self.augment)
+        return load_sample(*self.samples[index], crop=self.crop, augment=self.augment,
+                           crop_gt_border=self.crop_gt_border)
+
+    @property
+    def is_test_set(self):
+        """Whether these samples are (or include) a published test split: never select on them."""
+        if self.take == "holdout":
+            return False
+        entry = benchmarks.BENCHMARKS.get(self.benchmark)
+        return bool(entry and entry.test_set) or self.split == "test"
+
+    def describe(self):
+        """What was read, for logs, checkpoints and result files."""
+        return {"type": type(self).__name__, "root": self.root, "benchmark": self.benchmark, "version": self.version,
+                "split": self.split, "holdout": self.holdout, "take": self.take, "samples": len(self),
+                "test_set": self.is_test_set}
+
+    def identity(self):
+        """Equal for two datasets that read the same samples."""
+        roots = [self.root] if isinstance(self.root, str) else self.root
+        return (type(self).__name__, tuple(os.path.realpath(r) for r in roots), self.split, self.holdout, self.take)
+
+    def _check_sample(self, lq, gt, trans):
+        """(problem or None, border, grey images) of one sample, from the files' headers."""
+        lh, lw, lc = image_header(lq)
+        gh, gw, gc = image_header(gt)
+        problem = size_problem(lq, gt, (lh, lw), (gh, gw), self.crop_gt_border, self.layout)
+        if problem is None and trans:
+            th, tw, _ = image_header(trans)
+            if (th, tw) != (lh, lw):
+                problem = f"{trans} ({th}x{tw}): the transmission map of {lq} ({lh}x{lw}) must have its size"
+        return problem, target_border((lh, lw), (gh, gw)) or 0, (not lc) + (not gc), (lh, lw)
+
+    def check(self, first_only=True):
+        """Check every sample from the image headers (no pixel is decoded): readable, not truncated,
+        sizes paired after the border rule, transmission maps sized like their inputs. With
+        first_only, the first problem raises ValueError (one line naming the files); otherwise all are
+        collected. Returns a CheckReport (pairs, problems, border_pairs, border, grey, sizes)."""
+        problems, border_pairs, borders, grey, sizes = [], 0, set(), 0, collections.Counter()
+        for sample in self.samples:
+            try:
+                problem, border, n_grey, size = self._check_sample(*sample)
+            except OSError as err:
+                problem, border, n_grey, size = str(err), 0, 0, None
+            if problem:
+                if first_only:
+                    raise ValueError(problem)
+                problems.append(problem)
+                continue
+            if border:
+                border_pairs += 1
+                borders.add(border)
+            grey += n_grey
+            sizes[size] += 1
+        return CheckReport(len(self.samples), problems, border_pairs, sorted(borders), grey, sizes)
+
+
+def images_by_stem(folder, recursive=False):
+    """{file name without extension: path} of the images in a folder; two files with one stem
+    (`a.png` and `a.jpg`) are an error naming both."""
+    out = {}
+    for path in images_in(folder, recursive):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in out:
+            raise ValueError(f"{out[stem]} and {path}: two images with the name {stem!r}; expected one per name")
+        out[stem] = path
+    return out
 
 
 def numbered(names, pattern):
@@ -49,7 +194,10 @@ def numbered(names, pattern):
     for name, path in names.items():
         m = re.fullmatch(pattern, name)
         if m:
-            out[int(m.group(1))] = path
+            n = int(m.group(1))
+            if n in out:
+                raise ValueError(f"{out[n]} and {path}: two images with the number {n}; expected one per number")
+            out[n] = path
     return out
 
 
@@ -60,7 +208,8 @@ def check_pairs(root, lq, gt, layout):
         raise ValueError(f"{root}: expected {layout}; found {len(lq)} inputs and {len(gt)} targets"
                          f"{f', inputs without target: {missing_gt[:5]}' if missing_gt else ''}"
                          f"{f', targets without input: {missing_lq[:5]}' if missing_lq else ''}")
-    return [(lq[k], gt[k], None) for k in sorted(lq)]
+    keys = sorted(lq, key=natural_key)
+    return [(lq[k], gt[k], None) for k in keys], keys
 
 
 class PairedFolder(PairedDataset):
@@ -70,13 +219,12 @@ class PairedFolder(PairedDataset):
         lq_dir, gt_dir: folders of degraded and target images.
         trans_dir: optional folder of transmission maps with the same names (grey images), returned
             as 'trans' (1, H, W) for depth-binned region masks.
-        crop: training crop size (None: whole images).
-        augment: random flips and 90-degree rotation (training).
+        crop, augment, crop_gt_border, holdout, take, benchmark: see PairedDataset (a scene is a name).
     Returns dicts {'lq', 'gt': (3, H, W) float in [0, 1], 'lq_path', 'gt_path'[, 'trans']}.
     """
 
-    def __init__(self, lq_dir, gt_dir, trans_dir=None, crop=None, augment=False):
-        self.crop, self.augment = crop, augment
+    def __init__(self, lq_dir, gt_dir, trans_dir=None, crop=None, augment=False, crop_gt_border=True, holdout=0,
+                 take="rest", benchmark="auto"):
         lq, gt = images_by_stem(lq_dir), images_by_stem(gt_dir)
         trans = images_by_stem(trans_dir) if trans_dir else None
         unpaired = sorted(set(lq) ^ set(gt))
@@ -86,4 +234,8 @@ class PairedFolder(PairedDataset):
         if trans is not None and set(trans) != set(lq):
             raise ValueError(f"{trans_dir}: expected one transmission map per input of {lq_dir}; "
                              f"missing: {sorted(set(lq) - set(trans))[:5]}")
-        self.samples = [(lq[k], gt[k], trans[k] if trans else None) for k in sorted(lq)]
+        keys = sorted(lq, key=natural_key)
+        self._setup(lq_dir, [(lq[k], gt[k], trans[k] if trans else None) for k in keys], keys, (len(lq), len(gt)),
+                    "lq_dir/<name>.<ext> with gt_dir/<name>.<ext>", "two folders, paired by name",
+                    benchmark=benchmark, recognised=None, holdout=holdout, take=take, crop=crop, augment=augment,
+                    crop_gt_border=crop_gt_border)

@@ -1,21 +1,24 @@
 """Deraining sets as distributed.
 
-Rain100L / Rain100H / Rain200L / Rain200H, one of three layouts:
+Rain100L / Rain100H / Rain200L / Rain200H, one of four layouts:
     <root>/rain/X2/norain-<n>x2.png  with  <root>/norain/norain-<n>.png     JORDER / Rain200 archives
     <root>/rain-<n>.png              with  <root>/norain-<n>.png            one folder (RainTrainL, old Rain100L)
     <root>/rainy/rain-<n>.png        with  <root>/norain-<n>.png or <root>/norain/norain-<n>.png
+    <root>/input/<n>.png             with  <root>/target/<n>.png            MPRNet / Restormer copies
 DID-data (DID-MDN, Rain1200): JPEGs holding a pair side by side, rainy half on the left by default.
 """
 import os
 
 import numpy as np
 
-from .io import images_in, read_image, to_tensor
+from . import benchmarks
+from .io import image_header, images_in, read_image, to_tensor
 from .paired import PairedDataset, check_pairs, images_by_stem, numbered
 from .transforms import paired_augment, paired_random_crop
 
 RAIN_LAYOUT = ("<root>/rain/X2/norain-<n>x2.png with <root>/norain/norain-<n>.png, or <root>/rain-<n>.png with "
-               "<root>/norain-<n>.png, or <root>/rainy/rain-<n>.png with <root>/[norain/]norain-<n>.png")
+               "<root>/norain-<n>.png, or <root>/rainy/rain-<n>.png with <root>/[norain/]norain-<n>.png, or "
+               "<root>/input/<n>.png with <root>/target/<n>.png")
 
 
 def _sub(root, *parts):
@@ -24,36 +27,53 @@ def _sub(root, *parts):
 
 
 class Rain(PairedDataset):
-    """Rain100L/H, Rain200L/H in any of the accepted layouts, paired by the number n."""
+    """Rain100L/H, Rain200L/H in any of the accepted layouts, paired by the number n.
+    crop, augment, crop_gt_border, holdout, take, benchmark: see PairedDataset (a scene is a number)."""
 
-    def __init__(self, root, crop=None, augment=False):
-        self.crop, self.augment = crop, augment
+    def __init__(self, root, crop=None, augment=False, crop_gt_border=True, holdout=0, take="rest", benchmark="auto"):
         if not os.path.isdir(root):
             raise FileNotFoundError(f"{root}: no such folder; expected {RAIN_LAYOUT}")
-        gt_dir = _sub(root, "norain") or root
-        gt = numbered(images_by_stem(gt_dir), r"norain-(\d+)")
-        rain_dir = _sub(root, "rain", "X2") or _sub(root, "rain")
-        if rain_dir:
-            lq = numbered(images_by_stem(rain_dir), r"(?:no)?rain-(\d+)(?:x2)?")
-        elif _sub(root, "rainy"):
-            lq = numbered(images_by_stem(os.path.join(root, "rainy")), r"rain-(\d+)")
+        if _sub(root, "input") and _sub(root, "target"):
+            lq = numbered(images_by_stem(os.path.join(root, "input")), r"\D*(\d+)")
+            gt = numbered(images_by_stem(os.path.join(root, "target")), r"\D*(\d+)")
+            version = "input/ with target/"
         else:
-            lq = numbered(images_by_stem(root), r"rain-(\d+)")
-        self.samples = check_pairs(root, lq, gt, RAIN_LAYOUT)
+            gt_dir = _sub(root, "norain") or root
+            gt = numbered(images_by_stem(gt_dir), r"norain-(\d+)")
+            rain_dir = _sub(root, "rain", "X2") or _sub(root, "rain") or _sub(root, "rainy") or root
+            # X2 archives name the rainy image after its target (norain-<n>x2); one folder holds both
+            lq = numbered(images_by_stem(rain_dir), r"rain-(\d+)" if rain_dir == root else r"(?:no)?rain-(\d+)(?:x2)?")
+            version = f"{os.path.relpath(rain_dir, root)}/ with {os.path.relpath(gt_dir, root)}/"
+        samples, keys = check_pairs(root, lq, gt, RAIN_LAYOUT)
+        self._setup(root, samples, keys, (len(lq), len(gt)), RAIN_LAYOUT, version, benchmark=benchmark,
+                    recognised=benchmarks.guess("Rain", root), holdout=holdout, take=take, crop=crop, augment=augment,
+                    crop_gt_border=crop_gt_border)
 
 
 class SideBySide(PairedDataset):
     """Pairs stored as one image, halves side by side (DID-data). lq_side: 'left' or 'right'.
-    root: a folder, or a list of folders (DID-MDN's training set spans Rain_Heavy, Rain_Medium, Rain_Light)."""
+    root: a folder, or a list of folders (DID-MDN's training set spans Rain_Heavy, Rain_Medium, Rain_Light).
+    crop, augment, holdout, take, benchmark: see PairedDataset; a scene is a file name, across the
+    folders (the same number in each density folder is held out together)."""
 
-    def __init__(self, root, lq_side="left", crop=None, augment=False):
+    def __init__(self, root, lq_side="left", crop=None, augment=False, holdout=0, take="rest", benchmark="auto"):
         if lq_side not in ("left", "right"):
             raise ValueError(f"lq_side {lq_side!r} is not 'left' or 'right'")
-        self.lq_side, self.crop, self.augment = lq_side, crop, augment
+        self.lq_side = lq_side
         files = [path for folder in ([root] if isinstance(root, str) else root) for path in images_in(folder)]
         if not files:
             raise ValueError(f"{root}: expected images holding a rainy/clean pair side by side; found none")
-        self.samples = [(path, path, None) for path in files]
+        layout = "images holding a rainy/clean pair side by side (even width)"
+        self._setup(root, [(path, path, None) for path in files],
+                    [os.path.splitext(os.path.basename(p))[0] for p in files], (len(files), len(files)), layout,
+                    f"side by side, {lq_side} half degraded", benchmark=benchmark,
+                    recognised=benchmarks.guess("SideBySide", root), holdout=holdout, take=take, crop=crop,
+                    augment=augment, crop_gt_border=False)
+
+    def _check_sample(self, path, _gt, _trans):
+        h, w, colour = image_header(path)
+        problem = f"{path}: width {w} is odd; expected {self.layout}" if w % 2 else None
+        return problem, 0, 2 * (not colour), (h, w // 2)
 
     def __getitem__(self, index):
         path = self.samples[index][0]

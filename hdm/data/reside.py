@@ -3,41 +3,52 @@
     ITS/   hazy/<id>_<k>_<beta>.png    10 hazy versions per clear image
            clear/<id>.png
            trans/<id>_<k>.png          transmission maps (ITS only)
-    SOTS/indoor/   hazy/<id>_<k>.png          gt/<id>.png   (some copies name it clear/)
+    OTS/   haze/part1 ... part4/<id>_<A>_<beta>.jpg   (the folder named haze/ or hazy/, nested or flat)
+           clear/<id>.jpg
+    SOTS/indoor/   hazy/<id>_<k>.png          gt/<id>.png   (some copies name it clear/; most copies
+                                                             ship 640x480 gt for 620x460 hazy images)
     SOTS/outdoor/  hazy/<id>_<k>_<beta>.jpg   gt/<id>.png
 
 A hazy image pairs with the clear image named by the part of its name before the first '_', and with
-the transmission map named by the part before the second '_'. Pairing is by name, never by order.
+the transmission map named by the part before the second '_'. Pairing is by name, never by order; a
+scene (for held-out validation splits) is a clear image with all its hazy versions.
 """
 import os
 
+from . import benchmarks
 from .paired import PairedDataset, images_by_stem
 
-LAYOUT = ("expected <root>/hazy/<id>_<k>[_<beta>].<ext> with <root>/clear/<id>.<ext> or <root>/gt/<id>.<ext> "
-          "(and <root>/trans/<id>_<k>.png for trans=true)")
+LAYOUT = ("expected <root>/hazy/<id>_<k>[_<beta>].<ext> (or haze/, flat or in part folders) with <root>/clear/<id>.<ext> or "
+          "<root>/gt/<id>.<ext> (and <root>/trans/<id>_<k>.png for trans=true)")
+
+
+def _one_of(root, names):
+    found = [n for n in names if os.path.isdir(os.path.join(root, n))]
+    return found[0] if len(found) == 1 else None
 
 
 class RESIDE(PairedDataset):
     """RESIDE ITS, OTS or SOTS (indoor/outdoor) folder.
 
     Args:
-        root: the folder holding hazy/ and clear/ (or gt/).
+        root: the folder holding hazy/ (or haze/) and clear/ (or gt/).
         trans: also return the transmission map 'trans' (1, H, W) from trans/ (ITS ships them).
-        crop, augment: training crop size and flips/rotation, shared by the pair (and the map).
+        crop, augment, crop_gt_border, holdout, take, benchmark: see PairedDataset.
     """
 
-    def __init__(self, root, trans=False, crop=None, augment=False):
-        self.crop, self.augment = crop, augment
-        hazy_dir = os.path.join(root, "hazy")
-        gt_dirs = [d for d in ("clear", "gt") if os.path.isdir(os.path.join(root, d))]
-        if not os.path.isdir(hazy_dir) or len(gt_dirs) != 1:
+    def __init__(self, root, trans=False, crop=None, augment=False, crop_gt_border=True, holdout=0, take="rest",
+                 benchmark="auto"):
+        hazy_name, gt_name = _one_of(root, ("hazy", "haze")), _one_of(root, ("clear", "gt", "GT"))
+        if hazy_name is None or gt_name is None:
             found = sorted(os.listdir(root)) if os.path.isdir(root) else "no such folder"
             raise FileNotFoundError(f"{root}: {LAYOUT}; found {found}")
-        hazy, clear = images_by_stem(hazy_dir), images_by_stem(os.path.join(root, gt_dirs[0]))
+        hazy_dir = os.path.join(root, hazy_name)
+        hazy, clear = images_by_stem(hazy_dir, recursive=True), images_by_stem(os.path.join(root, gt_name))
+        nested = any(os.path.dirname(p) != hazy_dir for p in hazy.values())
         if trans and not os.path.isdir(os.path.join(root, "trans")):
             raise FileNotFoundError(f"{root}: trans=true but there is no trans/ folder; {LAYOUT}")
         maps = images_by_stem(os.path.join(root, "trans")) if trans else {}
-        self.samples, problems = [], []
+        samples, scenes, problems = [], [], []
         for stem, path in sorted(hazy.items()):
             parts = stem.split("_")
             gt = clear.get(parts[0])
@@ -45,7 +56,14 @@ class RESIDE(PairedDataset):
             if gt is None or (trans and tmap is None):
                 problems.append(stem)
                 continue
-            self.samples.append((path, gt, tmap))
-        if not self.samples or problems:
+            samples.append((path, gt, tmap))
+            scenes.append(parts[0])
+        if not samples or problems:
             raise ValueError(f"{root}: {len(problems)} of {len(hazy)} hazy images have no clear image"
                              f"{' or transmission map' if trans else ''} (e.g. {problems[:3]}); {LAYOUT}")
+        recognised = benchmarks.guess("RESIDE", root) or (
+            "OTS" if nested else "ITS" if os.path.isdir(os.path.join(root, "trans")) else None)
+        version = f"{hazy_name}/{' in part folders' if nested else ''} with {gt_name}/{' and trans/' if trans else ''}"
+        self._setup(root, samples, scenes, (len(hazy), len(clear)), LAYOUT, version, benchmark=benchmark,
+                    recognised=recognised, holdout=holdout, take=take, crop=crop, augment=augment,
+                    crop_gt_border=crop_gt_border)

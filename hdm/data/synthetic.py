@@ -8,28 +8,30 @@ gamma in (2, 4) and small noise; the paper's Table II test uses gamma = 3 and 1 
 generator (seeded by the run, saved in checkpoints).
 """
 import torch
-from torch.utils.data import Dataset
 
 from .io import images_in, read_image, to_tensor
 from .transforms import paired_augment, paired_random_crop
+from .unpaired import ImageFolder
 
 
-class DarkenedFolder(Dataset):
-    """Clean images from `root`, darkened on the fly. Returns {'lq', 'gt', 'lq_path', 'gt_path'}."""
+class DarkenedFolder(ImageFolder):
+    """Clean images from `root`, darkened on the fly. holdout, take: see PairedDataset (a scene is an
+    image). Returns {'lq', 'gt', 'lq_path', 'gt_path'}."""
 
-    def __init__(self, root, gamma=(2.0, 4.0), noise=(0.0, 0.02), seed=None, crop=None, augment=False):
-        self.files = images_in(root)
-        if not self.files:
+    def __init__(self, root, gamma=(2.0, 4.0), noise=(0.0, 0.02), seed=None, crop=None, augment=False, holdout=0,
+                 take="rest"):
+        files = images_in(root)
+        if not files:
             raise ValueError(f"{root}: expected a folder of clean images to darken; found none")
         if len(gamma) != 2 or len(noise) != 2 or not 0 < gamma[0] <= gamma[1] or not 0 <= noise[0] <= noise[1]:
             raise ValueError(f"gamma and noise must be [low, high] ranges, got gamma={gamma}, noise={noise}")
-        self.gamma, self.noise, self.seed, self.crop, self.augment = gamma, noise, seed, crop, augment
-
-    def __len__(self):
-        return len(self.files)
+        self.gamma, self.noise, self.seed = gamma, noise, seed
+        self._setup(root, [(f, f, None) for f in files], files, (len(files), len(files)), "a folder of clean images",
+                    "one folder, darkened on the fly", benchmark=None, recognised=None, holdout=holdout, take=take,
+                    crop=crop, augment=augment, crop_gt_border=False)
 
     def __getitem__(self, index):
-        path = self.files[index]
+        path = self.samples[index][0]
         gt = read_image(path)
         if self.crop:
             (gt,) = paired_random_crop([gt], self.crop, path)

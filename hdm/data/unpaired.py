@@ -1,19 +1,30 @@
-"""A folder of degraded images with no targets (DICM, LIME, DarkFace, your own photos)."""
-from torch.utils.data import Dataset
+"""A folder of degraded images with no targets (DICM, LIME, MEF, DarkFace, your own photos)."""
+from . import benchmarks
+from .io import image_header, images_in, read_image, to_tensor
+from .paired import PairedDataset
 
-from .io import images_in, read_image, to_tensor
 
+class ImageFolder(PairedDataset):
+    """Every image file in `root` (sorted by name; with recursive, in its sub-folders too).
+    benchmark: see PairedDataset. Returns {'lq', 'lq_path'}."""
 
-class ImageFolder(Dataset):
-    """Every image file in `root` (sorted by name, not recursive). Returns {'lq', 'lq_path'}."""
-
-    def __init__(self, root):
-        self.files = images_in(root)
-        if not self.files:
+    def __init__(self, root, recursive=False, benchmark="auto"):
+        files = images_in(root, recursive)
+        if not files:
             raise ValueError(f"{root}: expected a folder of images (.png, .jpg, .bmp, .tif); found none")
+        self._setup(root, [(f, None, None) for f in files], files, (len(files), 0), "a folder of images",
+                    "one folder" + (" and its sub-folders" if recursive else ""), benchmark=benchmark,
+                    recognised=benchmarks.guess("ImageFolder", root), holdout=0, take="rest", crop=None,
+                    augment=False, crop_gt_border=False)
 
-    def __len__(self):
-        return len(self.files)
+    @property
+    def files(self):
+        return [lq for lq, _, _ in self.samples]
+
+    def _check_sample(self, path, _gt, _trans):
+        h, w, colour = image_header(path)
+        return None, 0, int(not colour), (h, w)
 
     def __getitem__(self, index):
-        return {"lq": to_tensor(read_image(self.files[index])), "lq_path": self.files[index]}
+        path = self.samples[index][0]
+        return {"lq": to_tensor(read_image(path)), "lq_path": path}
