@@ -59,14 +59,17 @@ BENCHMARKS = {
 }
 
 
-def tokens(path):
-    """Lower-case words of a path's components, split at '/', '_', '-', ' ' and '.' (for recognition)."""
-    parts = os.path.normpath(os.path.abspath(path)).lower().split(os.sep)
-    return [w for part in parts for w in re.split(r"[_\-\s.]+", part) if w]
+def tokens(path, depth=4):
+    """Lower-case words of a path's last `depth` components, split at '_', '-', ' ' and '.'."""
+    return _words(os.path.normpath(os.path.abspath(path)).split(os.sep)[-depth:])
+
+
+def _words(parts):
+    return [w for part in parts for w in re.split(r"[_\-\s.]+", part.lower()) if w]
 
 
 def split_of(words):
-    """'test' or 'train' from the last path word that names a split, else None."""
+    """'test' or 'train' from the last word that names a split, else None."""
     for word in reversed(words):
         if word in ("test", "testing", "eval15", "val") or word.startswith("test"):
             return "test"
@@ -75,10 +78,7 @@ def split_of(words):
     return None
 
 
-def guess(reader, roots):
-    """The benchmark a folder (or list of folders) most likely is, from its path words; None when unsure.
-    Readers refine this from what they find (an OTS part folder, ITS's trans/); a config can name it."""
-    words = [w for root in ([roots] if isinstance(roots, str) else roots) for w in tokens(root)]
+def _rule(reader, words):
     split = split_of(words)
     if reader == "RESIDE":
         if "sots" in words:
@@ -97,6 +97,19 @@ def guess(reader, roots):
         return f"DID-{split}" if "did" in words and split else None
     if reader == "ImageFolder":
         return next((name for name in ("DICM", "LIME", "MEF") if name.lower() in words), None)
+    return None
+
+
+def guess(reader, roots):
+    """The benchmark a folder (or the first of a list) most likely is, from the words of its path, the
+    nearest folders first; None when unsure. Readers refine this from what they find (OTS's part
+    folders, ITS's trans/); a config names it with `benchmark:`."""
+    root = roots if isinstance(roots, str) else roots[0]
+    parts = os.path.normpath(os.path.abspath(root)).split(os.sep)
+    for depth in range(1, 5):
+        name = _rule(reader, _words(parts[-depth:]))
+        if name:
+            return name
     return None
 
 

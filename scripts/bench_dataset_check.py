@@ -1,0 +1,67 @@
+"""Time the check before work on a generated RESIDE ITS-sized tree: 1,399 clear images, 13,990 hazy
+images and 13,990 transmission maps at 620x460 (constant-colour PNGs, so the tree is small on disk;
+the check reads headers only, so pixel content does not change its time).
+
+    python scripts/bench_dataset_check.py [--scenes 1399] [--keep DIR]
+
+Prints the time to list and pair the files (building the reader) and to check every pair from its
+headers, as training and test.py do before their first iteration. The files were just written, so
+they are in the page cache: on a cold network file system the first check is slower.
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hdm.data import RESIDE  # noqa: E402
+
+
+def make_its(root, scenes, per_scene=10, size=(460, 620)):
+    """ITS v2 as distributed: hazy/<id>_<k>_<beta>.png, clear/<id>.png, trans/<id>_<k>.png."""
+    for sub in ("hazy", "clear", "trans"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    colour = np.empty((*size, 3), np.uint8)
+    grey = np.empty(size, np.uint8)
+    for i in range(1, scenes + 1):
+        colour[:] = i % 256
+        cv2.imwrite(os.path.join(root, "clear", f"{i}.png"), colour)
+        for k in range(1, per_scene + 1):
+            grey[:] = k
+            cv2.imwrite(os.path.join(root, "hazy", f"{i}_{k}_0.{80 + k}.png"), colour)
+            cv2.imwrite(os.path.join(root, "trans", f"{i}_{k}.png"), grey)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenes", type=int, default=1399, help="clear images (ITS: 1,399; 10 hazy each)")
+    parser.add_argument("--keep", default=None, help="write the tree here and keep it (default: a temp folder)")
+    args = parser.parse_args(argv)
+    root = args.keep or tempfile.mkdtemp(prefix="its_")
+    try:
+        t0 = time.perf_counter()
+        make_its(root, args.scenes)
+        made = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        dataset = RESIDE(root, trans=True)
+        built = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        report = dataset.check()
+        checked = time.perf_counter() - t0
+        print(f"{len(dataset)} pairs ({report.pairs} checked, {len(report.problems)} problems; {3 * len(dataset)} "
+              f"image headers with the maps); tree written in {made:.1f} s")
+        print(f"list and pair: {built:.2f} s; header check: {checked:.2f} s "
+              f"({1e3 * checked / max(len(dataset), 1):.2f} ms per pair)")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
