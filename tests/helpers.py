@@ -49,3 +49,25 @@ def load_script(rel):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def marked_image(path, value=None, size=(12, 16), border=0, rng=np.random.default_rng(0)):
+    """Write a random image whose top-left pixel (inside `border`) encodes `value`, so tests can check
+    who paired with whom (`marked_value` reads it back from a sample's tensor)."""
+    from hdm.data.io import write_image
+
+    a = rng.random((size[0] + 2 * border, size[1] + 2 * border, 3)) * 0.5
+    if value is not None:
+        a[border, border] = value / 255.0
+    write_image(path, a)
+
+
+def marked_value(t):
+    return round(float(t[0, 0, 0]) * 255)
+
+
+def assert_paired(ds):
+    """Every sample's input and target carry the same mark."""
+    for i in range(len(ds)):
+        s = ds[i]
+        assert marked_value(s["lq"]) == marked_value(s["gt"]), (s["lq_path"], s["gt_path"])

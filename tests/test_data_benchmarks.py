@@ -15,27 +15,14 @@ from hdm.config import ConfigError, load_config
 from hdm.data import LOL, RESIDE, ImageFolder, NumberedHaze, Rain, SideBySide, benchmarks
 from hdm.data.io import read_image, write_image
 from hdm.data.prepare import DataError, prepare
-from tests.helpers import ROOT, load_script
+from tests.helpers import ROOT, assert_paired, load_script, marked_image
 
 RNG = np.random.default_rng(0)
 SIZE = (46, 62)  # SOTS-indoor's 460x620 at 1/10; its gt 480x640 becomes 66x82 (a 10-pixel border)
 
 
 def img(path, value, size=SIZE, border=0):
-    """An image whose top-left pixel (inside `border`) encodes `value`, so tests see who paired with whom."""
-    a = RNG.random((size[0] + 2 * border, size[1] + 2 * border, 3)) * 0.5
-    a[border, border] = value / 255.0
-    write_image(path, a)
-
-
-def value(t):
-    return round(float(t[0, 0, 0]) * 255)
-
-
-def assert_paired(ds):
-    for i in range(len(ds)):
-        s = ds[i]
-        assert value(s["lq"]) == value(s["gt"]), (s["lq_path"], s["gt_path"])
+    marked_image(path, value, size, border)
 
 
 # ----------------------------------------------------------------------------- the trees

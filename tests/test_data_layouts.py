@@ -7,26 +7,13 @@ import torch
 
 from hdm.data import LOL, ImageFolder, NumberedHaze, Rain, SideBySide, build_dataset
 from hdm.data.io import write_image
+from tests.helpers import assert_paired, marked_image
 
 RNG = np.random.default_rng(0)
 
 
 def img(path, value=None, size=(12, 16)):
-    """Write an image whose first pixel encodes `value` (so tests can check who paired with whom)."""
-    a = RNG.random((*size, 3)) * 0.5
-    if value is not None:
-        a[0, 0] = value / 255.0
-    write_image(path, a)
-
-
-def first_value(t):
-    return round(float(t[0, 0, 0]) * 255)
-
-
-def assert_paired(ds):
-    for i in range(len(ds)):
-        s = ds[i]
-        assert first_value(s["lq"]) == first_value(s["gt"]), (s["lq_path"], s["gt_path"])
+    marked_image(path, value, size)
 
 
 @pytest.mark.parametrize("layout", ["one_folder", "two_folders", "two_folders_plain_names"])

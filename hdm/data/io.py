@@ -23,30 +23,23 @@ def images_in(folder, recursive=False):
     return sorted(os.path.join(top, n) for top, _, names in os.walk(folder) for n in names if is_image(n))
 
 
-def _check_jpeg_complete(path):
-    """OpenCV decodes a truncated JPEG silently (grey below the cut): require the end-of-image marker."""
+# A file cut short (an interrupted copy or download) lacks the marker its format ends with: OpenCV
+# decodes a truncated JPEG silently (grey below the cut), and a header alone does not show it.
+END_MARKERS = {".jpg": (b"\xff\xd9", 1024, "JPEG (no end-of-image marker)"),
+               ".jpeg": (b"\xff\xd9", 1024, "JPEG (no end-of-image marker)"),
+               ".png": (b"IEND", 12, "PNG (no IEND chunk)")}
+
+
+def check_complete(path, formats=END_MARKERS):
+    """OSError naming the file when a file of one of `formats` lacks its end marker in its last bytes."""
+    marker, window, what = formats.get(os.path.splitext(path)[1].lower(), (None, 0, ""))
+    if marker is None:
+        return
     with open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
-        f.seek(max(f.tell() - 1024, 0))
-        if b"\xff\xd9" not in f.read():
-            raise OSError(f"{path}: truncated JPEG (no end-of-image marker)")
-
-
-def _check_png_complete(path):
-    """A PNG cut short lacks its final IEND chunk."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(f.tell() - 12, 0))
-        if b"IEND" not in f.read():
-            raise OSError(f"{path}: truncated PNG (no IEND chunk)")
-
-
-def _check_complete(path):
-    lower = path.lower()
-    if lower.endswith((".jpg", ".jpeg")):
-        _check_jpeg_complete(path)
-    elif lower.endswith(".png"):
-        _check_png_complete(path)
+        f.seek(max(f.tell() - window, 0))
+        if marker not in f.read():
+            raise OSError(f"{path}: truncated {what}")
 
 
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
@@ -69,7 +62,7 @@ def image_header(path):
                 w, h = h, w
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise OSError(f"{path}: not a readable image ({type(err).__name__})") from err
-    _check_complete(path)
+    check_complete(path)
     return h, w, colour
 
 
@@ -77,8 +70,7 @@ def _read(path, flags):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise OSError(f"{path}: no such file")
-    if path.lower().endswith((".jpg", ".jpeg")):
-        _check_jpeg_complete(path)
+    check_complete(path, {k: v for k, v in END_MARKERS.items() if k != ".png"})  # libpng reports a cut PNG
     img = cv2.imread(path, flags)
     if img is None:
         raise OSError(f"{path}: not a readable image")
