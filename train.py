@@ -17,7 +17,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
-        check_data_paths(cfg)
+        check_data_paths(cfg, ("train", "val"))  # data.test is test.py's
     except ConfigError as err:
         parser.exit(2, f"config error: {err}\n")
     try:

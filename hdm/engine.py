@@ -145,7 +145,8 @@ def fit(cfg, resume=None):
     train_set, val_set = sets["train"], sets["val"]
     if len(train_set) < tcfg["batch_size"]:
         raise DataError(f"data.train has {len(train_set)} samples, fewer than train.batch_size={tcfg['batch_size']}")
-    val_info = describe(val_set) if val_set is not None else None  # recorded in checkpoints
+    data_info = {"train": describe(train_set), "val": describe(val_set) if val_set is not None else None}
+    val_info = data_info["val"]  # what checkpoints record of the data (reader, version, split)
     keep_best = val_info is not None and (not val_info["test_set"] or tcfg["select_on_test"])
     run_dir = run_dir_of(cfg)
     ckpt_dir = os.path.join(run_dir, "checkpoints")
@@ -222,7 +223,7 @@ def fit(cfg, resume=None):
         selection = {"by": "iteration", "iteration": iteration, "final": iteration == tcfg["iterations"],
                      "val_set": val_info}
         _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg,
-              {**extra, "selection": selection})
+              {**extra, "selection": selection, "data": data_info})
         prune_checkpoints(ckpt_dir, tcfg["keep_last"])
 
     try:

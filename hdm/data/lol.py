@@ -47,8 +47,9 @@ class LOL(PairedDataset):
             lq, gt = numbered(lq, r"\D*(\d+)"), numbered(gt, r"\D*(\d+)")
         samples, keys = check_pairs(folder, lq, gt, LAYOUT)
         words = benchmarks.tokens(folder)
+        lol = any(w.startswith("lol") for w in words)  # LOL, LOLdataset, LOL-v2
         name = "LOL-v2-real" if "real" in words else "LOL-v2-synthetic" if "synthetic" in words else \
-            "LOL" if os.path.basename(low) == "low" else None
+            "LOL" if lol and os.path.basename(low) == "low" else None
         self.split = split
         self._setup(root, samples, keys, (len(lq), len(gt)), LAYOUT,
                     f"{os.path.relpath(low, root)}/ with {os.path.relpath(high, root)}/", benchmark=benchmark,
