@@ -452,3 +452,16 @@ def test_predict_uses_the_config_stored_in_the_checkpoint(tmp_path):
                          "model.region_strategy=masked_sum"]) == 0
     with pytest.raises(SystemExit, match="model.bogus: not an argument of model HDM"):
         predict.main([str(sots / "hazy"), str(tmp_path / "out3"), "--weights", str(weights), "model.bogus=1"])
+
+
+def test_unpaired_folder_scored_with_niqe_through_a_paper_config(tmp_path, capsys):
+    for n in range(2):
+        write_image(tmp_path / "DICM" / f"{n:02d}.jpg", RNG.random((200, 200, 3)))
+    config = os.path.join(ROOT, "configs", "lowlight", "hdm_lol.yaml")
+    from hdm.models import build_model
+    torch.save({"model": build_model(load_config(config, TINY)["model"]).state_dict()}, tmp_path / "w.pth")
+    mean = load_script("test").main(["-c", config, *TINY, "data.test.type=ImageFolder",
+                                     f"data.test.root={tmp_path / 'DICM'}", "--preset", "niqe",
+                                     "--weights", str(tmp_path / "w.pth"), "--out", str(tmp_path / "res")])
+    assert np.isfinite(mean["niqe"])
+    assert json.loads((tmp_path / "res" / "meta.json").read_text())["test_set"]["benchmark"] == "DICM"
