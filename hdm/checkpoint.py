@@ -8,7 +8,12 @@ import torch
 
 logger = logging.getLogger("hdm")
 
-CKPT_PATTERN = re.compile(r"^iter_(\d+)\.pth$")
+CKPT_PATTERN = re.compile(r"^iter_(\d+)\.pth$")  # the one naming rule of periodic checkpoints
+
+
+def checkpoint_path(folder, iteration):
+    """<folder>/iter_<iteration>.pth (parsed back by list_checkpoints)."""
+    return os.path.join(folder, f"iter_{iteration}.pth")
 
 
 def atomic_save(obj, path):
@@ -74,10 +79,12 @@ def latest_readable_checkpoint(folder):
     return None, None
 
 
-def prune_checkpoints(folder, keep):
-    """Delete all but the newest `keep` `iter_<n>.pth` files (best.pth is not touched)."""
-    for _, path in list_checkpoints(folder)[:-keep] if keep > 0 else []:
-        os.remove(path)
+def prune_checkpoints(folder, keep, protect=()):
+    """Delete all but the newest `keep` `iter_<n>.pth` files and those of the iterations in `protect`
+    (best.pth is not touched)."""
+    for iteration, path in list_checkpoints(folder)[:-keep] if keep > 0 else []:
+        if iteration not in protect:
+            os.remove(path)
 
 
 def same_set(a, b):

@@ -54,7 +54,7 @@ DEFAULTS = {
     "adversarial": None,  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
     "train": {"iterations": 1000, "batch_size": 16, "num_workers": 0, "val_every": 500, "save_every": 500,
               "log_every": 50, "num_val_images": 3, "keep_last": 3, "max_nonfinite": 3, "amp": "off",
-              "memory_format": "auto", "find_unused_parameters": False, "select_on_test": False},
+              "memory_format": "auto", "find_unused_parameters": False, "select_on_test": False, "ema_decay": 0.0},
     "eval": {"preset": "ffa_rgb", "options": {}, "save_images": False, "grid_images": 4},
 }
 
@@ -65,7 +65,7 @@ TYPES = {
     "schedule": {"type": str, "eta_min": float, "step_size": int, "gamma": float},
     "train": {"iterations": int, "batch_size": int, "num_workers": int, "val_every": int, "save_every": int,
               "log_every": int, "num_val_images": int, "keep_last": int, "max_nonfinite": int, "amp": str,
-              "memory_format": str, "find_unused_parameters": bool, "select_on_test": bool},
+              "memory_format": str, "find_unused_parameters": bool, "select_on_test": bool, "ema_decay": float},
     "eval": {"preset": str, "options": dict, "save_images": bool, "grid_images": int},
 }
 
@@ -77,6 +77,7 @@ RANGES = {
     "train.batch_size": (1, True), "train.num_workers": (0, True), "train.val_every": (1, True),
     "train.save_every": (1, True), "train.log_every": (1, True), "train.num_val_images": (0, True),
     "train.keep_last": (1, True), "train.max_nonfinite": (1, True), "eval.grid_images": (0, True),
+    "train.ema_decay": (0, True),
 }
 # dataset arguments that name folders (checked by check_data_paths before any data is read)
 PATH_KEYS = ("root", "lq_dir", "gt_dir", "trans_dir")
@@ -170,6 +171,15 @@ def validate(cfg):
     _check_ranges(cfg)
     if cfg["train"]["amp"] not in ("off", "bf16", "fp16"):
         raise ConfigError(f"train.amp: {cfg['train']['amp']!r} is not one of off, bf16, fp16")
+    if cfg["train"]["ema_decay"] >= 1:
+        raise ConfigError(f"train.ema_decay: must be < 1 (0 turns the EMA off), got {cfg['train']['ema_decay']}")
+    from hdm.optim import OPTIMIZERS, SCHEDULES
+
+    for path, section in (("optim", cfg["optim"]), ("adversarial.optim", (cfg["adversarial"] or {}).get("optim"))):
+        if section is not None and section.get("type") not in OPTIMIZERS:
+            raise ConfigError(f"{path}.type: unknown optimizer {section.get('type')!r}{_closest(section.get('type'), OPTIMIZERS)}")
+    if cfg["schedule"]["type"] not in SCHEDULES:
+        raise ConfigError(f"schedule.type: unknown schedule {cfg['schedule']['type']!r}{_closest(cfg['schedule']['type'], SCHEDULES)}")
     if cfg["train"]["memory_format"] not in MEMORY_FORMATS:
         raise ConfigError(f"train.memory_format: {cfg['train']['memory_format']!r} is not one of {', '.join(MEMORY_FORMATS)}")
     _check_typed(cfg["model"], "model", "model")

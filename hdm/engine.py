@@ -1,12 +1,15 @@
-"""Training and evaluation. Read `train_step` first: it is the whole optimisation step.
+"""Training and evaluation. Read `train_step` first: it is the whole optimisation step; `fit` is the
+loop around it, beside the functions that open a run, build what it trains, resume it and close it.
 
     train.py -> fit() -> train_step() -> model.forward / losses
     test.py  -> evaluate() -> model.forward / metrics
 """
 import logging
+import math
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -14,92 +17,120 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from hdm.checkpoint import atomic_save, latest_readable_checkpoint, load_checkpoint, prune_checkpoints
+from hdm.checkpoint import (atomic_save, checkpoint_path, latest_readable_checkpoint, list_checkpoints,
+                            load_checkpoint, prune_checkpoints)
 from hdm.config import dump_config
 from hdm.data import build_dataset
-from hdm.data.prepare import DataError, describe, prepare
 from hdm.data.io import write_image
-from hdm.losses import WeightedLosses
+from hdm.data.prepare import DataError, describe, prepare
 from hdm.inference import autocast, load_model
+from hdm.losses import WeightedLosses
 from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
-from hdm.runtime import (EpochSampler, SeededSamples, StopRequest, all_ranks_agree, build_optimizer, build_scheduler,
-                         distributed_setup, memory_format, resolve_device, rng_state, run_dir_of, seed_everything,
-                         set_rng_state, setup_logging)
+from hdm.optim import build_optimizer, build_scheduler
+from hdm.run_folder import RunFolderError, RunLock, check_start, config_changes, stored_config
+from hdm.runtime import (EpochSampler, SeededSamples, StopRequest, all_ranks_agree, distributed_setup, memory_format,
+                         resolve_device, run_dir_of, seed_everything, setup_logging)
+from hdm.train_state import EMA, TrainState
 
 logger = logging.getLogger("hdm")
+
+
+class TrainingStopped(RuntimeError):
+    """Training ended early for a reason stated in one line (train.py prints it and exits with 1)."""
 
 
 # ----------------------------------------------------------------------------- the step
 
 
-def train_step(model, batch, losses, optimizer, scheduler, device, amp="off", scaler=None):
-    """One optimisation step on one batch. Returns {'loss': total, <term>: weighted value} as floats.
-    amp: 'off', 'bf16' or 'fp16' (autocast); scaler: a GradScaler for fp16."""
+def _inputs(net, batch, device):
     lq = batch["lq"].to(device, non_blocking=True)
     gt = batch["gt"].to(device, non_blocking=True)
-    extras = {key: batch[key].to(device, non_blocking=True) for key in model.extra_inputs}  # e.g. 'trans'
+    extras = {key: batch[key].to(device, non_blocking=True) for key in net.extra_inputs}  # e.g. 'trans'
+    return lq, gt, extras
+
+
+def _backward_and_step(state, loss, optimizer):
+    if state.scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:  # fp16: scaled gradients, unscaled before the step (one scaler, updated once per iteration)
+        state.scaler.scale(loss).backward()
+        state.scaler.step(optimizer)
+
+
+def train_step(state, net, batch, losses, device, amp="off"):
+    """One optimisation step on one batch. net: state.model, or its DDP wrapper. amp: 'off', 'bf16' or
+    'fp16' (autocast; fp16 scales the loss with state.scaler). Returns {'loss': total, <term>: weighted
+    value} as floats, or {'loss': nan, 'nonfinite': 1} when the loss is not finite (nothing applied)."""
+    lq, gt, extras = _inputs(net, batch, device)
     with autocast(device, amp):
-        out = model(lq, **extras)  # HDM computes its DCP region masks from lq inside forward (in fp32)
+        out = net(lq, **extras)  # HDM computes its DCP region masks from lq inside forward (in fp32)
     total, terms = losses(out.float(), gt, lq)
     if not all_ranks_agree(torch.isfinite(total).item()):  # not applied; fit() counts, logs, stops if repeated
         return {"loss": float("nan"), "nonfinite": 1.0}
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        total.backward()
-        optimizer.step()
-    else:
-        scaler.scale(total).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    scheduler.step()  # per-iteration schedule
+    state.optimizer.zero_grad(set_to_none=True)
+    _backward_and_step(state, total, state.optimizer)
+    if state.scaler is not None:
+        state.scaler.update()
+    state.scheduler.step()  # per-iteration schedule
     return {"loss": total.item(), **{name: value.item() for name, value in terms.items()}}
 
 
-def gan_train_step(model, disc, batch, losses, optimizer, d_optimizer, scheduler, d_scheduler, adv_weight, device):
-    """One adversarial step (Ren et al. TIP 2019, eqs. 6-7): the generator, then the discriminator.
-    Returns the generator's terms, 'adversarial', and 'discriminator' (the discriminator's loss)."""
-    lq = batch["lq"].to(device, non_blocking=True)
-    gt = batch["gt"].to(device, non_blocking=True)
-    out = model(lq, **{key: batch[key].to(device, non_blocking=True) for key in model.extra_inputs})
+def gan_train_step(state, net, d_net, batch, losses, adv_weight, device, amp="off"):
+    """One adversarial step (Ren et al. TIP 2019, eqs. 6-7): the generator, then the discriminator,
+    both under the same autocast as train_step. Returns the generator's terms, 'adversarial', and
+    'discriminator' (the discriminator's loss)."""
+    lq, gt, extras = _inputs(net, batch, device)
+    with autocast(device, amp):
+        out = net(lq, **extras)
     # 1. generator: content losses + adv_weight * -log D(G(lq)) (non-saturating form)
-    disc.requires_grad_(False)
-    total, terms = losses(out, gt, lq)
-    fake = disc(out)
-    terms["adversarial"] = adv_weight * F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    state.disc.requires_grad_(False)
+    total, terms = losses(out.float(), gt, lq)
+    with autocast(device, amp):
+        fake = d_net(out)
+    terms["adversarial"] = adv_weight * F.binary_cross_entropy_with_logits(fake.float(), torch.ones_like(fake.float()))
     total = total + terms["adversarial"]
     if not all_ranks_agree(torch.isfinite(total).item()):
-        disc.requires_grad_(True)
+        state.disc.requires_grad_(True)
         return {"loss": float("nan"), "nonfinite": 1.0}
-    optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    optimizer.step()
-    scheduler.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    _backward_and_step(state, total, state.optimizer)
+    state.scheduler.step()
     # 2. discriminator: targets real, restored images fake
-    disc.requires_grad_(True)
-    real, fake = disc(gt), disc(out.detach())
+    state.disc.requires_grad_(True)
+    with autocast(device, amp):
+        real, fake = d_net(gt), d_net(out.detach())
+    real, fake = real.float(), fake.float()
     d_loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
               + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-    d_optimizer.zero_grad(set_to_none=True)
-    d_loss.backward()
-    d_optimizer.step()
-    d_scheduler.step()
+    state.d_optimizer.zero_grad(set_to_none=True)
+    _backward_and_step(state, d_loss, state.d_optimizer)
+    if state.scaler is not None:
+        state.scaler.update()
+    state.d_scheduler.step()
     return {"loss": total.item(), **{k: v.item() for k, v in terms.items()}, "discriminator": d_loss.item()}
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 
+class Interrupted(Exception):
+    """evaluate() was asked to stop (a signal during validation)."""
+
+
 @torch.no_grad()
-def evaluate(model, dataset, metric, device, save_dir=None, num_examples=0):
+def evaluate(model, dataset, metric, device, save_dir=None, num_examples=0, stop=None):
     """Whole-image evaluation, batch size 1. Returns (rows, examples): one row per image, {'name',
     <metric>: value, ..., 'input_<metric>': value, ...} (input_*: the degraded input scored the same
     way), and (lq, out, gt) CPU tensors (3, H, W) of the first `num_examples` images (gt None when
     absent) for figures. Samples without 'gt' (unpaired folders) are scored with gt=None, which only
-    no-reference presets accept."""
+    no-reference presets accept. stop: a callable checked before each image (Interrupted when true)."""
     model.eval()
     rows, examples = [], []
     for i in range(len(dataset)):
+        if stop is not None and stop():
+            raise Interrupted
         sample = dataset[i]
         lq = sample["lq"].unsqueeze(0).to(device)
         gt = sample["gt"].unsqueeze(0).to(device) if "gt" in sample else None
@@ -132,164 +163,284 @@ def summarize(rows):
 # ----------------------------------------------------------------------------- training loop
 
 
-def fit(cfg, resume=None):
-    """Train as the config says. resume: None, 'auto' (newest checkpoint of the run, if any) or a path.
-    Returns the run folder."""
-    rank, world, local_rank = distributed_setup()  # under torchrun: one process per device
-    main = rank == 0  # only the main process logs, validates and saves
-    tcfg = cfg["train"]
-    if cfg["data"]["train"] is None:
-        raise DataError("data.train: a training dataset is required")
-    # every pair's headers are checked before anything is written (DataError: one line naming the files)
-    sets, notes = prepare(cfg, ("train", "val"))
-    train_set, val_set = sets["train"], sets["val"]
-    if len(train_set) < tcfg["batch_size"]:
-        raise DataError(f"data.train has {len(train_set)} samples, fewer than train.batch_size={tcfg['batch_size']}")
-    data_info = {"train": describe(train_set), "val": describe(val_set) if val_set is not None else None}
-    val_info = data_info["val"]  # what checkpoints record of the data (reader, version, split)
-    keep_best = val_info is not None and (not val_info["test_set"] or tcfg["select_on_test"])
-    run_dir = run_dir_of(cfg)
-    ckpt_dir = os.path.join(run_dir, "checkpoints")
-    if main:
-        os.makedirs(ckpt_dir, exist_ok=True)
-        setup_logging(run_dir)
-        dump_config(cfg, os.path.join(run_dir, "config.yaml"))
-        for level, line in notes:
-            logger.log(level, line)
-    device = resolve_device(cfg["device"])
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
-    seed_everything(cfg["seed"])
-    sampler = EpochSampler(len(train_set), cfg["seed"], tcfg["batch_size"], rank, world)
-    model = build_model(cfg["model"]).to(device, memory_format=memory_format(tcfg["memory_format"], device))
-    amp = tcfg["amp"]
-    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
-    losses = WeightedLosses(cfg["losses"]).to(device)
-    optimizer = build_optimizer(cfg["optim"], model.parameters())
-    scheduler = build_scheduler(cfg["schedule"], optimizer, tcfg["iterations"])
-    metric = get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"])
-
-    gan = cfg["adversarial"]
-    disc = build_model(gan["discriminator"]).to(device) if gan else None
-    d_optimizer = build_optimizer(gan["optim"], disc.parameters()) if gan else None
-    d_scheduler = build_scheduler(cfg["schedule"], d_optimizer, tcfg["iterations"]) if gan else None
-
-    iteration, best = 0, None
-    path, ckpt = latest_readable_checkpoint(ckpt_dir) if resume == "auto" else (resume, resume and load_checkpoint(resume))
-    if path:
-        best = _best_so_far(ckpt_dir)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if gan:
-            disc.load_state_dict(ckpt["discriminator"])
-            d_optimizer.load_state_dict(ckpt["d_optimizer"])
-            d_scheduler.load_state_dict(ckpt["d_scheduler"])
-        if scaler is not None and "scaler" in ckpt:
-            scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        sampler.epoch, sampler.offset = ckpt["data_position"]
-        iteration = ckpt["iteration"]
-        logger.info("resumed from %s at iteration %d (lr %.3g)", path, iteration, optimizer.param_groups[0]["lr"])
-    logger.info("model %s: %d parameters; %d training samples; batch %d per process x %d process(es) = %d global; "
-                "%d iterations; device %s; amp %s", cfg["model"]["type"], count_parameters(model), len(train_set),
-                tcfg["batch_size"], world, tcfg["batch_size"] * world, tcfg["iterations"], device, amp)
-    net, d_net = model, disc
-    if world > 1:
-        ids = [local_rank] if device.type == "cuda" else None
-        net = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=tcfg["find_unused_parameters"])
-        net.extra_inputs = model.extra_inputs
-        if gan:
-            d_net = DistributedDataParallel(disc, device_ids=ids)
-
-    from torch.utils.tensorboard import SummaryWriter  # imported late: slow, and only training needs it
-
-    writer = SummaryWriter(os.path.join(run_dir, "tb")) if main else None
-    # samples are made under their own seed (SeededSamples); the loader's own generator leaves the global RNG alone
-    loader = DataLoader(SeededSamples(train_set, cfg["seed"]), batch_size=tcfg["batch_size"], sampler=sampler,
-                        drop_last=True, num_workers=tcfg["num_workers"], pin_memory=device.type == "cuda",
-                        generator=torch.Generator().manual_seed(cfg["seed"]))
-    batches = iter(loader)
-    bar = _progress(iteration, tcfg["iterations"]) if main else None
-    start, last, nonfinite = time.time(), iteration, 0
-    stop = StopRequest()  # SIGINT / SIGTERM: finish the step, save, exit
-
-    def save():
-        """Checkpoint everything a resume needs (at the current iteration), keep the newest keep_last."""
-        extra = {"discriminator": disc.state_dict(), "d_optimizer": d_optimizer.state_dict(),
-                 "d_scheduler": d_scheduler.state_dict()} if gan else {}
-        if scaler is not None:
-            extra["scaler"] = scaler.state_dict()
-        selection = {"by": "iteration", "iteration": iteration, "final": iteration == tcfg["iterations"],
-                     "val_set": val_info}
-        _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg,
-              {**extra, "selection": selection, "data": data_info})
-        prune_checkpoints(ckpt_dir, tcfg["keep_last"])
-
+def fit(cfg, resume=None, overwrite=False):
+    """Train as the config says. resume: None, 'auto' (the newest readable checkpoint of the run, or a
+    start when it has none) or a checkpoint path; overwrite: move a finished or stopped run with the
+    same name aside first. Returns the run folder."""
+    run = open_run(cfg, resume, overwrite)  # data checked, folder locked, config recorded: or one line
     try:
-        while iteration < tcfg["iterations"] and all_ranks_agree(stop.signal is None):
+        state, net, d_net, losses = build_training(cfg, run)
+        resume_training(state, cfg, run)
+        tcfg, gan = cfg["train"], cfg["adversarial"]
+        loader = build_loader(cfg, run, state.sampler)
+        batches, nonfinite = iter(loader), 0
+        while state.iteration < tcfg["iterations"] and all_ranks_agree(run.stop.signal is None):
             try:
                 batch = next(batches)
             except StopIteration:  # end of epoch: next permutation
-                sampler.epoch, sampler.offset = sampler.epoch + 1, 0
+                state.sampler.epoch, state.sampler.offset = state.sampler.epoch + 1, 0
                 batches = iter(loader)
                 continue
             except (OSError, ValueError) as err:  # a bad file met mid-epoch: one line, not a traceback
-                raise TrainingStopped(f"{str(err).strip().splitlines()[-1]} (at iteration {iteration + 1}; the last "
-                                      f"checkpoint is {latest_readable_checkpoint(ckpt_dir)[0] or 'none'})") from err
-            model.train()
-            if disc is None:
-                logs = train_step(net, batch, losses, optimizer, scheduler, device, amp, scaler)
+                raise TrainingStopped(f"{str(err).strip().splitlines()[-1]} (at iteration {state.iteration + 1}; "
+                                      f"the last good checkpoint is {last_good_checkpoint(run, state)})") from err
+            state.model.train()
+            if gan is None:
+                logs = train_step(state, net, batch, losses, run.device, tcfg["amp"])
             else:
-                logs = gan_train_step(net, d_net, batch, losses, optimizer, d_optimizer, scheduler, d_scheduler,
-                                      gan["weight"], device)
-            sampler.offset += tcfg["batch_size"] * world
+                logs = gan_train_step(state, net, d_net, batch, losses, gan["weight"], run.device, tcfg["amp"])
+            state.sampler.offset += tcfg["batch_size"] * run.world
             if "nonfinite" in logs:
                 nonfinite += 1
                 logger.warning("iteration %d: non-finite loss, step not applied (%d in a row); batch: %s",
-                               iteration + 1, nonfinite, ", ".join(batch["lq_path"]))
+                               state.iteration + 1, nonfinite, ", ".join(batch["lq_path"]))
                 if nonfinite >= tcfg["max_nonfinite"]:
-                    raise TrainingStopped(f"{nonfinite} non-finite losses in a row at iteration {iteration + 1}: "
+                    raise TrainingStopped(f"{nonfinite} non-finite losses in a row at iteration {state.iteration + 1}: "
                                           f"training stopped; the last good checkpoint is "
-                                          f"{latest_readable_checkpoint(ckpt_dir)[0] or 'none'}")
+                                          f"{last_good_checkpoint(run, state)}")
                 continue
-            nonfinite, iteration = 0, iteration + 1
-            if not main:
+            nonfinite, state.iteration = 0, state.iteration + 1
+            if state.ema is not None:
+                state.ema.update(state.model)
+            if not run.main:
                 continue
-            for key, value in logs.items():
-                writer.add_scalar(f"train/{key}", value, iteration)
-            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], iteration)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{logs['loss']:.4f}")
-            elif iteration % tcfg["log_every"] == 0 or iteration == tcfg["iterations"]:
-                rate = (iteration - last) / max(time.time() - start, 1e-9)
-                logger.info("iter %d/%d loss %.4f lr %.3g (%.2f it/s)", iteration, tcfg["iterations"], logs["loss"],
-                            optimizer.param_groups[0]["lr"], rate)
-                start, last = time.time(), iteration
-            if iteration % tcfg["save_every"] == 0 or iteration == tcfg["iterations"]:
-                save()  # before validation: a failing validation loses no training
-            if val_set is not None and (iteration % tcfg["val_every"] == 0 or iteration == tcfg["iterations"]):
-                mean = _validate(model, val_set, metric, device, writer, iteration, tcfg["num_val_images"])
-                if keep_best and "psnr" in mean and (best is None or mean["psnr"] > best["psnr"]):
-                    best = {"psnr": mean["psnr"], "iteration": iteration}
-                    selection = {"by": "best validation psnr", "iteration": iteration, "psnr": mean["psnr"],
-                                 "val_set": val_info, "on_test_set": val_info["test_set"]}
-                    atomic_save({"model": model.state_dict(), "iteration": iteration, "val": mean, "config": cfg,
-                                 "selection": selection}, os.path.join(ckpt_dir, "best.pth"))
-        if iteration < tcfg["iterations"] and main:  # stopped by a signal (on any rank)
-            save()
+            log_step(run, state, logs)
+            if _due(state.iteration, tcfg["save_every"], tcfg["iterations"]):
+                save_checkpoint(run, state)  # before validation: a failing validation loses no training
+            if run.sets["val"] is not None and _due(state.iteration, tcfg["val_every"], tcfg["iterations"]):
+                validate_and_select(run, state)
+        if state.iteration < tcfg["iterations"] and run.main:  # stopped by a signal (on any rank)
+            save_checkpoint(run, state)
             logger.info("stopped by %s at iteration %d; checkpoint saved; continue with --resume auto",
-                        stop.signal or "a signal on another process", iteration)
+                        run.stop.signal or "a signal on another process", state.iteration)
     finally:
-        stop.restore()
-        if bar is not None:
-            bar.close()
-        if writer is not None:
-            writer.close()
-        if world > 1 and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    return run_dir
+        close_run(run)
+    return run.dir
+
+
+def _due(iteration, every, last):
+    return iteration % every == 0 or iteration == last
+
+
+@dataclass
+class Run:
+    """What a training process holds besides the TrainState: where it writes, what it reads, how it
+    logs, and the resume checkpoint found before any work."""
+    cfg: dict
+    dir: str
+    rank: int
+    world: int
+    local_rank: int
+    sets: dict
+    resume_from: tuple = (None, None)
+    lock: RunLock = None
+    stop: StopRequest = None
+    device: torch.device = None
+    writer: object = None
+    bar: object = None
+    clock: list = field(default_factory=list)
+
+    @property
+    def main(self):
+        return self.rank == 0  # only the main process logs, validates and saves
+
+    @property
+    def ckpt_dir(self):
+        return os.path.join(self.dir, "checkpoints")
+
+
+def open_run(cfg, resume, overwrite):
+    """Everything checked before anything is written, then the run folder taken: the data (every pair's
+    headers), the folder (a start over an existing run is refused), the resume checkpoint (readable,
+    its config differing only in resumable keys). Then the lock, the log and config.yaml."""
+    rank, world, local_rank = distributed_setup()  # under torchrun: one process per device
+    tcfg = cfg["train"]
+    if cfg["data"]["train"] is None:
+        raise DataError("data.train: a training dataset is required")
+    sets, notes = prepare(cfg, ("train", "val"))  # DataError: one line naming the files
+    if len(sets["train"]) < tcfg["batch_size"]:
+        raise DataError(f"data.train has {len(sets['train'])} samples, fewer than train.batch_size={tcfg['batch_size']}")
+    run = Run(cfg, run_dir_of(cfg), rank, world, local_rank, sets)
+    moved = check_start(run.dir, resume, overwrite) if run.main else None
+    run.resume_from, changes = find_resume(cfg, run, resume)
+    if run.main:
+        os.makedirs(run.ckpt_dir, exist_ok=True)
+        run.lock = RunLock(run.dir)
+        run.lock.acquire()
+        setup_logging(run.dir)
+        dump_config(cfg, os.path.join(run.dir, "config.yaml"))  # what runs, after the resume check
+        if moved:
+            logger.info("the previous run of %s was moved to %s", run.dir, moved)
+        if changes:
+            logger.info("resumed with changed %s", ", ".join(changes))
+        for level, line in notes:
+            logger.log(level, line)
+    run.stop = StopRequest()  # SIGINT / SIGTERM: finish the step (or stop validating), save, exit
+    run.device = resolve_device(cfg["device"])
+    if run.device.type == "cuda" and world > 1:
+        run.device = torch.device("cuda", local_rank)
+    return run
+
+
+def find_resume(cfg, run, resume):
+    """((path, checkpoint) or (None, None), allowed config changes). --resume auto in a run without
+    checkpoints starts it; a run whose checkpoints are all unreadable, a missing or unreadable
+    --resume file, or a config that differs in keys a run cannot change are errors (RunFolderError)."""
+    if resume is None:
+        return (None, None), []
+    if resume == "auto":
+        found = list_checkpoints(run.ckpt_dir)
+        if not found:
+            return (None, None), []
+        path, ckpt = latest_readable_checkpoint(run.ckpt_dir)
+        if path is None:
+            raise RunFolderError(f"--resume auto: none of the {len(found)} checkpoints in {run.ckpt_dir} is readable; "
+                                 f"nothing was started (move them aside to start again)")
+    else:
+        try:
+            path, ckpt = resume, load_checkpoint(resume)
+        except (OSError, RuntimeError) as err:
+            raise RunFolderError(f"--resume: {str(err).splitlines()[0]}") from err
+    stored = ckpt.get("config") or stored_config(run.dir)
+    allowed, refused = config_changes(stored, cfg) if stored else ([], [])
+    if refused:
+        raise RunFolderError(f"--resume {path}: the config differs from the run's in {', '.join(refused)}, which a "
+                             f"run cannot change; start a new run (name=...) to change them")
+    return (path, ckpt), allowed
+
+
+def build_training(cfg, run):
+    """(state, net, d_net, losses): the TrainState on the run's device, the model as trained (DDP-wrapped
+    under torchrun) and the discriminator likewise (None without one), the weighted losses."""
+    tcfg, gan = cfg["train"], cfg["adversarial"]
+    seed_everything(cfg["seed"])
+    device = run.device
+    model = build_model(cfg["model"]).to(device, memory_format=memory_format(tcfg["memory_format"], device))
+    optimizer = build_optimizer(cfg["optim"], model.parameters())
+    disc = build_model(gan["discriminator"]).to(device) if gan else None
+    d_optimizer = build_optimizer(gan["optim"], disc.parameters()) if gan else None
+    state = TrainState(
+        model, optimizer, build_scheduler(cfg["schedule"], optimizer, tcfg["iterations"]),
+        EpochSampler(len(run.sets["train"]), cfg["seed"], tcfg["batch_size"], run.rank, run.world),
+        scaler=torch.amp.GradScaler(device.type) if tcfg["amp"] == "fp16" else None,
+        disc=disc, d_optimizer=d_optimizer,
+        d_scheduler=build_scheduler(cfg["schedule"], d_optimizer, tcfg["iterations"]) if gan else None,
+        ema=EMA(model, tcfg["ema_decay"]) if tcfg["ema_decay"] else None)
+    net, d_net = model, disc
+    if run.world > 1:
+        ids = [run.local_rank] if device.type == "cuda" else None
+        net = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=tcfg["find_unused_parameters"])
+        net.extra_inputs = model.extra_inputs
+        d_net = DistributedDataParallel(disc, device_ids=ids) if gan else None
+    return state, net, d_net, WeightedLosses(cfg["losses"]).to(device)
+
+
+def resume_training(state, cfg, run):
+    """Load the resume checkpoint found by open_run into the state (a longer run extends its cosine)."""
+    path, ckpt = run.resume_from
+    tcfg = cfg["train"]
+    if path is not None:
+        try:
+            state.load_state_dict(ckpt)
+        except (KeyError, RuntimeError) as err:
+            raise TrainingStopped(f"--resume {path}: {str(err).splitlines()[0]}") from err
+        state.extend_schedule(tcfg["iterations"])
+        logger.info("resumed from %s at iteration %d (lr %.3g)", path, state.iteration,
+                    state.optimizer.param_groups[0]["lr"])
+    logger.info("model %s: %d parameters; %d training samples; batch %d per process x %d process(es) = %d global; "
+                "%d iterations; device %s; amp %s%s", cfg["model"]["type"], count_parameters(state.model),
+                len(run.sets["train"]), tcfg["batch_size"], run.world, tcfg["batch_size"] * run.world,
+                tcfg["iterations"], run.device, tcfg["amp"], f"; EMA {tcfg['ema_decay']}" if state.ema else "")
+    if run.main:
+        from torch.utils.tensorboard import SummaryWriter  # imported late: slow, and only training needs it
+
+        run.writer = SummaryWriter(os.path.join(run.dir, "tb"))
+        run.bar = _progress(state.iteration, tcfg["iterations"])
+        run.clock = [time.time(), state.iteration]
+
+
+def build_loader(cfg, run, sampler):
+    # samples are made under their own seed (SeededSamples); the loader's own generator leaves the global RNG alone
+    return DataLoader(SeededSamples(run.sets["train"], cfg["seed"]), batch_size=cfg["train"]["batch_size"],
+                      sampler=sampler, drop_last=True, num_workers=cfg["train"]["num_workers"],
+                      pin_memory=run.device.type == "cuda", generator=torch.Generator().manual_seed(cfg["seed"]))
+
+
+def close_run(run):
+    if run.stop is not None:
+        run.stop.restore()
+    if run.bar is not None:
+        run.bar.close()
+    if run.writer is not None:
+        run.writer.close()
+    if run.lock is not None:
+        run.lock.release()
+    if run.world > 1 and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def log_step(run, state, logs):
+    tcfg = run.cfg["train"]
+    lr = state.optimizer.param_groups[0]["lr"]
+    for key, value in logs.items():
+        run.writer.add_scalar(f"train/{key}", value, state.iteration)
+    run.writer.add_scalar("train/lr", lr, state.iteration)
+    if run.bar is not None:
+        run.bar.update(1)
+        run.bar.set_postfix(loss=f"{logs['loss']:.4f}")
+    elif _due(state.iteration, tcfg["log_every"], tcfg["iterations"]):
+        rate = (state.iteration - run.clock[1]) / max(time.time() - run.clock[0], 1e-9)
+        logger.info("iter %d/%d loss %.4f lr %.3g (%.2f it/s)", state.iteration, tcfg["iterations"], logs["loss"], lr,
+                    rate)
+        run.clock = [time.time(), state.iteration]
+
+
+def save_checkpoint(run, state):
+    """iter_<n>.pth: the TrainState, the config, how it was chosen, the data it read; the newest keep_last
+    are kept, and the last good one. Non-finite weights are never saved."""
+    if not state.weights_finite():
+        raise TrainingStopped(f"the weights became non-finite by iteration {state.iteration}: not saved; the last "
+                              f"good checkpoint is {last_good_checkpoint(run, state)}")
+    tcfg = run.cfg["train"]
+    data = {split: describe(ds) if ds is not None else None for split, ds in run.sets.items()}
+    selection = {"by": "iteration", "iteration": state.iteration, "final": state.iteration == tcfg["iterations"],
+                 "val_set": data["val"]}
+    path = checkpoint_path(run.ckpt_dir, state.iteration)
+    atomic_save({**state.state_dict(), "config": run.cfg, "selection": selection, "data": data}, path)
+    logger.info("saved %s", path)
+    prune_checkpoints(run.ckpt_dir, tcfg["keep_last"], protect=(state.last_good,))
+
+
+def validate_and_select(run, state):
+    """Validate the evaluation weights (EMA when on); best.pth moves only to a higher finite score, and
+    only when the validation set is not a test set (or train.select_on_test). Non-finite outputs stop
+    training; SIGTERM during validation abandons it within one image."""
+    val_set, info = run.sets["val"], describe(run.sets["val"])
+    mean = _validate(run, state, val_set)
+    if mean is None:  # interrupted by a signal: the loop saves and exits
+        return
+    if not all(math.isfinite(v) for v in mean.values()):
+        raise TrainingStopped(f"validation at iteration {state.iteration} gave non-finite outputs: the weights are "
+                              f"broken; training stopped; the last good checkpoint is {last_good_checkpoint(run, state)}")
+    if os.path.isfile(checkpoint_path(run.ckpt_dir, state.iteration)):
+        state.last_good = state.iteration
+    keep = not info["test_set"] or run.cfg["train"]["select_on_test"]
+    if keep and "psnr" in mean and (state.best is None or mean["psnr"] > state.best["psnr"]):
+        state.best = {"psnr": mean["psnr"], "iteration": state.iteration}
+        selection = {"by": "best validation psnr", "iteration": state.iteration, "psnr": mean["psnr"],
+                     "val_set": info, "on_test_set": info["test_set"]}
+        atomic_save({"model": state.eval_model.state_dict(), "iteration": state.iteration, "val": mean,
+                     "config": run.cfg, "selection": selection, "ema": state.ema is not None},
+                    os.path.join(run.ckpt_dir, "best.pth"))
+
+
+def last_good_checkpoint(run, state):
+    """The newest checkpoint whose weights are finite and, with a validation set, whose validation
+    outputs were finite; 'none' when there is none."""
+    if run.sets["val"] is not None:
+        path = checkpoint_path(run.ckpt_dir, state.last_good) if state.last_good else None
+        return path if path and os.path.isfile(path) else "none"
+    return latest_readable_checkpoint(run.ckpt_dir)[0] or "none"
 
 
 def test_split(cfg):
@@ -317,16 +468,6 @@ def train_and_evaluate(cfg, resume="auto", save_dir=None):
     return model, rows, train_s, time.time() - t0
 
 
-def _best_so_far(ckpt_dir):
-    """{'psnr', 'iteration'} of the run's best.pth, or None (best.pth is written after the checkpoint of
-    its iteration, so it, not the iteration checkpoint, holds the best score)."""
-    path = os.path.join(ckpt_dir, "best.pth")
-    if not os.path.isfile(path):
-        return None
-    val = load_checkpoint(path)
-    return {"psnr": val["val"]["psnr"], "iteration": val["iteration"]}
-
-
 def _progress(initial, total):
     if not sys.stderr.isatty():
         return None  # one log line per train.log_every iterations instead
@@ -335,29 +476,23 @@ def _progress(initial, total):
     return tqdm(total=total, initial=initial, dynamic_ncols=True)
 
 
-def _validate(model, val_set, metric, device, writer, iteration, num_images):
-    rows, examples = evaluate(model, val_set, metric, device, num_examples=num_images)
+def _validate(run, state, val_set):
+    """Mean scores of the evaluation weights on the validation set, logged; None when a signal came."""
+    cfg, model = run.cfg, state.eval_model
+    metric = get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"])
+    try:
+        rows, examples = evaluate(model, val_set, metric, run.device, num_examples=cfg["train"]["num_val_images"],
+                                  stop=lambda: run.stop.signal is not None)
+    except Interrupted:
+        logger.info("validation at iteration %d abandoned (%s)", state.iteration, run.stop.signal)
+        return None
+    finally:
+        state.model.train()
     mean = summarize(rows)
     for key, value in mean.items():
-        writer.add_scalar(f"val/{key}", value, iteration)
+        run.writer.add_scalar(f"val/{key}", value, state.iteration)
     for row, triplet in zip(rows, examples):
-        writer.add_image(f"val/{row['name']}", torch.cat([t for t in triplet if t is not None], dim=2), iteration)
-    logger.info("val iter %d: %s", iteration, ", ".join(f"{k} {v:.4g}" for k, v in mean.items()))
-    model.train()
+        run.writer.add_image(f"val/{row['name']}", torch.cat([t for t in triplet if t is not None], dim=2),
+                             state.iteration)
+    logger.info("val iter %d: %s", state.iteration, ", ".join(f"{k} {v:.4g}" for k, v in mean.items()))
     return mean
-
-
-class TrainingStopped(RuntimeError):
-    """Training ended early for a reason stated in one line (train.py prints it and exits with 1)."""
-
-
-
-def _save(ckpt_dir, model, optimizer, scheduler, iteration, sampler, cfg, extra):
-    if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
-        raise TrainingStopped(f"the weights became non-finite by iteration {iteration}: not saved; the last good "
-                              f"checkpoint is {latest_readable_checkpoint(ckpt_dir)[0] or 'none'}")
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "iteration": iteration, "rng": rng_state(), "data_position": (sampler.epoch, sampler.offset),
-             "config": cfg, **extra}
-    atomic_save(state, os.path.join(ckpt_dir, f"iter_{iteration}.pth"))
-    logger.info("saved %s", os.path.join(ckpt_dir, f"iter_{iteration}.pth"))

@@ -1,5 +1,5 @@
-"""Run-time plumbing of training: devices, seeds and RNG state, optimizers and schedules, the
-resumable sampler, logging, and stop requests from signals. The training loop is hdm/engine.py."""
+"""Run-time plumbing of training: devices, seeds and RNG state, the resumable sampler, logging, and
+stop requests from signals. The training loop is hdm/engine.py."""
 import ctypes
 import functools
 import logging
@@ -100,23 +100,6 @@ def set_rng_state(state):
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def build_optimizer(cfg, params):
-    cfg = dict(cfg)
-    kind = cfg.pop("type")
-    if kind != "Adam":
-        raise ValueError(f"optim.type {kind!r} is not supported; valid: Adam")
-    return torch.optim.Adam(params, lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
-
-
-def build_scheduler(cfg, optimizer, iterations):
-    """Per-iteration schedules: 'cosine' (to eta_min over the run) or 'step' (x gamma every step_size)."""
-    if cfg["type"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=cfg["eta_min"])
-    if cfg["type"] == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
-    raise ValueError(f"schedule.type {cfg['type']!r} is not supported; valid: cosine, step")
 
 
 class EpochSampler(Sampler):

@@ -5,15 +5,17 @@ from hdm.engine import train_step
 from hdm.inference import autocast
 from hdm.losses import WeightedLosses
 from hdm.models import HDM
+from hdm.runtime import EpochSampler
+from hdm.train_state import TrainState
 
 CPU = torch.device("cpu")
 
 
 def step(model, amp, scaler=None):
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    sch = torch.optim.lr_scheduler.StepLR(opt, 10)
+    state = TrainState(model, opt, torch.optim.lr_scheduler.StepLR(opt, 10), EpochSampler(2, 0, 2), scaler=scaler)
     batch = {"lq": torch.rand(2, 3, 32, 32), "gt": torch.rand(2, 3, 32, 32)}
-    return train_step(model, batch, WeightedLosses([{"type": "L1"}]), opt, sch, CPU, amp, scaler)
+    return train_step(state, model, batch, WeightedLosses([{"type": "L1"}]), CPU, amp)
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

@@ -85,10 +85,13 @@ def test_fast_deconv_whitens_patches_and_folds_into_the_conv():
 def test_aecrnet_trains_through_the_engine_step():
     from hdm.engine import train_step
     from hdm.losses import WeightedLosses
+    from hdm.runtime import EpochSampler
+    from hdm.train_state import TrainState
     model = AECRNet(ngf=8)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 4)
     batch = {"lq": torch.rand(2, 3, 16, 16), "gt": torch.rand(2, 3, 16, 16)}
     before = model.deconv.running_mean.clone()
-    logs = train_step(model, batch, WeightedLosses([{"type": "L1"}]), optimizer, scheduler, torch.device("cpu"))
+    state = TrainState(model, optimizer, scheduler, EpochSampler(2, 0, 2))
+    logs = train_step(state, model, batch, WeightedLosses([{"type": "L1"}]), torch.device("cpu"))
     assert set(logs) == {"loss", "L1"} and not torch.equal(model.deconv.running_mean, before)

@@ -10,6 +10,8 @@ from hdm.config import ConfigError, load_config
 from hdm.data import DarkenedFolder
 from hdm.data.io import write_image
 from hdm.engine import gan_train_step
+from hdm.runtime import EpochSampler
+from hdm.train_state import TrainState
 from hdm.losses import WeightedLosses
 from hdm.models import Discriminator, HybridNet, build_model
 from hdm.models.hybrid import image_gradients
@@ -62,8 +64,8 @@ def test_one_gan_step_updates_both_networks():
     g_before = [p.clone() for p in gen.parameters()]
     d_before = [p.clone() for p in disc.parameters()]
     batch = {"lq": torch.rand(2, 3, 128, 128) * 0.2, "gt": torch.rand(2, 3, 128, 128)}
-    logs = gan_train_step(gen, disc, batch, WeightedLosses([{"type": "MSE"}]), opt_g, opt_d, sch_g, sch_d, 1e-3,
-                          torch.device("cpu"))
+    state = TrainState(gen, opt_g, sch_g, EpochSampler(2, 0, 2), disc=disc, d_optimizer=opt_d, d_scheduler=sch_d)
+    logs = gan_train_step(state, gen, disc, batch, WeightedLosses([{"type": "MSE"}]), 1e-3, torch.device("cpu"))
     assert set(logs) == {"loss", "MSE", "adversarial", "discriminator"}
     assert all(np.isfinite(v) for v in logs.values())
     assert all(not torch.equal(a, b) for a, b in zip(g_before, gen.parameters()) if b.grad is not None)

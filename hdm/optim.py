@@ -1,0 +1,23 @@
+"""Optimizers and learning-rate schedules, built by name from explicit tables (like models and losses).
+
+    optim:    {type: Adam | AdamW, lr, betas, weight_decay}
+    schedule: {type: cosine (to eta_min over the run) | step (x gamma every step_size), eta_min, step_size, gamma}
+Schedules step once per iteration.
+"""
+import torch
+
+OPTIMIZERS = {
+    "Adam": torch.optim.Adam,    # the papers' optimizer
+    "AdamW": torch.optim.AdamW,  # decoupled weight decay
+}
+SCHEDULES = ("cosine", "step")
+
+
+def build_optimizer(cfg, params):
+    return OPTIMIZERS[cfg["type"]](params, lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
+
+
+def build_scheduler(cfg, optimizer, iterations):
+    if cfg["type"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=cfg["eta_min"])
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])

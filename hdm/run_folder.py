@@ -1,0 +1,137 @@
+"""Run folders that cannot be clobbered: one run per folder, one live process per run, and a resumed
+run whose config may differ from the stored one only in keys that are safe to change.
+
+    runs/<name>/config.yaml   what runs (rewritten on resume with the allowed changes)
+    runs/<name>/.lock         pid, host and start of the live process
+    runs/<name>/checkpoints/  iter_<n>.pth, best.pth
+"""
+import datetime
+import os
+import shutil
+import socket
+
+import yaml
+
+from hdm.checkpoint import list_checkpoints
+
+# keys a resumed run may change: how long it runs, how often it validates, saves and logs, where it
+# runs, and where the datasets now lie (a moved copy); anything else would make it another run
+RESUMABLE = ("train.iterations", "train.val_every", "train.save_every", "train.log_every", "train.keep_last",
+             "train.num_workers", "train.num_val_images", "train.max_nonfinite", "train.find_unused_parameters",
+             "device", "work_dir", "eval.save_images", "eval.grid_images")
+MOVABLE_DATA_KEYS = ("root", "lq_dir", "gt_dir", "trans_dir")
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that may not be used as asked (one line; train.py exits with 2)."""
+
+
+def flatten(cfg, prefix=""):
+    """{'a.b.c': value} of a nested config (lists are values)."""
+    out = {}
+    for key, value in cfg.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _resumable(key):
+    parts = key.split(".")
+    return key in RESUMABLE or (parts[0] == "data" and len(parts) == 3 and parts[2] in MOVABLE_DATA_KEYS)
+
+
+def config_changes(stored, current):
+    """(allowed, refused): the dotted keys whose values differ between a run's stored config and the
+    config it is resumed with."""
+    a, b = flatten(stored), flatten(current)
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return [k for k in changed if _resumable(k)], [k for k in changed if not _resumable(k)]
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """runs/<name>/.lock, created exclusively: a second live process on the same run is refused; a lock
+    left by a killed process on this host (its pid is gone) is taken over."""
+
+    def __init__(self, run_dir):
+        self.path = os.path.join(run_dir, ".lock")
+        self.held = False
+
+    def acquire(self):
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "since": datetime.datetime.now().isoformat(timespec="seconds")}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                other = self._read()
+                if other.get("host") == me["host"] and not _pid_alive(int(other.get("pid", -1))):
+                    os.remove(self.path)  # stale: its process is gone
+                    continue
+                raise RunFolderError(f"{os.path.dirname(self.path)} is in use by process {other.get('pid')} on "
+                                     f"{other.get('host')} since {other.get('since')}; wait for it, use another "
+                                     f"name=..., or remove {self.path} if that process is gone")
+            with os.fdopen(fd, "w") as f:
+                yaml.safe_dump(me, f)
+            self.held = True
+            return
+        raise RunFolderError(f"{self.path}: could not take the lock")
+
+    def _read(self):
+        try:
+            with open(self.path) as f:
+                return yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError):
+            return {}
+
+    def release(self):
+        if self.held and os.path.exists(self.path):
+            os.remove(self.path)
+        self.held = False
+
+
+def move_aside(run_dir):
+    """Move an existing run folder to <run_dir>.old-<time> (never delete); returns the new path."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = f"{run_dir.rstrip(os.sep)}.old-{stamp}"
+    n = 1
+    while os.path.exists(target):
+        n += 1
+        target = f"{run_dir.rstrip(os.sep)}.old-{stamp}-{n}"
+    shutil.move(run_dir, target)
+    return target
+
+
+def check_start(run_dir, resume, overwrite):
+    """Refuse what would mix two runs in one folder, before anything is written: a start without
+    --resume in a folder that holds checkpoints. Returns the folder the old run was moved to when
+    `overwrite`, else None."""
+    ckpts = list_checkpoints(os.path.join(run_dir, "checkpoints"))
+    has_best = os.path.isfile(os.path.join(run_dir, "checkpoints", "best.pth"))
+    if resume is not None or not (ckpts or has_best):
+        return None
+    if overwrite:
+        return move_aside(run_dir)
+    newest = os.path.basename(ckpts[-1][1]) if ckpts else "best.pth"
+    raise RunFolderError(f"{run_dir} already holds a run ({newest}): continue it with --resume auto, start another "
+                         f"with name=..., or pass --overwrite to move the old one aside (nothing is deleted)")
+
+
+def stored_config(run_dir):
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return yaml.safe_load(f)
