@@ -6,12 +6,14 @@ setup(
     description="Hierarchical dynamics (HDM, ACM MM 2022) and related image-enhancement systems in PyTorch",
     packages=find_packages(include=["hdm", "hdm.*"]),
     package_data={"hdm.metrics": ["data/*.npz", "data/*.txt", "README.md"]},
-    entry_points={"console_scripts": ["hdm-predict=hdm.predict:console"]},
+    entry_points={"console_scripts": ["hdm-train=hdm.cli.train:run", "hdm-test=hdm.cli.test:run",
+                                      "hdm-predict=hdm.cli.predict:run", "hdm-evaluate=hdm.cli.evaluate:run"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.1",
         "numpy",
         "opencv-python-headless",
+        "pillow",
         "pyyaml",
         "tensorboard",
         "scikit-image",
@@ -21,6 +23,6 @@ setup(
     extras_require={
         "torchvision": ["torchvision"],
         "mmcv": ["mmcv>=2.0", "mmengine"],
-        "test": ["pytest", "pillow"],
+        "test": ["pytest", "ruff"],
     },
 )

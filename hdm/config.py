@@ -34,9 +34,17 @@ _FLOAT = re.compile(r"""^(?:
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
-def parse_value(text):
+class ConfigError(ValueError):
+    """A config problem; the message names the key path."""
+
+
+def parse_value(text, where="override"):
     """A command-line value as YAML (numbers, booleans, lists, null; anything else a string)."""
-    return yaml.load(text, Loader=_Loader) if text.strip() else ""
+    try:
+        return yaml.load(text, Loader=_Loader) if text.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: {text!r} is not a valid YAML value ({str(err).splitlines()[0]}); quote it "
+                          f"as a string or close its brackets") from err
 
 
 # ----- schema -----
@@ -81,10 +89,6 @@ RANGES = {
 }
 # dataset arguments that name folders (checked by check_data_paths before any data is read)
 PATH_KEYS = ("root", "lq_dir", "gt_dir", "trans_dir")
-
-
-class ConfigError(ValueError):
-    """A config problem; the message names the key path."""
 
 
 def _closest(word, choices):
@@ -162,6 +166,42 @@ def check_data_paths(cfg, splits=("train", "val", "test")):
                                       f"the layout each dataset type expects)")
 
 
+def _check_device(name):
+    import torch
+
+    try:
+        device = torch.device("cpu" if name == "auto" else name)
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:<n>)") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r}, but CUDA is not available here (device=auto uses it when it is)")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device: {name!r} is not supported (auto, cpu, cuda, cuda:<n>)")
+
+
+def _check_constructible(section, path, kind):
+    """Build the object on the meta device (no memory, no arithmetic): every value its constructor would
+    reject is found here, before any folder is created or data read. VGG losses only look for their
+    weights file there."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            from hdm.build import build
+
+            build(_table(kind), section, kind)
+    except (ValueError, TypeError, KeyError, AssertionError, OSError, RuntimeError) as err:
+        raise ConfigError(f"{path}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from err
+
+
+def check_losses(cfg):
+    """ConfigError for a loss its constructor would reject (e.g. a VGG loss whose weights file is absent);
+    training calls this before work, testing does not need the losses."""
+    for i, spec in enumerate(cfg["losses"]):
+        spec = {k: v for k, v in spec.items() if k != "weight"}
+        _check_constructible(spec, f"losses.{i}", "loss")
+
+
 def validate(cfg):
     """Raise ConfigError on any unknown key, wrongly typed value, or value out of range."""
     for key in cfg:
@@ -182,12 +222,15 @@ def validate(cfg):
         raise ConfigError(f"schedule.type: unknown schedule {cfg['schedule']['type']!r}{_closest(cfg['schedule']['type'], SCHEDULES)}")
     if cfg["train"]["memory_format"] not in MEMORY_FORMATS:
         raise ConfigError(f"train.memory_format: {cfg['train']['memory_format']!r} is not one of {', '.join(MEMORY_FORMATS)}")
+    _check_device(cfg["device"])
     _check_typed(cfg["model"], "model", "model")
+    _check_constructible(cfg["model"], "model", "model")
     gan = cfg["adversarial"]
     if gan is not None:
         if not isinstance(gan, dict) or set(gan) != {"discriminator", "weight", "optim"}:
             raise ConfigError(f"adversarial: expected null or a mapping with discriminator, weight, optim; got {gan!r}")
         _check_typed(gan["discriminator"], "adversarial.discriminator", "model")
+        _check_constructible(gan["discriminator"], "adversarial.discriminator", "model")
         _check_types({"weight": gan["weight"], "optim": gan["optim"]},
                      {"weight": float, "optim": TYPES["optim"]}, "adversarial.")
     data = cfg["data"]
@@ -236,11 +279,15 @@ def merge(base, update):
 def read_yaml(path):
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such config file")
-    with open(path) as f:
-        try:
+    try:
+        with open(path, encoding="utf-8") as f:
             cfg = yaml.load(f, Loader=_Loader) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(err, 'problem', None) or 'parse error'})") from err
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return cfg
@@ -252,6 +299,8 @@ def load_file(path):
     base_name = cfg.pop("base", None)
     if base_name is None:
         return cfg
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{path}: base: expected the path of a config file, got {base_name!r}")
     base_path = os.path.join(os.path.dirname(os.path.abspath(path)), base_name)
     base = read_yaml(base_path)
     if "base" in base:
@@ -276,7 +325,7 @@ def apply_override(cfg, text):
         elif not isinstance(node, dict):
             raise ConfigError(f"override {where}: {'.'.join(keys[:depth])} is not a mapping or list")
         if last:
-            value = parse_value(raw)
+            value = parse_value(raw, f"override {path.strip()}")
             if key == "type" and isinstance(node, dict) and node.get("type") not in (None, value):
                 _retype(node, value, keys)
             node[key] = value

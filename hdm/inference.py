@@ -90,19 +90,36 @@ def _ramp(n, overlap, dtype, device):
     return w
 
 
+def _replicate_pad(x, pad_h, pad_w):
+    """Pad the bottom and right by repeating the last row and column (any dtype, uint8 included)."""
+    if not (pad_h or pad_w):
+        return x
+    h, w = x.shape[-2:]
+    rows = torch.arange(h + pad_h, device=x.device).clamp_(max=h - 1)
+    cols = torch.arange(w + pad_w, device=x.device).clamp_(max=w - 1)
+    return x[..., rows, :][..., cols]
+
+
+def _unit(x):
+    """A uint8 image tensor as float32 in [0, 1]; a float one as it is."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x
+
+
 @torch.no_grad()
 def restore(model, lq, tile=None, overlap=32, **extras):
-    """Run `model` on lq (B, 3, H, W) in [0, 1]; tile: None (whole image) or the tile side in pixels."""
+    """Run `model` on lq (B, 3, H, W): float in [0, 1], or uint8 (converted whole, or tile by tile when
+    tiling, so a large image stays a quarter of the size until a tile needs it; HDM's masks still need
+    the whole image once). tile: None (whole image) or the tile side in pixels."""
     if tile is None:
-        return model(lq, **extras).clamp(0, 1)
+        return model(_unit(lq), **extras).clamp(0, 1)
     if tile % 4 or overlap % 4 or not 0 <= overlap < tile:
         raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of 4 with 0 <= overlap < tile")
     b, _, h, w = lq.shape
     pad_h, pad_w = (-h) % 4, (-w) % 4
-    x = F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq
+    x = _replicate_pad(lq, pad_h, pad_w)
     extras = {k: F.pad(v, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else v for k, v in extras.items()}
     hp, wp = x.shape[-2:]
-    mask = model.region_masks(x, **extras) if hasattr(model, "region_masks") else None
+    mask = model.region_masks(_unit(x), **extras) if hasattr(model, "region_masks") else None
     out = torch.zeros(b, 3, hp, wp, dtype=torch.float32, device=lq.device)
     weight = torch.zeros(1, 1, hp, wp, dtype=torch.float32, device=lq.device)
     th, tw = min(tile, hp), min(tile, wp)
@@ -112,7 +129,7 @@ def restore(model, lq, tile=None, overlap=32, **extras):
             kwargs = {k: v[window] for k, v in extras.items()}
             if mask is not None:
                 kwargs["mask"] = mask[:, :, top // 4:(top + th) // 4, left // 4:(left + tw) // 4]
-            piece = model(x[window], **kwargs).float().clamp(0, 1)
+            piece = model(_unit(x[window]), **kwargs).float().clamp(0, 1)
             wgt = _ramp(th, overlap, torch.float32, lq.device).view(-1, 1) * _ramp(tw, overlap, torch.float32, lq.device)
             out[window] += piece * wgt
             weight[window] += wgt

@@ -15,12 +15,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from hdm.data import RESIDE  # noqa: E402
+from hdm.data import RESIDE
 
 
 def make_its(root, scenes, per_scene=10, size=(460, 620)):

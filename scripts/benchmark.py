@@ -9,7 +9,7 @@ Every time is the median of the repeats after one warm-up (CUDA synchronised). W
 - dcn: deformable-conv backends, forward and forward + backward, at HDM's feature size for a batch
   of 240 crops and for one SOTS image.
 - masks: HDM's DCP masks, batched torch against the per-image NumPy/OpenCV/PIL version of the
-  release's procedure (tests/reference_dcp.py, the parity reference of the tests).
+  release's procedure (hdm/ops/dcp_reference.py, the parity reference of the tests).
 - region_conv: the release's strategy (all N filters everywhere, masked sum) against per-region.
 - hdm_infer / hdm_train: the released HDM, inference of one SOTS-size image and one training step
   (batch 16 x 240 on CUDA, 4 x 240 on CPU), in the modes `release` (NCHW, masked-sum region conv,
@@ -36,22 +36,19 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from hdm.inference import autocast, compile_model, restore  # noqa: E402
-from hdm.models.blocks import region_conv_masked_sum, region_conv_per_region  # noqa: E402
-from hdm.models.hdm import HDM  # noqa: E402
-from hdm.ops import available_backends, modulated_deform_conv2d  # noqa: E402
-from hdm.ops.dcp import dcp_region_masks  # noqa: E402
-from hdm.ops.svrnn import spatial_rnn  # noqa: E402
-from hdm.runtime import keep_freed_memory, median_time, resolve_device  # noqa: E402
-from tests.reference_dcp import release_masks  # noqa: E402
-from tests.test_ops_svrnn import loop_reference  # noqa: E402
+from hdm.inference import autocast, compile_model, restore
+from hdm.models.blocks import region_conv_masked_sum, region_conv_per_region
+from hdm.models.hdm import HDM
+from hdm.ops import available_backends, modulated_deform_conv2d
+from hdm.ops.dcp import dcp_region_masks
+from hdm.ops.dcp_reference import release_masks
+from hdm.ops.svrnn import spatial_rnn, spatial_rnn_loop
+from hdm.runtime import keep_freed_memory, median_time, resolve_device
 
 SECTIONS = ("conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled")
 MODES = ("release", "eager", "channels_last", "compile", "bf16")
@@ -162,7 +159,7 @@ def bench_svrnn(sizes, repeats, device, batch=4, channels=32):
     for size in sizes:
         x, g, p = (torch.randn(batch, channels, size, size, device=device), torch.randn(batch, channels, size, size, device=device),
                    torch.rand(batch, channels, size, size, device=device))
-        for impl, fn in (("python loop", loop_reference), ("chunked scan", spatial_rnn)):
+        for impl, fn in (("python loop", spatial_rnn_loop), ("chunked scan", spatial_rnn)):
             fwd, fwd_bwd = forward_backward_ms(lambda *a: fn(*a, "left_right"), (x, g, p), repeats, device)
             rows.append({"section": "svrnn", "case": f"{batch}x{channels}x{size}x{size}", "impl": impl,
                          "forward ms": fwd, "fwd+bwd ms": fwd_bwd})

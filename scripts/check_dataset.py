@@ -17,12 +17,10 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from hdm.config import parse_value  # noqa: E402
-from hdm.data import DATASETS, build_dataset  # noqa: E402
-from hdm.data.benchmarks import BENCHMARKS  # noqa: E402
-from hdm.data.prepare import report_notes  # noqa: E402
+from hdm.config import parse_value
+from hdm.data import DATASETS, build_dataset
+from hdm.data.benchmarks import BENCHMARKS
+from hdm.data.prepare import report_notes
 
 ROOT_ARGUMENT = {"PairedFolder": "lq_dir"}
 

@@ -7,9 +7,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from hdm.models.convert import RELEASES, convert_official_checkpoint  # noqa: E402
+from hdm.models.convert import RELEASES, convert_official_checkpoint
 
 
 def main(argv=None):

@@ -13,13 +13,11 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-
-from hdm.config import load_config  # noqa: E402
-from hdm.data.demo import make_demo  # noqa: E402
-from hdm.engine import run_dir_of, summarize, train_and_evaluate  # noqa: E402
-from hdm.models import count_parameters  # noqa: E402
+from hdm.config import load_config
+from hdm.data.demo import make_demo
+from hdm.engine import run_dir_of, summarize, train_and_evaluate
+from hdm.models import count_parameters
 
 CONFIGS = {  # task: the models it trains and compares, as configs
     "haze": ["configs/demo/hdm_demo.yaml", "configs/demo/aecrnet_demo.yaml", "configs/demo/dcp_demo.yaml",

@@ -10,16 +10,14 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
 
-import torch  # noqa: E402
-
-from hdm.config import load_config  # noqa: E402
-from hdm.data import DarkenedFolder  # noqa: E402
-from hdm.engine import evaluate, resolve_device, summarize  # noqa: E402
-from hdm.metrics import get_metric  # noqa: E402
-from hdm.inference import load_model  # noqa: E402
-from hdm.results import provenance, write_results  # noqa: E402
+from hdm.config import load_config
+from hdm.data import DarkenedFolder
+from hdm.engine import evaluate, resolve_device, summarize
+from hdm.metrics import get_metric
+from hdm.inference import load_model
+from hdm.results import provenance, write_results
 
 
 def main(argv=None):

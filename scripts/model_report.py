@@ -13,13 +13,11 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from hdm.config import ConfigError, load_config  # noqa: E402
-from hdm.models import build_model, count_parameters  # noqa: E402
+from hdm.config import ConfigError, load_config
+from hdm.models import build_model, count_parameters
 
 
 def report(model, size):

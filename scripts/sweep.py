@@ -19,13 +19,11 @@ import statistics
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-
-from hdm.config import load_config, parse_value, read_yaml  # noqa: E402
-from hdm.engine import summarize, train_and_evaluate  # noqa: E402
-from hdm.models import count_parameters  # noqa: E402
-from hdm.results import provenance  # noqa: E402
+from hdm.config import load_config, parse_value, read_yaml
+from hdm.engine import summarize, train_and_evaluate
+from hdm.models import count_parameters
+from hdm.results import provenance
 
 
 def variants_from_args(args):

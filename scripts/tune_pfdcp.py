@@ -11,16 +11,14 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
+from torch.utils.data import Subset
 
-import torch  # noqa: E402
-from torch.utils.data import Subset  # noqa: E402
-
-from hdm.config import parse_value  # noqa: E402
-from hdm.data import DATASETS, build_dataset  # noqa: E402
-from hdm.engine import evaluate, resolve_device, summarize  # noqa: E402
-from hdm.metrics import get_metric  # noqa: E402
-from hdm.models import PFDCP  # noqa: E402
+from hdm.config import parse_value
+from hdm.data import DATASETS, build_dataset
+from hdm.engine import evaluate, resolve_device, summarize
+from hdm.metrics import get_metric
+from hdm.models import PFDCP
 
 
 def main(argv=None):

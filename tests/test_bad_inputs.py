@@ -109,13 +109,14 @@ def test_unwritable_output_folder_in_predict(tmp_path):
         ensure_writable(str(tmp_path / "file" / "out"))
     write_image(tmp_path / "in" / "a.png", RNG.random((8, 8, 3)))
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": {"type": "DCP"}}))
-    from hdm.predict import main as predict
-    with pytest.raises(SystemExit, match="not writable"):
+    from hdm.cli import UsageError
+    from hdm.cli.predict import main as predict
+    with pytest.raises(UsageError, match="not writable"):
         predict([str(tmp_path / "in"), str(tmp_path / "file" / "out"), "-c", str(tmp_path / "c.yaml")])
 
 
 def test_out_of_memory_suggests_tiling(tmp_path, monkeypatch, capsys):
-    from hdm import predict as predict_module
+    from hdm.cli import predict as predict_module
     write_image(tmp_path / "in" / "big.png", RNG.random((16, 16, 3)))
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": {"type": "DCP"}}))
 

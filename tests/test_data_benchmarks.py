@@ -11,6 +11,10 @@ import pytest
 import torch
 import yaml
 
+from hdm.cli import UsageError
+from hdm.cli import train as train_cli
+from hdm.cli import test as test_cli
+from hdm.cli import evaluate as evaluate_cli
 from hdm.config import ConfigError, load_config
 from hdm.data import LOL, RESIDE, ImageFolder, NumberedHaze, Rain, SideBySide, benchmarks
 from hdm.data.io import read_image, write_image
@@ -309,12 +313,12 @@ def test_each_layout_trains_and_tests_through_its_paper_config(tmp_path, layouts
     config, overrides = layouts[case]
     config = os.path.join(ROOT, "configs", config + ".yaml")
     common = [*TINY, *overrides, f"work_dir={tmp_path}", "name=run"]
-    load_script("train").main(["-c", config, *common])
+    train_cli.main(["-c", config, *common])
     log = (tmp_path / "run" / "train.log").read_text()
     assert "data.val" in log and "best.pth" not in log  # validation on a held-out split: no test-set warning
     weights = tmp_path / "run" / "checkpoints" / "iter_2.pth"
     assert (tmp_path / "run" / "checkpoints" / "best.pth").is_file()
-    mean = load_script("test").main(["-c", config, *common, "--weights", str(weights)])
+    mean = test_cli.main(["-c", config, *common, "--weights", str(weights)])
     assert np.isfinite(mean["psnr"])
     out = capsys.readouterr().out
     assert "scoring" in out and "iteration 2 (the final one), not selected on any score" in out
@@ -327,7 +331,7 @@ def test_sots_indoor_640_gt_scores_as_cropping_by_hand(tmp_path):
     for path in sorted(bordered.rglob("*.png")):
         a = read_image(path)
         write_image(cropped / path.relative_to(bordered), a[10:-10, 10:-10] if path.parent.name == "gt" else a)
-    test = load_script("test")
+    test = test_cli
     config = os.path.join(ROOT, "configs", "baselines", "dcp_sots.yaml")
     means = [test.main(["-c", config, f"data.test.root={root}", "--out", str(tmp_path / f"res{i}")])
              for i, root in enumerate((bordered, cropped))]
@@ -362,17 +366,17 @@ def test_validation_on_a_test_set_is_said_and_recorded(tmp_path, capsys):
     train = {"type": "RESIDE", "root": str(its), "crop": 32}
     sots_cfg = {"type": "RESIDE", "root": str(sots)}
     cfg = _write_cfg(tmp_path, {"train": train, "val": sots_cfg, "test": sots_cfg})
-    load_script("train").main(["-c", cfg])
+    train_cli.main(["-c", cfg])
     ckpts = tmp_path / "runs" / "run" / "checkpoints"
     log = (tmp_path / "runs" / "run" / "train.log").read_text()
     assert "data.val is a test set (SOTS-indoor)" in log and "best.pth is not kept" in log
     assert not (ckpts / "best.pth").exists()
     # declared: best.pth is kept, marked, and test.py warns when scoring it on the same set
-    load_script("train").main(["-c", cfg, "train.select_on_test=true", "name=declared"])
+    train_cli.main(["-c", cfg, "train.select_on_test=true", "name=declared"])
     best = tmp_path / "runs" / "declared" / "checkpoints" / "best.pth"
     assert torch.load(best, weights_only=True)["selection"]["on_test_set"]
     capsys.readouterr()
-    load_script("test").main(["-c", cfg, "--weights", str(best)])
+    test_cli.main(["-c", cfg, "--weights", str(best)])
     captured = capsys.readouterr()
     assert "warning: these weights were selected on the set being tested" in captured.err
     out_dir = tmp_path / "runs" / "declared" / "test" / "best_SOTS-indoor"
@@ -380,7 +384,7 @@ def test_validation_on_a_test_set_is_said_and_recorded(tmp_path, capsys):
     assert meta["checkpoint"]["selected_on_tested_set"] and "a test set" in meta["checkpoint"]["chosen"]
     assert meta["checkpoint"]["iteration"] in (1, 2) and meta["test_set"]["root"] == str(sots)
     # a second test of the same weights on the same set goes to a new folder: nothing is overwritten
-    load_script("test").main(["-c", cfg, "--weights", str(best)])
+    test_cli.main(["-c", cfg, "--weights", str(best)])
     assert (out_dir.parent / "best_SOTS-indoor_2" / "meta.json").is_file()
     assert json.loads((out_dir / "meta.json").read_text()) == meta
 
@@ -392,7 +396,7 @@ def test_test_py_needs_only_the_set_it_tests(tmp_path, capsys):
     model_cfg = load_config(config, TINY)["model"]
     from hdm.models import build_model
     torch.save({"model": build_model(model_cfg).state_dict()}, weights)
-    mean = load_script("test").main(["-c", config, *TINY, f"data.test.root={sots}", "--weights", str(weights),
+    mean = test_cli.main(["-c", config, *TINY, f"data.test.root={sots}", "--weights", str(weights),
                                      "--out", str(tmp_path / "res")])
     assert np.isfinite(mean["psnr"]) and "not recorded" in capsys.readouterr().out
 
@@ -410,16 +414,16 @@ def test_dataset_type_switched_by_override(tmp_path):
 
 
 def test_evaluate_pairs_rain_x2_names_by_number_and_crops_the_border(tmp_path):
-    evaluate = load_script("scripts/evaluate")
+    evaluate = evaluate_cli
     for n in (1, 2, 10):
         a = RNG.random((*SIZE, 3))
         write_image(tmp_path / "pred" / f"norain-{n}x2.png", a)
         write_image(tmp_path / "gt" / f"norain-{n}.png", np.pad(a, ((10, 10), (10, 10), (0, 0))))
-    with pytest.raises(SystemExit, match="3 of 3 images have no target"):
+    with pytest.raises(UsageError, match="3 of 3 images have no target"):
         evaluate.main([str(tmp_path / "pred"), str(tmp_path / "gt")])
     mean = evaluate.main([str(tmp_path / "pred"), str(tmp_path / "gt"), "--pairing", "number"])
     assert mean["psnr"] > 60  # the same pixels once the border is cropped
-    with pytest.raises(SystemExit, match="differ in size"):
+    with pytest.raises(UsageError, match="differ in size"):
         evaluate.main([str(tmp_path / "pred"), str(tmp_path / "gt"), "--pairing", "number", "--no-crop-gt-border"])
 
 
@@ -443,14 +447,14 @@ def test_check_dataset_examples_work_as_written(tmp_path, monkeypatch, capsys):
 def test_predict_uses_the_config_stored_in_the_checkpoint(tmp_path):
     sots = make_sots_indoor(tmp_path / "SOTS" / "indoor")
     cfg = _write_cfg(tmp_path, {"train": {"type": "RESIDE", "root": str(make_its(tmp_path / "ITS")), "crop": 32}})
-    load_script("train").main(["-c", cfg])
+    train_cli.main(["-c", cfg])
     weights = tmp_path / "runs" / "run" / "checkpoints" / "iter_2.pth"
-    from hdm import predict
+    from hdm.cli import predict
     assert predict.main([str(sots / "hazy"), str(tmp_path / "out"), "--weights", str(weights)]) == 0
     assert len(os.listdir(tmp_path / "out")) == 9
     assert predict.main([str(sots / "hazy" / "1400_1.png"), str(tmp_path / "out2"), "--weights", str(weights),
                          "model.region_strategy=masked_sum"]) == 0
-    with pytest.raises(SystemExit, match="model.bogus: not an argument of model HDM"):
+    with pytest.raises(ConfigError, match="model.bogus: not an argument of model HDM"):
         predict.main([str(sots / "hazy"), str(tmp_path / "out3"), "--weights", str(weights), "model.bogus=1"])
 
 
@@ -460,7 +464,7 @@ def test_unpaired_folder_scored_with_niqe_through_a_paper_config(tmp_path, capsy
     config = os.path.join(ROOT, "configs", "lowlight", "hdm_lol.yaml")
     from hdm.models import build_model
     torch.save({"model": build_model(load_config(config, TINY)["model"]).state_dict()}, tmp_path / "w.pth")
-    mean = load_script("test").main(["-c", config, *TINY, "data.test.type=ImageFolder",
+    mean = test_cli.main(["-c", config, *TINY, "data.test.type=ImageFolder",
                                      f"data.test.root={tmp_path / 'DICM'}", "--preset", "niqe",
                                      "--weights", str(tmp_path / "w.pth"), "--out", str(tmp_path / "res")])
     assert np.isfinite(mean["niqe"])

@@ -5,13 +5,16 @@ import pytest
 import torch
 import yaml
 
+from hdm.cli import UsageError
+from hdm.cli import train as train_cli
+from hdm.cli import test as test_cli
 from hdm.checkpoint import atomic_save, latest_readable_checkpoint, list_checkpoints, load_checkpoint
 from hdm.data.demo import make_demo
 
 from .helpers import load_script
 
 
-train_script, test_script = load_script("train"), load_script("test")
+train_script, test_script = train_cli, test_cli
 
 
 @pytest.fixture(scope="module")
@@ -98,5 +101,5 @@ def test_test_script_rejects_weights_of_another_model(tmp_path, demo_root):
     cfg = tiny_config(tmp_path, demo_root)
     train_script.main(["-c", cfg])
     weights = str(tmp_path / "runs" / "tiny" / "checkpoints" / "iter_2.pth")
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="--weights: .*weights do not fit model"):
         test_script.main(["-c", cfg, "model.dim=16", "--weights", weights])

@@ -5,6 +5,7 @@ import pytest
 import torch
 import yaml
 
+from hdm.cli import test as test_cli
 from hdm.data.io import write_image
 from hdm.metrics import psnr_rgb
 from hdm.models import DCP, PFDCP, count_parameters
@@ -85,9 +86,9 @@ def test_test_and_predict_need_no_weights_for_baselines(tmp_path):
     cfg = {"model": {"type": "DCP"},
            "data": {"val": {"type": "PairedFolder", "lq_dir": str(tmp_path / "hazy"), "gt_dir": str(tmp_path / "clear")}}}
     (tmp_path / "dcp.yaml").write_text(yaml.safe_dump(cfg))
-    mean = load_script("test").main(["-c", str(tmp_path / "dcp.yaml"), "--out", str(tmp_path / "res")])
+    mean = test_cli.main(["-c", str(tmp_path / "dcp.yaml"), "--out", str(tmp_path / "res")])
     assert mean["psnr"] > mean["input_psnr"]
-    from hdm.predict import main as predict
+    from hdm.cli.predict import main as predict
     assert predict([str(tmp_path / "hazy"), str(tmp_path / "out"), "-c", str(tmp_path / "dcp.yaml"), "--save-maps"]) == 0
     assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "a_dark_channel.png", "a_transmission.png"]
 

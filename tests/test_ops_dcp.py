@@ -6,7 +6,7 @@ from PIL import Image
 
 from hdm.ops import dcp
 
-from . import reference_dcp as ref
+from hdm.ops import dcp_reference as ref
 from .helpers import hazy_photo, to_tensor
 
 

@@ -1,20 +1,7 @@
 import pytest
 import torch
 
-from hdm.ops.svrnn import DIRECTIONS, four_direction_max, spatial_rnn
-
-
-def loop_reference(x, g, p, direction):
-    """The recurrence as written in the paper: a Python loop over columns (or rows)."""
-    horizontal = direction in ("left_right", "right_left")
-    n = x.shape[-1] if horizontal else x.shape[-2]
-    order = range(n) if direction in ("left_right", "top_bottom") else range(n - 1, -1, -1)
-    take = (lambda t, k: t[..., k]) if horizontal else (lambda t, k: t[..., k, :])
-    hs, h = {}, torch.zeros_like(take(x, 0))
-    for k in order:
-        h = take(g, k) * take(x, k) + take(p, k) * h
-        hs[k] = h
-    return torch.stack([hs[k] for k in range(n)], dim=-1 if horizontal else -2)
+from hdm.ops.svrnn import DIRECTIONS, four_direction_max, spatial_rnn, spatial_rnn_loop
 
 
 def inputs(shape=(2, 3, 5, 7), p_kind="uniform", seed=0):
@@ -37,7 +24,7 @@ def test_scan_equals_loop_values_and_gradients(direction, p_kind):
     x, g, p = inputs(p_kind=p_kind)
     args = [t.clone().requires_grad_() for t in (x, g, p)]
     ref_args = [t.clone().requires_grad_() for t in (x, g, p)]
-    out, ref = spatial_rnn(*args, direction), loop_reference(*ref_args, direction)
+    out, ref = spatial_rnn(*args, direction), spatial_rnn_loop(*ref_args, direction)
     assert torch.allclose(out, ref, atol=1e-12)
     weight = torch.randn_like(out)
     (out * weight).sum().backward()
@@ -51,7 +38,7 @@ def test_long_sequences_stay_finite_with_p_near_one_and_zero():
     for p in (torch.full_like(x, 1 - 1e-9), torch.full_like(x, 1e-30)):
         out = spatial_rnn(x.float(), g.float(), p.float(), "left_right")
         assert torch.isfinite(out).all()
-        assert torch.allclose(out.double(), loop_reference(x, g, p.double(), "left_right"), atol=1e-3, rtol=1e-4)
+        assert torch.allclose(out.double(), spatial_rnn_loop(x, g, p.double(), "left_right"), atol=1e-3, rtol=1e-4)
 
 
 def test_gradcheck_tiny():
@@ -64,7 +51,7 @@ def test_four_direction_max_takes_the_per_pixel_maximum():
     x, _, _ = inputs(shape=(1, 2, 4, 5))
     g = torch.rand(1, 8, 4, 5, dtype=torch.float64)
     p = torch.rand(1, 8, 4, 5, dtype=torch.float64)
-    scans = [loop_reference(x, g[:, 2 * i:2 * i + 2], p[:, 2 * i:2 * i + 2], d) for i, d in enumerate(DIRECTIONS)]
+    scans = [spatial_rnn_loop(x, g[:, 2 * i:2 * i + 2], p[:, 2 * i:2 * i + 2], d) for i, d in enumerate(DIRECTIONS)]
     assert torch.allclose(four_direction_max(x, g, p), torch.stack(scans).amax(0), atol=1e-12)
 
 

@@ -5,12 +5,16 @@ import pytest
 import torch
 import yaml
 
+from hdm.cli import UsageError
+from hdm.cli import test as test_cli
+from hdm.config import ConfigError
+from hdm.cli import evaluate as evaluate_cli
 from hdm.checkpoint import atomic_save
 from hdm.data.io import read_image, write_image
 from hdm.inference import restore
 from hdm.metrics import psnr_rgb
 from hdm.models import HDM
-from hdm.predict import main as predict
+from hdm.cli.predict import main as predict
 
 from .helpers import ROOT, load_script
 
@@ -71,13 +75,13 @@ def test_evaluate_script_pairs_by_prefix_and_records_provenance(tmp_path):
     write_image(tmp_path / "gt" / "1400.png", gt)
     write_image(tmp_path / "pred" / "1400_1.png", gt)
     write_image(tmp_path / "pred" / "1400_2.png", np.clip(gt + 0.1, 0, 1))
-    evaluate = load_script("scripts/evaluate")
+    evaluate = evaluate_cli
     mean = evaluate.main([str(tmp_path / "pred"), str(tmp_path / "gt"), "--pairing", "prefix", "--preset", "basicsr",
                           "--option", "y=true", "--out", str(tmp_path / "ev")])
     assert 20 < mean["psnr"] < 100
     meta = yaml.safe_load((tmp_path / "ev" / "meta.json").read_text())
     assert meta["preset"] == "basicsr" and meta["options"] == {"y": True} and "torch" in meta
-    with pytest.raises(SystemExit, match="no target"):
+    with pytest.raises(UsageError, match="no target"):
         evaluate.main([str(tmp_path / "pred"), str(tmp_path / "gt")])
 
 
@@ -95,13 +99,13 @@ def test_check_dataset_reports_counts_and_problems(tmp_path, capsys):
 def test_test_script_scores_unpaired_folders_with_niqe(tmp_path, small_model, capsys):
     _, cfg, weights = small_model
     write_image(tmp_path / "dicm" / "p.png", np.random.default_rng(0).random((100, 100, 3)))
-    test_script = load_script("test")
+    test_script = test_cli
     args = ["-c", cfg, "--weights", weights, "data.val.type=ImageFolder", f"data.val.root={tmp_path / 'dicm'}",
             "--preset", "niqe", "--out", str(tmp_path / "res")]
     mean = test_script.main(args)
     assert set(mean) == {"niqe", "input_niqe"}
     assert (tmp_path / "res" / "comparison.png").exists()
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="ImageFolder has no targets: use a no-reference preset"):
         test_script.main(args[:-4] + ["--out", str(tmp_path / "res2")])  # a full-reference preset without targets
 
 

@@ -1,10 +1,13 @@
 """Image files <-> RGB float arrays in [0, 1]."""
+import contextlib
 import os
 import tempfile
 
 import cv2
 import numpy as np
 import torch
+
+from hdm.files import atomic_write
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -66,30 +69,84 @@ def image_header(path):
     return h, w, colour
 
 
-def _read(path, flags):
+# decoding refuses images above this many pixels (a 69-byte PNG can claim 65535 x 65535); 8K is 33 M
+MAX_PIXELS = int(os.environ.get("HDM_MAX_PIXELS", 400_000_000))
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our errors name the file instead
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence what C libraries print on file descriptor 2 (libpng's own "libpng error" lines) while
+    they decode or encode; our own one-line errors say what went wrong."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _decode(path, flags):
+    """The decoded array (uint8, uint16 or float) after the header checks, or OSError naming the file."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise OSError(f"{path}: no such file")
-    check_complete(path, {k: v for k, v in END_MARKERS.items() if k != ".png"})  # libpng reports a cut PNG
-    img = cv2.imread(path, flags)
+    h, w, _ = image_header(path)  # readable, not truncated
+    if h * w > MAX_PIXELS:
+        raise OSError(f"{path}: {w}x{h} = {h * w / 1e6:.0f} Mpixels, above the limit of {MAX_PIXELS / 1e6:.0f} "
+                      f"Mpixels (set HDM_MAX_PIXELS to allow it)")
+    try:
+        with quiet_stderr():
+            img = cv2.imread(path, flags)
+    except cv2.error:
+        img = None
     if img is None:
         raise OSError(f"{path}: not a readable image")
-    return img.astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 255.0)
+    return img
+
+
+def _to_unit(img, path):
+    """uint8 / 65535 for uint16 / float images as they are, as float32 in [0, 1]; non-finite pixels are
+    an error, and float values outside [0, 1] are clipped."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 65535.0
+    img = img.astype(np.float32)
+    bad = int(np.size(img) - np.count_nonzero(np.isfinite(img)))
+    if bad:
+        raise OSError(f"{path}: {bad} non-finite pixel values (NaN or inf); expected finite values in [0, 1]")
+    return np.clip(img, 0.0, 1.0)
 
 
 def read_image(path):
     """RGB float32 (H, W, 3) in [0, 1]; a clear error naming the file otherwise.
 
     Grey images are expanded to RGB, an alpha channel is dropped, 16-bit images are scaled by 65535,
-    CMYK JPEGs are converted, and the EXIF orientation is applied (OpenCV's IMREAD_COLOR), the same
-    for inputs and targets."""
-    img = _read(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-    return np.ascontiguousarray(img[..., ::-1])
+    float images (TIFF) are taken as values in [0, 1] (clipped; NaN or inf is an error), CMYK JPEGs
+    are converted, and the EXIF orientation is applied (OpenCV's IMREAD_COLOR), the same for inputs
+    and targets."""
+    img = _decode(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    return _to_unit(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), os.fspath(path))
+
+
+def read_image_tensor(path):
+    """(3, H, W) tensor: uint8 for 8-bit images (a quarter of the memory, converted by the tile that
+    needs it, see hdm.inference.restore), else float32 in [0, 1] as read_image."""
+    img = cv2.cvtColor(_decode(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH), cv2.COLOR_BGR2RGB)
+    if img.dtype != np.uint8:
+        img = _to_unit(img, os.fspath(path))
+    return torch.from_numpy(img).permute(2, 0, 1).contiguous()
 
 
 def read_gray(path):
     """Single-channel float32 (H, W, 1) in [0, 1] (e.g. a transmission map)."""
-    return _read(path, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)[..., None]
+    return _to_unit(_decode(path, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH), os.fspath(path))[..., None]
 
 
 def ensure_writable(folder):
@@ -110,19 +167,18 @@ def to_uint8(img):
 
 
 def write_image(path, img):
-    """Write an RGB (H, W, 3) or grey (H, W) image, float in [0, 1] or uint8, atomically (temp + rename)."""
+    """Write an RGB (H, W, 3) or grey (H, W) image, float in [0, 1] or uint8, atomically (nothing partial
+    is left on a write error, which names the file)."""
     path = os.fspath(path)
     if img.dtype != np.uint8:
         img = to_uint8(img)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     ext = os.path.splitext(path)[1] or ".png"
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img)
+    with quiet_stderr():
+        ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img)
     if not ok:
         raise OSError(f"{path}: could not encode image as {ext}")
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         f.write(buf.tobytes())
-    os.replace(tmp, path)
 
 
 def to_tensor(img):

@@ -99,6 +99,10 @@ class PairedDataset(Dataset):
 
     def _setup(self, root, samples, scenes, found, layout, version, *, benchmark, recognised, holdout, take,
                crop, augment, crop_gt_border):
+        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 1):
+            raise ValueError(f"crop: expected a positive number of pixels or null, got {crop!r}")
+        if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
+            raise ValueError(f"holdout: expected a number of scenes >= 0, got {holdout!r}")
         if take not in TAKES:
             raise ValueError(f"take {take!r} is not one of {', '.join(TAKES)}")
         if take == "holdout" and holdout <= 0:

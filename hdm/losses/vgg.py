@@ -35,21 +35,30 @@ def layer_names(arch):
     return names
 
 
-def resolve_weights(arch, weights_path=None, download=False):
-    """The state dict of the ImageNet VGG weights, from a path, the hub cache, or a download."""
+def locate_weights(arch, weights_path=None, download=False):
+    """Where the ImageNet VGG weights come from: a file path, or None for a download; FileNotFoundError
+    (one line saying where to put the file) when neither is possible."""
     if weights_path is not None:
         if not os.path.isfile(weights_path):
             raise FileNotFoundError(f"{weights_path}: no such VGG weights file (expected torchvision's {FILES[arch]})")
-        return torch.load(weights_path, map_location="cpu", weights_only=True)
+        return weights_path
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", FILES[arch])
     if os.path.isfile(cached):
-        return torch.load(cached, map_location="cpu", weights_only=True)
+        return cached
     if download:
-        return torch.hub.load_state_dict_from_url(URL.format(FILES[arch]), map_location="cpu", weights_only=True)
+        return None
     raise FileNotFoundError(
         f"the {arch} loss needs torchvision's ImageNet weights {FILES[arch]}: put the file at {cached} or set the "
         f"loss's weights_path (or download: true when online); to train without this loss, remove it from the "
         f"config's `losses` list")
+
+
+def resolve_weights(arch, weights_path=None, download=False):
+    """The state dict of the ImageNet VGG weights, from a path, the hub cache, or a download."""
+    path = locate_weights(arch, weights_path, download)
+    if path is None:
+        return torch.hub.load_state_dict_from_url(URL.format(FILES[arch]), map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class VGGFeatures(nn.Module):
@@ -79,6 +88,9 @@ class VGGFeatures(nn.Module):
                 modules += [nn.Conv2d(in_ch, v, 3, padding=1), nn.ReLU(inplace=False)]
                 in_ch = v
         self.features = nn.Sequential(*modules[:max(self.index.values()) + 1])
+        if self.features[0].weight.is_meta:  # a check before work (hdm.checks): find the file, load nothing
+            locate_weights(arch, weights_path, download)
+            return
         state = resolve_weights(arch, weights_path, download)
         wanted = {k: v for k, v in state.items() if k.startswith("features.")
                   and int(k.split(".")[1]) < len(self.features)}

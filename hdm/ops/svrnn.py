@@ -81,3 +81,17 @@ def four_direction_max(x, g, p):
     for h in hs[1:]:
         out = out.maximum(h)
     return out
+
+
+def spatial_rnn_loop(x, g, p, direction):
+    """The recurrence as written in the paper: a Python loop over columns (or rows); the reference the
+    tests and the benchmark hold spatial_rnn to."""
+    horizontal = direction in ("left_right", "right_left")
+    n = x.shape[-1] if horizontal else x.shape[-2]
+    order = range(n) if direction in ("left_right", "top_bottom") else range(n - 1, -1, -1)
+    take = (lambda t, k: t[..., k]) if horizontal else (lambda t, k: t[..., k, :])
+    hs, h = {}, torch.zeros_like(take(x, 0))
+    for k in order:
+        h = take(g, k) * take(x, k) + take(p, k) * h
+        hs[k] = h
+    return torch.stack([hs[k] for k in range(n)], dim=-1 if horizontal else -2)

@@ -1,32 +1,28 @@
 """Metrics between two folders of images: restored results and their targets, no model involved
 (e.g. to recompute a paper's numbers from its released result images).
 
-    python scripts/evaluate.py PRED_DIR GT_DIR --preset matlab_y_uint8
-    python scripts/evaluate.py PRED_DIR GT_DIR --preset basicsr --option y=true --option crop_border=4
-    python scripts/evaluate.py results/sots gt/ --pairing prefix     # 1400_1.png -> gt/1400.png (RESIDE)
-    python scripts/evaluate.py results/rain200h norain/ --pairing number  # norain-1x2.png -> norain-1.png
-    python scripts/evaluate.py results/dicm --preset niqe            # no reference: GT_DIR not needed
+    hdm-evaluate PRED_DIR GT_DIR --preset matlab_y_uint8
+    hdm-evaluate PRED_DIR GT_DIR --preset basicsr --option y=true --option crop_border=4
+    hdm-evaluate results/sots gt/ --pairing prefix     # 1400_1.png -> gt/1400.png (RESIDE)
+    hdm-evaluate results/rain200h norain/ --pairing number  # norain-1x2.png -> norain-1.png
+    hdm-evaluate results/dicm --preset niqe            # no reference: GT_DIR not needed
 
 A target larger than its result by an equal border on every side (SOTS-indoor's 640x480 ground truth
 for 620x460 results) is centre-cropped, as in training and test.py (--no-crop-gt-border turns it off);
 any other size difference is an error. Writes per_image.csv, summary.md and meta.json (preset,
 options, library versions) into --out.
 """
-import argparse
 import os
-import sys
+import re
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import re  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from hdm.config import parse_value  # noqa: E402
-from hdm.data.io import read_image, to_tensor  # noqa: E402
-from hdm.data.paired import images_by_stem, size_problem, target_border  # noqa: E402
-from hdm.metrics import METRIC_PRESETS, NO_REFERENCE, get_metric  # noqa: E402
-from hdm.results import provenance, write_results  # noqa: E402
+from hdm.cli import Parser, UsageError, console
+from hdm.config import parse_value
+from hdm.data.io import read_image, to_tensor
+from hdm.data.paired import images_by_stem, size_problem, target_border
+from hdm.metrics import METRIC_PRESETS, NO_REFERENCE, get_metric
+from hdm.results import provenance, write_results
 
 
 def _number(stem):
@@ -50,13 +46,13 @@ def pairs(pred_dir, gt_dir, pairing):
     gts = {key(k): p for k, p in images_by_stem(gt_dir).items()}
     missing = sorted(k for k in preds if key(k) not in gts)
     if not preds or missing:
-        raise SystemExit(f"{pred_dir}: {len(missing)} of {len(preds)} images have no target in {gt_dir} "
+        raise UsageError(f"{pred_dir}: {len(missing)} of {len(preds)} images have no target in {gt_dir} "
                          f"(pairing by {pairing}), e.g. {missing[:3]}")
     return [(k, p, gts[key(k)]) for k, p in sorted(preds.items())]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__, prog="hdm-evaluate")
     parser.add_argument("pred_dir")
     parser.add_argument("gt_dir", nargs="?", default=None)
     parser.add_argument("--preset", default="ffa_rgb", choices=list(METRIC_PRESETS))
@@ -65,11 +61,14 @@ def main(argv=None):
     parser.add_argument("--no-crop-gt-border", dest="crop_gt_border", action="store_false",
                         help="a target larger by an equal border is an error instead of centre-cropped")
     parser.add_argument("--out", default=None, help="results folder (default: <pred_dir>_eval)")
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     options = {k: parse_value(v) for k, _, v in (o.partition("=") for o in args.option)}
     if args.gt_dir is None and args.preset not in NO_REFERENCE:
         parser.error(f"preset {args.preset} needs GT_DIR")
-    metric = get_metric(args.preset, **options)
+    try:
+        metric = get_metric(args.preset, **options)
+    except (KeyError, ValueError, TypeError) as err:
+        raise UsageError(f"--option: {err}") from err
     rows = []
     for name, pred_path, gt_path in pairs(args.pred_dir, args.gt_dir, args.pairing):
         pred = read_image(pred_path)
@@ -77,7 +76,7 @@ def main(argv=None):
         if gt is not None and gt.shape != pred.shape:
             problem = size_problem(pred_path, gt_path, pred.shape[:2], gt.shape[:2], args.crop_gt_border)
             if problem:
-                raise SystemExit(problem)
+                raise UsageError(problem)
             b = target_border(pred.shape[:2], gt.shape[:2])
             gt = gt[b:-b, b:-b]
         pred = to_tensor(pred).unsqueeze(0)
@@ -92,5 +91,9 @@ def main(argv=None):
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "name"}
 
 
+def run():
+    console(main)
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -12,7 +12,6 @@ With --models, each model restores the previous one's output (HDM paper Fig. 6: 
 Unreadable inputs are skipped with one error line each, and the exit code is then 1; outputs are
 written atomically, so no partial file is left behind.
 """
-import argparse
 import copy
 import os
 import sys
@@ -21,8 +20,9 @@ import time
 import torch
 
 from hdm.checkpoint import load_checkpoint
+from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import DEFAULTS, ConfigError, apply_override, load_config, merge, validate
-from hdm.data.io import ensure_writable, images_in, is_image, read_image, to_tensor, write_image
+from hdm.data.io import ensure_writable, images_in, is_image, read_image_tensor, write_image
 from hdm.engine import resolve_device
 from hdm.inference import autocast, colour_maps, load_model, restore
 
@@ -35,10 +35,10 @@ def model_config(cfg_path, weights, overrides=()):
     try:
         ckpt = load_checkpoint(weights)
     except (OSError, RuntimeError) as err:
-        raise ConfigError(str(err).splitlines()[0]) from err
+        raise UsageError(f"--weights: {first_line(err)}") from err
     stored = ckpt.get("config") or ({"model": ckpt["model_config"]} if "model_config" in ckpt else None)
     if stored is None:
-        raise ConfigError(f"{weights}: holds no config; give -c CONFIG")
+        raise UsageError(f"{weights}: holds no config; give -c CONFIG")
     cfg = merge(DEFAULTS, copy.deepcopy(stored))
     for text in overrides:
         apply_override(cfg, text)
@@ -51,37 +51,55 @@ def load_models(specs, device, overrides=()):
     for cfg_path, weights in specs:
         try:
             model = load_model(model_config(cfg_path, weights, overrides), weights, device)
-        except (ConfigError, ValueError) as err:
-            raise SystemExit(f"{cfg_path or weights}: {err}")
+        except ConfigError as err:
+            raise ConfigError(f"{cfg_path or weights}: {err}") from err
+        except (ValueError, OSError, RuntimeError) as err:
+            raise UsageError(f"{cfg_path or weights}: {first_line(err)}") from err
         if model.extra_inputs:
-            raise SystemExit(f"{cfg_path}: the model needs {model.extra_inputs} besides the image; predict cannot supply it")
+            raise UsageError(f"{cfg_path}: the model needs {model.extra_inputs} besides the image; predict cannot "
+                             f"supply it")
         models.append(model)
     return models
 
 
 def inputs_of(path):
     if os.path.isdir(path):
-        return images_in(path)
-    if os.path.isfile(path):
-        return [path]
-    raise SystemExit(f"{path}: no such file or folder")
+        files = images_in(path)
+    elif os.path.isfile(path):
+        files = [path]
+    else:
+        raise UsageError(f"{path}: no such file or folder")
+    if not files:
+        raise UsageError(f"{path}: no images found")
+    return files
 
 
-def parse_model_specs(args, parser):
+def output_names(files, output):
+    """{input path: output path}: <name>.png, or <name>_<ext>.png for inputs that share a name (a.png and
+    a.jpg); UsageError when an output would replace one of the inputs."""
+    stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
+    shared = {s for s in stems if stems.count(s) > 1}
+    names = {}
+    for path, stem in zip(files, stems):
+        ext = os.path.splitext(path)[1].lstrip(".").lower()
+        names[path] = os.path.join(output, f"{stem}_{ext}.png" if stem in shared else f"{stem}.png")
+    inputs = {os.path.realpath(f) for f in files}
+    clash = sorted(p for p in names.values() if os.path.realpath(p) in inputs)
+    if clash:
+        raise UsageError(f"{clash[0]}: an output would replace this input; write to another folder")
+    return names
+
+
+def parse_model_specs(args):
     if args.models:
-        specs = []
-        for item in args.models:
-            cfg_path, sep, weights = item.partition(":")
-            specs.append((cfg_path, weights or None))  # CONFIG alone for parameter-free models
-        return specs
+        return [(cfg_path, weights or None) for cfg_path, _, weights in (m.partition(":") for m in args.models)]
     if not args.config and not args.weights:
-        parser.error("give --weights W (its stored config), -c CONFIG [--weights W], or --models CONFIG:WEIGHTS ...")
+        raise UsageError("give --weights W (its stored config), -c CONFIG [--weights W], or --models CONFIG:WEIGHTS ...")
     return [(args.config, args.weights)]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="hdm-predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__, prog="hdm-predict")
     parser.add_argument("input", help="an image file or a folder of images")
     parser.add_argument("output", help="output folder (created); outputs keep the input names, as .png")
     parser.add_argument("overrides", nargs="*", help="dotted overrides of the config, e.g. model.region_strategy=auto")
@@ -94,35 +112,36 @@ def main(argv=None):
     parser.add_argument("--amp", action="store_true", help="autocast: bf16 on CPU, fp16 on CUDA")
     parser.add_argument("--save-maps", action="store_true",
                         help="also write the first model's dark channel, transmission and region masks (colour-mapped)")
-    args = parser.parse_intermixed_args(argv)
-    device = resolve_device(args.device)
-    models = load_models(parse_model_specs(args, parser), device, args.overrides)
+    args = parser.parse(argv)
+    if args.tile is not None and (args.tile % 4 or args.overlap % 4 or not 0 <= args.overlap < args.tile):
+        raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: multiples of 4 with 0 <= overlap < tile")
     files = inputs_of(args.input)
-    if not files:
-        raise SystemExit(f"{args.input}: no images found")
+    names = output_names(files, args.output)
+    device = resolve_device(args.device)
+    models = load_models(parse_model_specs(args), device, args.overrides)
     try:
         ensure_writable(args.output)
     except OSError as err:
-        raise SystemExit(f"error: {err}")
+        raise UsageError(first_line(err)) from err
     failures = 0
     start = time.time()
     for path in files:
-        name = os.path.splitext(os.path.basename(path))[0] + ".png"
         try:
             if not is_image(path):
                 raise OSError(f"{path}: not an image file name")
-            x = to_tensor(read_image(path)).unsqueeze(0).to(device)
+            lq = read_image_tensor(path).unsqueeze(0).to(device)  # uint8 until the tile that needs it
             with torch.inference_mode(), autocast(device, "auto" if args.amp else "off"):
+                x = lq
                 for model in models:
                     x = restore(model, x, tile=args.tile, overlap=args.overlap).float()
                 if args.save_maps and hasattr(models[0], "maps"):
-                    lq = to_tensor(read_image(path)).unsqueeze(0).to(device)
+                    lq = lq.float() / 255 if lq.dtype == torch.uint8 else lq
                     for key, img in colour_maps(models[0].maps(lq), lq.shape[-2:]).items():
-                        write_image(os.path.join(args.output, f"{os.path.splitext(name)[0]}_{key}.png"), img)
-            write_image(os.path.join(args.output, name), x[0].permute(1, 2, 0))
+                        write_image(f"{os.path.splitext(names[path])[0]}_{key}.png", img)
+            write_image(names[path], x[0].permute(1, 2, 0))
         except (OSError, ValueError) as err:
             failures += 1
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {first_line(err)}", file=sys.stderr)
         except RuntimeError as err:  # allocation failures; anything else is a bug and keeps its traceback
             if "memory" not in str(err).lower() and "alloc" not in str(err).lower():
                 raise
@@ -134,9 +153,9 @@ def main(argv=None):
     return 1 if failures else 0
 
 
-def console():
-    sys.exit(main())
+def run():
+    console(main)
 
 
 if __name__ == "__main__":
-    console()
+    run()

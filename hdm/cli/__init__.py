@@ -1,0 +1,70 @@
+"""The command-line tools (console scripts hdm-train, hdm-test, hdm-predict, hdm-evaluate; `python
+train.py` and `python test.py` at the repository root are the same tools).
+
+Each tool's `main(argv)` does the work and raises on failure; `console(main)` is what runs from the
+command line: a failure is one line on stderr, exit code 2 for usage, config and data errors found
+before any work, 1 for failures while working; `--debug` shows the traceback instead.
+"""
+import argparse
+import sys
+
+from hdm.config import ConfigError
+from hdm.data.prepare import DataError
+from hdm.run_folder import RunFolderError
+
+USAGE_ERRORS = (ConfigError, DataError, RunFolderError)
+PREFIX = {ConfigError: "config error", DataError: "data error", RunFolderError: "run folder"}
+
+
+class UsageError(Exception):
+    """A wrong argument found before any work (exit code 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the tools' conventions: the docstring as description, the error as one line
+    (UsageError) instead of usage text and an exit, dotted overrides mixed freely with options."""
+
+    def __init__(self, doc, **kwargs):
+        super().__init__(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (--help lists the arguments)")
+
+    def parse(self, argv):
+        return self.parse_intermixed_args(argv)
+
+
+def first_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def console(main, argv=None):
+    """Run main(argv) as a command: one line and an exit code for every failure (see the module doc)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    try:
+        result = main(argv)
+    except (*USAGE_ERRORS, UsageError) as err:
+        if debug:
+            raise
+        prefix = PREFIX.get(type(err), "error")
+        print(f"{prefix}: {first_line(err)}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:  # noqa: BLE001 - every failure is one line; --debug shows the traceback
+        if debug:
+            raise
+        from hdm.engine import TrainingStopped
+
+        if isinstance(err, TrainingStopped):  # the message says all: where it stopped, what is saved
+            print(f"training stopped: {first_line(err)}", file=sys.stderr)
+        else:
+            kind = "" if isinstance(err, (OSError, ValueError, RuntimeError)) else f"{type(err).__name__}: "
+            print(f"error: {kind}{first_line(err)} (--debug shows the traceback)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,133 @@
+"""Evaluate weights on the config's test set (data.test, or data.val when there is none): per-image
+CSV, Markdown summary, provenance (which checkpoint, how it was chosen, which dataset version), a
+comparison grid, and the restored images when asked.
+
+    python test.py -c configs/demo/hdm_demo.yaml --weights runs/hdm_demo/checkpoints/iter_600.pth [--save-images]
+    python test.py -c CONFIG --weights W --preset matlab_y_uint8        # score as the deraining papers do
+    python test.py -c CONFIG --weights W data.test.root=datasets/RESIDE/SOTS/outdoor
+    python test.py -c CONFIG --weights W data.test.type=ImageFolder data.test.root=DICM --preset niqe
+
+Results go to <run folder>/test/<weights>_<test set>/ by default (the run folder of the weights when
+they lie in one), a new folder for each new combination, so nothing is overwritten.
+"""
+import os
+import shutil
+import sys
+
+import torch
+
+from hdm.checkpoint import load_checkpoint, selection_record
+from hdm.cli import Parser, UsageError, console, first_line
+from hdm.config import ConfigError, check_data_paths, load_config
+from hdm.data.io import ensure_writable, write_image
+from hdm.data.prepare import build_checked, describe
+from hdm.engine import evaluate, resolve_device, run_dir_of, summarize, test_split
+from hdm.metrics import NO_REFERENCE, get_metric
+from hdm.inference import autocast, load_model
+from hdm.results import comparison_grid, provenance, write_results
+
+
+def set_name(info):
+    """A folder-name label of a test set: its benchmark, else its folder (and held-out part)."""
+    root = info["root"] if isinstance(info["root"], str) else info["root"][0]
+    name = info["benchmark"] or "_".join(os.path.normpath(os.path.abspath(root)).split(os.sep)[-2:])
+    return name + (f"_{info['take']}{info['holdout']}" if info["holdout"] else "")
+
+
+def default_out(cfg, weights, info):
+    """<run>/test/<weights stem>_<set>, with _2, _3, ... when that folder already holds results."""
+    parent = os.path.dirname(os.path.abspath(weights)) if weights else None
+    run_dir = os.path.dirname(parent) if parent and os.path.basename(parent) == "checkpoints" else run_dir_of(cfg)
+    stem = os.path.splitext(os.path.basename(weights))[0] if weights else "no_weights"
+    base = os.path.join(run_dir, "test", f"{stem}_{set_name(info)}")
+    out, n = base, 1
+    while os.path.exists(os.path.join(out, "meta.json")):
+        n += 1
+        out = f"{base}_{n}"
+    return out
+
+
+def main(argv=None):
+    parser = Parser(__doc__, prog="hdm-test")
+    parser.add_argument("-c", "--config", required=True, help="YAML config file")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.test.root=...")
+    parser.add_argument("--weights", default=None,
+                        help="checkpoint (.pth) written by train.py or convert_official.py (none for DCP / PF-DCP)")
+    parser.add_argument("--preset", default=None, help="metric preset (default: the config's eval.preset)")
+    parser.add_argument("--out", default=None, help="results folder (default: <run folder>/test/<weights>_<set>)")
+    parser.add_argument("--save-images", action="store_true", help="save restored images as PNG")
+    parser.add_argument("--amp", action="store_true", help="inference under autocast (bf16 on CPU, fp16 on CUDA)")
+    args = parser.parse(argv)
+    overrides = list(args.overrides)
+    if args.preset:  # a preset's options belong to it: another preset starts without them
+        overrides += [f"eval.preset={args.preset}", "eval.options={}"]
+    cfg = load_config(args.config, overrides)
+    split = test_split(cfg)
+    if cfg["data"][split] is None:
+        raise ConfigError("data.test: a test dataset is required (or data.val)")
+    check_data_paths(cfg, (split,))  # only the set that is tested
+    dataset, notes = build_checked(cfg, split)
+    for _, line in notes:
+        print(line)
+    if split == "val":
+        print("note: the config has no data.test; scoring data.val")
+    preset, options = cfg["eval"]["preset"], cfg["eval"]["options"]
+    if "gt" not in dataset[0] and preset not in NO_REFERENCE:
+        raise ConfigError(f"data.{split}: {cfg['data'][split]['type']} has no targets: use a no-reference preset "
+                          f"({', '.join(NO_REFERENCE)})")
+
+    device = resolve_device(cfg["device"])
+    try:
+        model = load_model(cfg["model"], args.weights, device)
+        record = selection_record(args.weights, load_checkpoint(args.weights), describe(dataset)) if args.weights \
+            else {"weights": None, "chosen": "no weights (a parameter-free model)", "selected_on_tested_set": False}
+    except (ValueError, OSError, RuntimeError) as err:
+        raise UsageError(f"--weights: {first_line(err)}") from err
+    out_dir = args.out or default_out(cfg, args.weights, describe(dataset))
+    try:
+        ensure_writable(out_dir)
+    except OSError as err:
+        raise UsageError(first_line(err)) from err
+    print(f"scoring {record['weights'] or cfg['model']['type']}: {record['chosen']}")
+    if record["selected_on_tested_set"]:
+        print(f"warning: these weights were selected on the set being tested ({describe(dataset)['root']}): "
+              f"the scores are optimistic; report a checkpoint chosen without it", file=sys.stderr)
+    save_images = args.save_images or cfg["eval"]["save_images"]
+    partial = os.path.join(out_dir, ".images.partial")  # images/ appears only once every image is scored
+    try:
+        with torch.inference_mode(), autocast(device, "auto" if args.amp else "off"):
+            rows, examples = evaluate(model, dataset, get_metric(preset, **options), device,
+                                      save_dir=partial if save_images else None, num_examples=cfg["eval"]["grid_images"])
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # no partial results
+        raise
+    if save_images:
+        publish(partial, os.path.join(out_dir, "images"))
+    if examples:
+        triplets = [[t.permute(1, 2, 0).numpy() for t in triplet if t is not None] for triplet in examples]
+        write_image(os.path.join(out_dir, "comparison.png"), comparison_grid(triplets))
+    meta = {**provenance(preset, options), "checkpoint": record, "test_set": describe(dataset), "config": cfg,
+            "images": len(rows)}
+    label = cfg["model"]["type"] + (f" ({os.path.basename(args.weights)})" if args.weights else "")
+    text = write_results(out_dir, rows, label, meta)
+    print(text, end="")
+    print(f"results: {out_dir} (per_image.csv, summary.md, meta.json, comparison.png)")
+    return summarize(rows)
+
+
+def publish(partial, final):
+    """Move the finished images from the temporary folder into images/ (file by file when it exists)."""
+    if not os.path.isdir(final):
+        os.replace(partial, final)
+        return
+    for name in os.listdir(partial):
+        os.replace(os.path.join(partial, name), os.path.join(final, name))
+    os.rmdir(partial)
+
+
+def run():
+    console(main)
+
+
+if __name__ == "__main__":
+    run()
