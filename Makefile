@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 MMCV_WHEEL := $(wildcard ../shared/wheels/mmcv-*.whl)
 STAMP := $(VENV)/.hdm-installed
 
-.PHONY: setup demo test mmcv clean-demo
+.PHONY: setup demo test lint mmcv clean-demo
 
 $(STAMP): setup.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # Optional: mmcv's deformable conv (a prebuilt CPU wheel) so its backend is tested too. --no-deps keeps
 # mmengine from pulling the non-headless opencv-python beside opencv-python-headless.

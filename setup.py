@@ -23,6 +23,6 @@ setup(
     extras_require={
         "torchvision": ["torchvision"],
         "mmcv": ["mmcv>=2.0", "mmengine"],
-        "test": ["pytest", "ruff"],
+        "test": ["pytest", "ruff==0.17.6"],
     },
 )

@@ -2,9 +2,10 @@
 import logging
 import os
 import re
-import tempfile
 
 import torch
+
+from hdm.files import atomic_write
 
 logger = logging.getLogger("hdm")
 
@@ -17,26 +18,9 @@ def checkpoint_path(folder, iteration):
 
 
 def atomic_save(obj, path):
-    """torch.save to a temp file in the target folder, fsync, then rename over `path`."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(folder, os.O_RDONLY)  # make the rename itself durable
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """torch.save through hdm.files.atomic_write, with the rename made durable."""
+    with atomic_write(path, durable=True) as f:
+        torch.save(obj, f)
 
 
 def load_checkpoint(path):

@@ -217,9 +217,11 @@ def validate(cfg):
 
     for path, section in (("optim", cfg["optim"]), ("adversarial.optim", (cfg["adversarial"] or {}).get("optim"))):
         if section is not None and section.get("type") not in OPTIMIZERS:
-            raise ConfigError(f"{path}.type: unknown optimizer {section.get('type')!r}{_closest(section.get('type'), OPTIMIZERS)}")
+            name = section.get("type")
+            raise ConfigError(f"{path}.type: unknown optimizer {name!r}{_closest(name, OPTIMIZERS)}")
     if cfg["schedule"]["type"] not in SCHEDULES:
-        raise ConfigError(f"schedule.type: unknown schedule {cfg['schedule']['type']!r}{_closest(cfg['schedule']['type'], SCHEDULES)}")
+        name = cfg["schedule"]["type"]
+        raise ConfigError(f"schedule.type: unknown schedule {name!r}{_closest(name, SCHEDULES)}")
     if cfg["train"]["memory_format"] not in MEMORY_FORMATS:
         raise ConfigError(f"train.memory_format: {cfg['train']['memory_format']!r} is not one of {', '.join(MEMORY_FORMATS)}")
     _check_device(cfg["device"])
@@ -360,5 +362,7 @@ def load_config(path, overrides=(), extra=None):
 
 def dump_config(cfg, path):
     """Write the resolved config as YAML."""
-    with open(path, "w") as f:
+    from hdm.files import atomic_write
+
+    with atomic_write(path, "w") as f:
         yaml.safe_dump(cfg, f, sort_keys=False)

@@ -17,8 +17,14 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from hdm.checkpoint import (atomic_save, checkpoint_path, latest_readable_checkpoint, list_checkpoints,
-                            load_checkpoint, prune_checkpoints)
+from hdm.checkpoint import (
+    atomic_save,
+    checkpoint_path,
+    latest_readable_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+)
 from hdm.config import dump_config
 from hdm.data import build_dataset
 from hdm.data.io import write_image
@@ -29,8 +35,18 @@ from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
 from hdm.optim import build_optimizer, build_scheduler
 from hdm.run_folder import RunFolderError, RunLock, check_start, config_changes, stored_config
-from hdm.runtime import (EpochSampler, SeededSamples, StopRequest, all_ranks_agree, distributed_setup, memory_format,
-                         resolve_device, run_dir_of, seed_everything, setup_logging)
+from hdm.runtime import (
+    EpochSampler,
+    SeededSamples,
+    StopRequest,
+    all_ranks_agree,
+    distributed_setup,
+    memory_format,
+    resolve_device,
+    run_dir_of,
+    seed_everything,
+    setup_logging,
+)
 from hdm.train_state import EMA, TrainState
 
 logger = logging.getLogger("hdm")

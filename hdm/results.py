@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import hdm
+from hdm.files import atomic_write
 
 
 def provenance(preset, options):
@@ -28,9 +29,8 @@ def provenance(preset, options):
 
 
 def _atomic_text(path, text):
-    with open(path + ".tmp", "w", newline="") as f:
+    with atomic_write(path, "w") as f:
         f.write(text)
-    os.replace(path + ".tmp", path)
 
 
 def summary_table(rows, label):
@@ -52,11 +52,10 @@ def write_results(out_dir, rows, label, meta):
     text = summary_table(rows, label)
     options = ", ".join(f"{k}={v}" for k, v in meta["options"].items()) or "default options"
     text += f"\nmetric preset `{meta['preset']}` ({options}); torch {meta['torch']}, hdm {meta['hdm']}\n"
-    with open(os.path.join(out_dir, "per_image.csv.tmp"), "w", newline="") as f:
+    with atomic_write(os.path.join(out_dir, "per_image.csv"), "w") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(os.path.join(out_dir, "per_image.csv.tmp"), os.path.join(out_dir, "per_image.csv"))
     _atomic_text(os.path.join(out_dir, "summary.md"), text)
     _atomic_text(os.path.join(out_dir, "meta.json"), json.dumps(meta, indent=1) + "\n")
     return text

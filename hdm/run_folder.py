@@ -82,7 +82,7 @@ class RunLock:
                     continue
                 raise RunFolderError(f"{os.path.dirname(self.path)} is in use by process {other.get('pid')} on "
                                      f"{other.get('host')} since {other.get('since')}; wait for it, use another "
-                                     f"name=..., or remove {self.path} if that process is gone")
+                                     f"name=..., or remove {self.path} if that process is gone") from None
             with os.fdopen(fd, "w") as f:
                 yaml.safe_dump(me, f)
             self.held = True

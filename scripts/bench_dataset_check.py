@@ -11,7 +11,6 @@ they are in the page cache: on a cold network file system the first check is slo
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 

@@ -35,12 +35,12 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from hdm.files import atomic_write
 from hdm.inference import autocast, compile_model, restore
 from hdm.models.blocks import region_conv_masked_sum, region_conv_per_region
 from hdm.models.hdm import HDM
@@ -49,6 +49,8 @@ from hdm.ops.dcp import dcp_region_masks
 from hdm.ops.dcp_reference import release_masks
 from hdm.ops.svrnn import spatial_rnn, spatial_rnn_loop
 from hdm.runtime import keep_freed_memory, median_time, resolve_device
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SECTIONS = ("conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled")
 MODES = ("release", "eager", "channels_last", "compile", "bf16")
@@ -157,8 +159,8 @@ def bench_region_conv(shapes, repeats, device, n=5, k=3):
 def bench_svrnn(sizes, repeats, device, batch=4, channels=32):
     rows = []
     for size in sizes:
-        x, g, p = (torch.randn(batch, channels, size, size, device=device), torch.randn(batch, channels, size, size, device=device),
-                   torch.rand(batch, channels, size, size, device=device))
+        shape = (batch, channels, size, size)
+        x, g, p = torch.randn(shape, device=device), torch.randn(shape, device=device), torch.rand(shape, device=device)
         for impl, fn in (("python loop", spatial_rnn_loop), ("chunked scan", spatial_rnn)):
             fwd, fwd_bwd = forward_backward_ms(lambda *a: fn(*a, "left_right"), (x, g, p), repeats, device)
             rows.append({"section": "svrnn", "case": f"{batch}x{channels}x{size}x{size}", "impl": impl,
@@ -377,10 +379,9 @@ def main(argv=None):
     table = markdown(rows, header)
     print(table)
     out = args.out or os.path.join(ROOT, "benchmarks", f"{device.type}-{level}")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out + ".json", "w") as f:
+    with atomic_write(out + ".json", "w") as f:
         json.dump({"header": header, "level": level, "device": name, "rows": rows}, f, indent=1)
-    with open(out + ".md", "w") as f:
+    with atomic_write(out + ".md", "w") as f:
         f.write(table)
     return rows
 

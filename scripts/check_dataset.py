@@ -13,7 +13,6 @@ Extra key=value arguments are the dataset's constructor arguments. Exit code 1 w
 problems, 2 for usage errors.
 """
 import argparse
-import os
 import sys
 import time
 

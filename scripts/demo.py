@@ -9,15 +9,14 @@ A finished demo run (its final checkpoint exists) is not trained again; delete r
 """
 import argparse
 import os
-import sys
 import time
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from hdm.config import load_config
 from hdm.data.demo import make_demo
 from hdm.engine import run_dir_of, summarize, train_and_evaluate
 from hdm.models import count_parameters
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONFIGS = {  # task: the models it trains and compares, as configs
     "haze": ["configs/demo/hdm_demo.yaml", "configs/demo/aecrnet_demo.yaml", "configs/demo/dcp_demo.yaml",

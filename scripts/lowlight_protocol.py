@@ -8,15 +8,14 @@ MSE of H and S in [0, 1] and of V in [0, 255], MSE_hsv their mean, as the paper'
 """
 import argparse
 import os
-import sys
 
 import torch
 
 from hdm.config import load_config
 from hdm.data import DarkenedFolder
 from hdm.engine import evaluate, resolve_device, summarize
-from hdm.metrics import get_metric
 from hdm.inference import load_model
+from hdm.metrics import get_metric
 from hdm.results import provenance, write_results
 
 

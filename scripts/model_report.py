@@ -10,14 +10,14 @@ the row "(in forward, outside the stages)".
 """
 import argparse
 import os
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from hdm.config import ConfigError, load_config
 from hdm.models import build_model, count_parameters
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def report(model, size):

@@ -16,14 +16,14 @@ import json
 import os
 import re
 import statistics
-import sys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from hdm.config import load_config, parse_value, read_yaml
 from hdm.engine import summarize, train_and_evaluate
+from hdm.files import atomic_write
 from hdm.models import count_parameters
 from hdm.results import provenance
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def variants_from_args(args):
@@ -62,10 +62,8 @@ def run_one(label, path, overrides, extra, seed, out_dir):
               "input_psnr": mean["input_psnr"], "params": count_parameters(model), "images": len(rows),
               "train_s": train_s, "test_s": test_s, "preset": cfg["eval"]["preset"],
               "provenance": provenance(cfg["eval"]["preset"], cfg["eval"]["options"])}
-    tmp = result_path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(result_path, "w") as f:
         json.dump(result, f, indent=1)
-    os.replace(tmp, result_path)
     return result
 
 
@@ -127,9 +125,9 @@ def main(argv=None):
     rows = table(results, [v[0] for v in variants])
     title = args.title or f"{len(variants)} variants, metric preset {results[0]['preset']}, {results[0]['images']} test image(s)"
     text = markdown(rows, title)
-    with open(os.path.join(out_dir, "table.md"), "w") as f:
+    with atomic_write(os.path.join(out_dir, "table.md"), "w") as f:
         f.write(text)
-    with open(os.path.join(out_dir, "table.csv"), "w", newline="") as f:
+    with atomic_write(os.path.join(out_dir, "table.csv"), "w") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

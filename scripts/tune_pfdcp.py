@@ -8,8 +8,6 @@ Arguments after the dataset type are its constructor arguments. --limit evaluate
 subset (seeded) to keep the search affordable on large sets.
 """
 import argparse
-import os
-import sys
 
 import torch
 from torch.utils.data import Subset

@@ -141,7 +141,8 @@ def test_aecrnet_table2_rows():
     assert flags["table2_base"] == ("none", False) and flags["table2_mixup"] == ("mix", False)
     assert flags["table2_dfe"] == ("none", True) and flags["table2_dfe_sc"] == ("add", True)
     assert flags["table2_dfe_mixup"] == flags["table2_cr_star"] == flags["table2_full"] == ("mix", True)
-    negatives = {name: [l.get("negatives") for l in cfg["losses"] if l["type"] == "Contrastive"] for name, cfg in rows.items()}
+    negatives = {name: [item.get("negatives") for item in cfg["losses"] if item["type"] == "Contrastive"]
+                 for name, cfg in rows.items()}
     assert negatives["table2_dfe_mixup"] == [] and negatives["table2_cr_star"] == [0]
     assert negatives["table2_full"] == [1] and negatives["table4_1to10"] == [10]
     assert count_parameters(build_model(rows["table2_full"]["model"])) == 2_614_229

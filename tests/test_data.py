@@ -62,7 +62,7 @@ def test_haze_synthesis_follows_the_scattering_model():
     hazy, extras, params = synthesize_haze(clean, rng)
     t = extras["trans"]
     a = np.array(params["airlight"], dtype=np.float32)
-    np.testing.assert_allclose(hazy, np.clip(clean * t[..., None] + a * (1 - t[..., None]), 0, 1), atol=1e-4)  # t stored as float32
+    np.testing.assert_allclose(hazy, np.clip(clean * t[..., None] + a * (1 - t[..., None]), 0, 1), atol=1e-4)  # float32 t
     assert 0.6 <= params["beta"] <= 1.4 and 0.05 < t.min() < t.max() < 0.9
     d = smooth_depth(32, 48, np.random.default_rng(0))
     assert d.min() == pytest.approx(0.2) and d.max() == pytest.approx(1.6)

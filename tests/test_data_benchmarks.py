@@ -12,9 +12,9 @@ import torch
 import yaml
 
 from hdm.cli import UsageError
-from hdm.cli import train as train_cli
-from hdm.cli import test as test_cli
 from hdm.cli import evaluate as evaluate_cli
+from hdm.cli import test as test_cli
+from hdm.cli import train as train_cli
 from hdm.config import ConfigError, load_config
 from hdm.data import LOL, RESIDE, ImageFolder, NumberedHaze, Rain, SideBySide, benchmarks
 from hdm.data.io import read_image, write_image

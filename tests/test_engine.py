@@ -5,14 +5,11 @@ import pytest
 import torch
 import yaml
 
-from hdm.cli import UsageError
-from hdm.cli import train as train_cli
-from hdm.cli import test as test_cli
 from hdm.checkpoint import atomic_save, latest_readable_checkpoint, list_checkpoints, load_checkpoint
+from hdm.cli import UsageError
+from hdm.cli import test as test_cli
+from hdm.cli import train as train_cli
 from hdm.data.demo import make_demo
-
-from .helpers import load_script
-
 
 train_script, test_script = train_cli, test_cli
 

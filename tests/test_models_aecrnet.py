@@ -10,7 +10,6 @@ from hdm.models.fast_deconv import FastDeconv, isqrt_newton_schulz
 from . import helpers
 
 
-
 def released_listing():
     return helpers.released_listing("aecrnet")
 

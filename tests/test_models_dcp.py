@@ -48,7 +48,7 @@ def test_pfdcp_with_one_level_is_dcp_and_pyramid_depth():
     hazy, _, _ = scene("smooth")
     assert torch.equal(PFDCP(max_levels=1, weight=0.7)(hazy), DCP()(hazy))
     levels = PFDCP().pyramid(hazy)
-    assert [tuple(l.shape[-2:]) for l in levels] == [(120, 160), (60, 80), (30, 40), (15, 20)]
+    assert [tuple(item.shape[-2:]) for item in levels] == [(120, 160), (60, 80), (30, 40), (15, 20)]
     assert torch.equal(levels[1], hazy[..., ::2, ::2])
 
 

@@ -9,9 +9,7 @@ from hdm.models.convert import convert_official_checkpoint, convert_state_dict
 from hdm.ops.dcp import dcp_region_masks
 
 from . import helpers
-
 from .test_ops_deform_conv import naive_dcn
-
 
 
 def released_listing():

@@ -10,11 +10,11 @@ from hdm.config import ConfigError, load_config
 from hdm.data import DarkenedFolder
 from hdm.data.io import write_image
 from hdm.engine import gan_train_step
-from hdm.runtime import EpochSampler
-from hdm.train_state import TrainState
 from hdm.losses import WeightedLosses
 from hdm.models import Discriminator, HybridNet, build_model
 from hdm.models.hybrid import image_gradients
+from hdm.runtime import EpochSampler
+from hdm.train_state import TrainState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -95,11 +95,11 @@ def test_hybrid_configs_and_ablations():
     assert cfg["train"]["batch_size"] == 10 and cfg["data"]["train"]["crop"] == 128
     assert (cfg["schedule"]["type"], cfg["schedule"]["step_size"], cfg["schedule"]["gamma"]) == ("step", 8000, 0.5)
     assert cfg["optim"]["weight_decay"] == 1e-5 and cfg["train"]["iterations"] == 20000
-    assert [(l["type"], l["weight"]) for l in cfg["losses"]] == [("MSE", 1.0), ("Perceptual", 0.05)]
+    assert [(item["type"], item["weight"]) for item in cfg["losses"]] == [("MSE", 1.0), ("Perceptual", 0.05)]
     assert cfg["adversarial"]["weight"] == 1e-3
     abl = {os.path.basename(p)[:-5]: load_config(p) for p in
            __import__("glob").glob(os.path.join(ROOT, "configs", "ablations", "hybrid", "*.yaml"))}
-    assert [l["type"] for l in abl["loss_mse"]["losses"]] == ["MSE"] and abl["loss_mse"]["adversarial"] is None
+    assert [item["type"] for item in abl["loss_mse"]["losses"]] == ["MSE"] and abl["loss_mse"]["adversarial"] is None
     assert abl["loss_mse_per"]["adversarial"] is None and len(abl["loss_mse_per"]["losses"]) == 2
     assert abl["loss_mse_adv"]["adversarial"] is not None and len(abl["loss_mse_adv"]["losses"]) == 1
     assert build_model(abl["no_edge_stream"]["model"]).edge_stream is False
@@ -113,8 +113,8 @@ def test_adversarial_config_is_validated(tmp_path):
 
 
 def test_gan_training_and_resume_through_fit(tmp_path):
-    from hdm.data.demo import make_demo
     from hdm.checkpoint import load_checkpoint
+    from hdm.data.demo import make_demo
     root = make_demo("lowlight", str(tmp_path / "ll"), samples_per_photo=1)
     cfg = {"name": "gan", "work_dir": str(tmp_path / "runs"),
            "model": {"type": "HybridNet", "width": 8, "ms_channels": 2},

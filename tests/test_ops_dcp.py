@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 
 from hdm.ops import dcp
-
 from hdm.ops import dcp_reference as ref
+
 from .helpers import hazy_photo, to_tensor
 
 

@@ -136,8 +136,8 @@ class NaNData(torch.utils.data.Dataset):
 
 def test_nonfinite_losses_are_skipped_then_stop_training(tmp_path, monkeypatch):
     import hdm.data
-    from hdm.engine import TrainingStopped, fit
     from hdm.config import load_config
+    from hdm.engine import TrainingStopped, fit
     monkeypatch.setitem(hdm.data.DATASETS, "NaNData", NaNData)
     cfg_path = tmp_path / "nan.yaml"
     cfg_path.write_text(yaml.safe_dump({"name": "nan", "work_dir": str(tmp_path / "runs"),

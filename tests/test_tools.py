@@ -5,19 +5,18 @@ import pytest
 import torch
 import yaml
 
-from hdm.cli import UsageError
-from hdm.cli import test as test_cli
-from hdm.config import ConfigError
-from hdm.cli import evaluate as evaluate_cli
 from hdm.checkpoint import atomic_save
+from hdm.cli import UsageError
+from hdm.cli import evaluate as evaluate_cli
+from hdm.cli import test as test_cli
+from hdm.cli.predict import main as predict
+from hdm.config import ConfigError
 from hdm.data.io import read_image, write_image
 from hdm.inference import restore
 from hdm.metrics import psnr_rgb
 from hdm.models import HDM
-from hdm.cli.predict import main as predict
 
 from .helpers import ROOT, load_script
-
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from hdm.config import ConfigError, check_data_paths, load_config
 from hdm.data.io import ensure_writable, write_image
 from hdm.data.prepare import build_checked, describe
 from hdm.engine import evaluate, resolve_device, run_dir_of, summarize, test_split
-from hdm.metrics import NO_REFERENCE, get_metric
 from hdm.inference import autocast, load_model
+from hdm.metrics import NO_REFERENCE, get_metric
 from hdm.results import comparison_grid, provenance, write_results
 
 

@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 from skimage import data as skdata
 
+from hdm.files import atomic_write
+
 from .io import write_image
 
 TRAIN_PHOTOS = ("astronaut", "coffee", "rocket")
@@ -144,8 +146,7 @@ def make_demo(task, root, samples_per_photo=12, seed=0):
                 for key, value in extras.items():
                     write_image(os.path.join(root, rel[key]), value)
                 samples.append({"split": split, "source": name, "channels": list(order), **rel, **params})
-    with open(manifest_path + ".tmp", "w") as f:
+    with atomic_write(manifest_path, "w") as f:
         json.dump({"settings": settings, "samples": samples}, f, indent=1)
-    os.replace(manifest_path + ".tmp", manifest_path)
     return root
 

@@ -4,8 +4,7 @@ neither overlap training nor are a test set without saying so."""
 import logging
 import time
 
-from . import benchmarks
-from . import build_dataset
+from . import benchmarks, build_dataset
 from .paired import PairedDataset
 
 WARNING, INFO = logging.WARNING, logging.INFO

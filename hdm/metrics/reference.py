@@ -12,8 +12,9 @@ Every preset takes RGB tensors (B, 3, H, W) in [0, 1] (output, target) and retur
   averaged.
 - `lol_rgb`: LOL evaluation on uint8 RGB: PSNR (peak 255) and SSIM as above averaged over R, G, B,
   plus the HSV errors of Ren et al. TIP 2019, Table III: MSE of H and S (in [0, 1], as MATLAB's
-  `rgb2hsv`), of V (in [0, 255]) and their mean MSE_hsv. `gt_mean=True` first scales the output so its mean grey level equals the target's (the
-  "GT-mean" protocol of some low-light papers); off by default and recorded with the results.
+  `rgb2hsv`), of V (in [0, 255]) and their mean MSE_hsv. `gt_mean=True` first scales the output so its
+  mean grey level equals the target's (the "GT-mean" protocol of some low-light papers); off by
+  default and recorded with the results.
 """
 import numpy as np
 import torch

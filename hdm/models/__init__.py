@@ -32,5 +32,6 @@ def count_parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "build_model", "count_parameters", "HDM", "AECRNet", "HybridNet", "Discriminator", "DCP", "PFDCP", "CALayer", "PALayer", "FABlock", "FAGroup",
+__all__ = ["MODELS", "build_model", "count_parameters", "HDM", "AECRNet", "HybridNet", "Discriminator", "DCP", "PFDCP",
+           "CALayer", "PALayer", "FABlock", "FAGroup",
            "Mix", "DCNBlock", "RegionConv"]

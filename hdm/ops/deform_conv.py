@@ -88,7 +88,7 @@ def _torchvision_ops():
     try:
         import torchvision.ops  # noqa: F401  (a CUDA wheel beside a CPU torch fails right here)
 
-        torch.ops.torchvision.deform_conv2d  # raises if the compiled ops did not load
+        torch.ops.torchvision.deform_conv2d  # noqa: B018 - raises if the compiled ops did not load
         return torchvision.ops.deform_conv2d
     except Exception as err:  # installed-but-broken counts as absent
         logger.debug("torchvision deform_conv2d unavailable: %s", err)
