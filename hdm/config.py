@@ -16,7 +16,7 @@ import re
 
 import yaml
 
-from hdm.runtime import MEMORY_FORMATS
+from hdm.device import MEMORY_FORMATS
 
 # ----- YAML with numbers such as 2e-4 read as floats -----
 

@@ -29,24 +29,15 @@ from hdm.config import dump_config
 from hdm.data import build_dataset
 from hdm.data.io import write_image
 from hdm.data.prepare import DataError, describe, prepare
-from hdm.inference import autocast, load_model
+from hdm.data.sampler import EpochSampler, SeededSamples
+from hdm.device import autocast, keep_freed_memory, memory_format, resolve_device
+from hdm.inference import load_model
 from hdm.losses import WeightedLosses
 from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
 from hdm.optim import build_optimizer, build_scheduler
 from hdm.run_folder import RunFolderError, RunLock, check_start, config_changes, stored_config
-from hdm.runtime import (
-    EpochSampler,
-    SeededSamples,
-    StopRequest,
-    all_ranks_agree,
-    distributed_setup,
-    memory_format,
-    resolve_device,
-    run_dir_of,
-    seed_everything,
-    setup_logging,
-)
+from hdm.runtime import StopRequest, all_ranks_agree, distributed_setup, run_dir_of, seed_everything, setup_logging
 from hdm.train_state import EMA, TrainState
 
 logger = logging.getLogger("hdm")
@@ -293,6 +284,8 @@ def open_run(cfg, resume, overwrite):
             logger.log(level, line)
     run.stop = StopRequest()  # SIGINT / SIGTERM: finish the step (or stop validating), save, exit
     run.device = resolve_device(cfg["device"])
+    if run.device.type == "cpu":
+        keep_freed_memory()  # large tensors reuse freed memory instead of fresh zero-filled pages
     if run.device.type == "cuda" and world > 1:
         run.device = torch.device("cuda", local_rank)
     return run

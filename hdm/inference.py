@@ -5,7 +5,6 @@ are min-max normalised over it), so they are computed once on the whole (padded)
 receives its slice. Tiles start on a grid of multiples of 4 (the masks' resolution) and overlapping
 outputs are blended with linear ramps.
 """
-import contextlib
 
 import cv2
 import numpy as np
@@ -13,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from hdm.checkpoint import load_checkpoint
+from hdm.device import memory_format
 from hdm.models import build_model, count_parameters
-from hdm.runtime import memory_format
 
 
 def load_model(model_cfg, weights, device, fmt="auto"):
@@ -58,20 +57,6 @@ def colour_maps(maps, size):
             img = palette[regions]
         out[name] = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
     return out
-
-
-AMP_MODES = ("off", "bf16", "fp16", "auto")
-
-
-def autocast(device, mode):
-    """Autocast context: 'bf16', 'fp16', 'auto' (fp16 on CUDA, bf16 elsewhere) or 'off' (a no-op)."""
-    if mode not in AMP_MODES:
-        raise ValueError(f"amp mode {mode!r} is not one of {', '.join(AMP_MODES)}")
-    if mode == "off":
-        return contextlib.nullcontext()
-    if mode == "auto":
-        mode = "fp16" if device.type == "cuda" else "bf16"
-    return torch.autocast(device_type=device.type, dtype=torch.float16 if mode == "fp16" else torch.bfloat16)
 
 
 def _starts(size, tile, step):

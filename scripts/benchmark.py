@@ -40,15 +40,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from hdm.device import autocast, keep_freed_memory, median_time, resolve_device
 from hdm.files import atomic_write
-from hdm.inference import autocast, compile_model, restore
+from hdm.inference import compile_model, restore
 from hdm.models.blocks import region_conv_masked_sum, region_conv_per_region
 from hdm.models.hdm import HDM
 from hdm.ops import available_backends, modulated_deform_conv2d
 from hdm.ops.dcp import dcp_region_masks
 from hdm.ops.dcp_reference import release_masks
 from hdm.ops.svrnn import spatial_rnn, spatial_rnn_loop
-from hdm.runtime import keep_freed_memory, median_time, resolve_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -350,6 +350,8 @@ def main(argv=None):
     level = "tiny" if args.tiny else "quick" if args.quick else "full"
     sizes = SIZES[level]
     device = resolve_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as the tools run models on the CPU
     repeats = sizes["repeats"]
     rows = []
     started = time.perf_counter()

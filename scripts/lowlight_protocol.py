@@ -13,7 +13,8 @@ import torch
 
 from hdm.config import load_config
 from hdm.data import DarkenedFolder
-from hdm.engine import evaluate, resolve_device, summarize
+from hdm.device import resolve_device
+from hdm.engine import evaluate, summarize
 from hdm.inference import load_model
 from hdm.metrics import get_metric
 from hdm.results import provenance, write_results

@@ -14,7 +14,8 @@ from torch.utils.data import Subset
 
 from hdm.config import parse_value
 from hdm.data import DATASETS, build_dataset
-from hdm.engine import evaluate, resolve_device, summarize
+from hdm.device import resolve_device
+from hdm.engine import evaluate, summarize
 from hdm.metrics import get_metric
 from hdm.models import PFDCP
 

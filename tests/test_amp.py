@@ -1,11 +1,11 @@
 import pytest
 import torch
 
+from hdm.data.sampler import EpochSampler
+from hdm.device import autocast
 from hdm.engine import train_step
-from hdm.inference import autocast
 from hdm.losses import WeightedLosses
 from hdm.models import HDM
-from hdm.runtime import EpochSampler
 from hdm.train_state import TrainState
 
 CPU = torch.device("cpu")

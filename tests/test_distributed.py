@@ -8,7 +8,7 @@ import yaml
 
 from hdm.checkpoint import load_checkpoint
 from hdm.data.demo import make_demo
-from hdm.runtime import EpochSampler
+from hdm.data.sampler import EpochSampler
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,9 +6,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hdm.device import keep_freed_memory, memory_format
 from hdm.models.blocks import RegionConv, is_one_hot, region_conv_masked_sum, region_conv_per_region
 from hdm.models.hdm import HDM, ReflectAvgPool
-from hdm.runtime import keep_freed_memory, memory_format
 
 
 def random_regions(b, n, h, w, seed=0):

@@ -82,9 +82,9 @@ def test_fast_deconv_whitens_patches_and_folds_into_the_conv():
 
 
 def test_aecrnet_trains_through_the_engine_step():
+    from hdm.data.sampler import EpochSampler
     from hdm.engine import train_step
     from hdm.losses import WeightedLosses
-    from hdm.runtime import EpochSampler
     from hdm.train_state import TrainState
     model = AECRNet(ngf=8)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -9,11 +9,11 @@ import yaml
 from hdm.config import ConfigError, load_config
 from hdm.data import DarkenedFolder
 from hdm.data.io import write_image
+from hdm.data.sampler import EpochSampler
 from hdm.engine import gan_train_step
 from hdm.losses import WeightedLosses
 from hdm.models import Discriminator, HybridNet, build_model
 from hdm.models.hybrid import image_gradients
-from hdm.runtime import EpochSampler
 from hdm.train_state import TrainState
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -23,8 +23,8 @@ from hdm.checkpoint import load_checkpoint
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import DEFAULTS, ConfigError, apply_override, load_config, merge, validate
 from hdm.data.io import ensure_writable, images_in, is_image, read_image_tensor, write_image
-from hdm.engine import resolve_device
-from hdm.inference import autocast, colour_maps, load_model, restore
+from hdm.device import autocast, keep_freed_memory, resolve_device
+from hdm.inference import colour_maps, load_model, restore
 
 
 def model_config(cfg_path, weights, overrides=()):
@@ -118,6 +118,8 @@ def main(argv=None):
     files = inputs_of(args.input)
     names = output_names(files, args.output)
     device = resolve_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     models = load_models(parse_model_specs(args), device, args.overrides)
     try:
         ensure_writable(args.output)

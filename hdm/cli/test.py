@@ -21,10 +21,12 @@ from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import ConfigError, check_data_paths, load_config
 from hdm.data.io import ensure_writable, write_image
 from hdm.data.prepare import build_checked, describe
-from hdm.engine import evaluate, resolve_device, run_dir_of, summarize, test_split
-from hdm.inference import autocast, load_model
+from hdm.device import autocast, keep_freed_memory, resolve_device
+from hdm.engine import evaluate, summarize, test_split
+from hdm.inference import load_model
 from hdm.metrics import NO_REFERENCE, get_metric
 from hdm.results import comparison_grid, provenance, write_results
+from hdm.runtime import run_dir_of
 
 
 def set_name(info):
@@ -77,6 +79,8 @@ def main(argv=None):
                           f"({', '.join(NO_REFERENCE)})")
 
     device = resolve_device(cfg["device"])
+    if device.type == "cpu":
+        keep_freed_memory()
     try:
         model = load_model(cfg["model"], args.weights, device)
         record = selection_record(args.weights, load_checkpoint(args.weights), describe(dataset)) if args.weights \

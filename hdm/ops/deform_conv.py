@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hdm.runtime import median_time
+from hdm.device import median_time
 
 logger = logging.getLogger(__name__)
 
