@@ -8,7 +8,6 @@ Prints the time to list and pair the files (building the reader) and to check ev
 headers, as training and test.py do before their first iteration. The files were just written, so
 they are in the page cache: on a cold network file system the first check is slower.
 """
-import argparse
 import os
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ import time
 import cv2
 import numpy as np
 
+from hdm.cli import Parser, console
 from hdm.data import RESIDE
 
 
@@ -36,10 +36,10 @@ def make_its(root, scenes, per_scene=10, size=(460, 620)):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     parser.add_argument("--scenes", type=int, default=1399, help="clear images (ITS: 1,399; 10 hazy each)")
     parser.add_argument("--keep", default=None, help="write the tree here and keep it (default: a temp folder)")
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     root = args.keep or tempfile.mkdtemp(prefix="its_")
     try:
         t0 = time.perf_counter()
@@ -61,4 +61,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    console(main)

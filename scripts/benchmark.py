@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from hdm.cli import Parser, console
 from hdm.device import autocast, keep_freed_memory, median_time, resolve_device
 from hdm.files import atomic_write
 from hdm.inference import compile_model, restore
@@ -336,14 +337,14 @@ def markdown(rows, header):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and cases (a few minutes on CPU)")
     parser.add_argument("--tiny", action="store_true", help="every section once at toy sizes (a smoke run)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md (default benchmarks/<device>-<level>)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return None
@@ -389,4 +390,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    console(main)

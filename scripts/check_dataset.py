@@ -12,10 +12,9 @@ image in full).
 Extra key=value arguments are the dataset's constructor arguments. Exit code 1 when there are
 problems, 2 for usage errors.
 """
-import argparse
-import sys
 import time
 
+from hdm.cli import Parser, console
 from hdm.config import parse_value
 from hdm.data import DATASETS, build_dataset
 from hdm.data.benchmarks import BENCHMARKS
@@ -32,13 +31,13 @@ def list_benchmarks():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     parser.add_argument("path", nargs="?")
     parser.add_argument("--type", choices=list(DATASETS))
     parser.add_argument("kwargs", nargs="*", help="constructor arguments key=value")
     parser.add_argument("--decode", action="store_true", help="also read every image in full (slower)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and their distributed sizes")
-    args = parser.parse_intermixed_args(argv)
+    args = parser.parse(argv)
     if args.list:
         list_benchmarks()
         return 0
@@ -78,4 +77,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console(main)

@@ -7,10 +7,10 @@ them, and test it on an unseen photo against the degraded input.
 
 A finished demo run (its final checkpoint exists) is not trained again; delete runs/<name> to retrain.
 """
-import argparse
 import os
 import time
 
+from hdm.cli import Parser, console
 from hdm.config import load_config
 from hdm.data.demo import make_demo
 from hdm.engine import run_dir_of, summarize, train_and_evaluate
@@ -54,14 +54,14 @@ def run_task(task, overrides):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     parser.add_argument("--task", default="haze", choices=[*CONFIGS, "all"])
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     os.chdir(ROOT)  # the demo configs' paths are relative to the repository
     tasks = list(CONFIGS) if args.task == "all" else [args.task]
     return {task: run_task(task, args.overrides) for task in tasks}
 
 
 if __name__ == "__main__":
-    main()
+    console(main)

@@ -6,11 +6,11 @@
 Writes per_image.csv, summary.md and meta.json into --out (preset lol_rgb: uint8 RGB PSNR/SSIM,
 MSE of H and S in [0, 1] and of V in [0, 255], MSE_hsv their mean, as the paper's Table III).
 """
-import argparse
 import os
 
 import torch
 
+from hdm.cli import Parser, console
 from hdm.config import load_config
 from hdm.data import DarkenedFolder
 from hdm.device import resolve_device
@@ -21,7 +21,7 @@ from hdm.results import provenance, write_results
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--clean", required=True, help="folder of clean test images")
@@ -29,7 +29,7 @@ def main(argv=None):
     parser.add_argument("--noise", type=float, default=0.01, help="Gaussian sigma (0.01 = 1 %)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="results folder (default: <clean>_protocol)")
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     cfg = load_config(args.config)
     device = resolve_device(cfg["device"])
     model = load_model(cfg["model"], args.weights, device)
@@ -44,4 +44,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    console(main)

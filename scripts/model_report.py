@@ -8,12 +8,12 @@ a module applied twice (HDM's shared S and R) is counted twice. Sampling (grid_s
 activations and the rest of the DCP masks are not counted; the masks' resize matrix products are
 the row "(in forward, outside the stages)".
 """
-import argparse
 import os
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from hdm.cli import Parser, console
 from hdm.config import ConfigError, load_config
 from hdm.models import build_model, count_parameters
 
@@ -49,11 +49,11 @@ def markdown(rows, size):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--size", type=int, nargs=2, default=(460, 620), metavar=("H", "W"))
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as err:
@@ -65,4 +65,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    console(main)

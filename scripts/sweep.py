@@ -9,7 +9,6 @@ Each run lives in <out>/<variant>_s<seed>/ and writes result.json when its test 
 result.json exists is not run again. The table (<out>/table.md and table.csv) has one row per variant:
 PSNR and SSIM (mean +- sample std over seeds), parameter count, and wall time per run.
 """
-import argparse
 import csv
 import itertools
 import json
@@ -17,6 +16,7 @@ import os
 import re
 import statistics
 
+from hdm.cli import Parser, UsageError, console
 from hdm.config import load_config, parse_value, read_yaml
 from hdm.engine import summarize, train_and_evaluate
 from hdm.files import atomic_write
@@ -34,7 +34,7 @@ def variants_from_args(args):
     for spec in args.grid:
         key, _, values = spec.partition("=")
         if not values:
-            raise SystemExit(f"--grid {spec!r}: expected key=v1,v2,...")
+            raise UsageError(f"--grid {spec!r}: expected key=v1,v2,...")
         axes.append([(key, v) for v in values.split(",")])
     out = []
     for combo in itertools.product(*axes):
@@ -93,7 +93,7 @@ def markdown(rows, title):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--configs", nargs="+", help="one variant per config file")
     what.add_argument("--base", help="a base config for --grid")
@@ -104,7 +104,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default=None, help="sweep folder (default runs/sweeps/<name of the first config>)")
     parser.add_argument("--title", default=None)
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     if args.grid and not args.base:
         parser.error("--grid needs --base")
     for item in args.set:
@@ -137,4 +137,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    console(main)

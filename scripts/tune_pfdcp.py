@@ -7,11 +7,11 @@ and OTS (outdoor): mean PSNR/SSIM for each candidate weight, and the best one.
 Arguments after the dataset type are its constructor arguments. --limit evaluates a fixed random
 subset (seeded) to keep the search affordable on large sets.
 """
-import argparse
 
 import torch
 from torch.utils.data import Subset
 
+from hdm.cli import Parser, console
 from hdm.config import parse_value
 from hdm.data import DATASETS, build_dataset
 from hdm.device import resolve_device
@@ -21,14 +21,14 @@ from hdm.models import PFDCP
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(__doc__)
     parser.add_argument("type", choices=list(DATASETS))
     parser.add_argument("kwargs", nargs="*", help="dataset arguments key=value")
     parser.add_argument("--weights", type=float, nargs="+", default=[round(0.1 * i, 1) for i in range(10)])
     parser.add_argument("--limit", type=int, default=None, help="evaluate this many images (a seeded random subset)")
     parser.add_argument("--preset", default="ffa_rgb")
     parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     dataset = build_dataset({"type": args.type, **{k: parse_value(v) for k, _, v in (a.partition("=") for a in args.kwargs)}})
     if args.limit and args.limit < len(dataset):
         dataset = Subset(dataset, torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: args.limit].tolist())
@@ -48,4 +48,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    console(main)

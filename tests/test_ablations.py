@@ -1,3 +1,4 @@
+import argparse
 import glob
 import os
 
@@ -126,7 +127,7 @@ def test_sweep_writes_a_table5_table_and_skips_finished_runs(tmp_path, monkeypat
 
 def test_sweep_grid_labels(tmp_path):
     sweep = load_script("scripts/sweep")
-    args = sweep.argparse.Namespace(configs=None, base="b.yaml", grid=["model.num_regions=1,3", "optim.lr=1e-3"], set=["x=1"])
+    args = argparse.Namespace(configs=None, base="b.yaml", grid=["model.num_regions=1,3", "optim.lr=1e-3"], set=["x=1"])
     got = sweep.variants_from_args(args)
     assert [g[0] for g in got] == ["num_regions=1, lr=1e-3", "num_regions=3, lr=1e-3"]
     assert got[1][2] == ["x=1", "model.num_regions=3", "optim.lr=1e-3"]

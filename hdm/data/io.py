@@ -48,6 +48,14 @@ def check_complete(path, formats=END_MARKERS):
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
 
+def _tiff_header(path):
+    with quiet_stderr():
+        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise OSError(f"{path}: not a readable image")
+    return img.shape[0], img.shape[1], img.ndim == 3 and img.shape[2] >= 3
+
+
 def image_header(path):
     """(height, width, colour) of an image file from its header alone, as read_image would return it
     (EXIF-rotated JPEGs swap height and width; colour False for grey images); the end of the file is
@@ -57,6 +65,7 @@ def image_header(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise OSError(f"{path}: no such file")
+    pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our own limit applies (MAX_PIXELS)
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -64,7 +73,11 @@ def image_header(path):
             if im.format == "JPEG" and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientation: transposed
                 w, h = h, w
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        if path.lower().endswith((".tif", ".tiff")):  # PIL reads no 3-channel float TIFF: decode it to see
+            return _tiff_header(path)
         raise OSError(f"{path}: not a readable image ({type(err).__name__})") from err
+    finally:
+        Image.MAX_IMAGE_PIXELS = pil_limit
     check_complete(path)
     return h, w, colour
 
