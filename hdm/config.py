@@ -13,10 +13,12 @@ import difflib
 import inspect
 import os
 import re
+from typing import NamedTuple, Optional
 
 import yaml
 
 from hdm.device import MEMORY_FORMATS
+from hdm.optim import OPTIMIZERS, SCHEDULES
 
 # ----- YAML with numbers such as 2e-4 read as floats -----
 
@@ -49,44 +51,63 @@ def parse_value(text, where="override"):
 
 # ----- schema -----
 
-DEFAULTS = {
-    "name": "run",
-    "seed": 0,
-    "device": "auto",
-    "work_dir": "runs",
-    "model": {"type": "HDM"},
-    "data": {"train": None, "val": None, "test": None},  # val: checkpoint selection; test: what test.py scores
-    "losses": [{"type": "L1", "weight": 1.0}],
-    "optim": {"type": "Adam", "lr": 2e-4, "betas": [0.9, 0.999], "weight_decay": 0.0},
-    "schedule": {"type": "cosine", "eta_min": 0.0, "step_size": 8000, "gamma": 0.5},  # step_size, gamma: type step
-    "adversarial": None,  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
-    "train": {"iterations": 1000, "batch_size": 16, "num_workers": 0, "val_every": 500, "save_every": 500,
-              "log_every": 50, "num_val_images": 3, "keep_last": 3, "max_nonfinite": 3, "amp": "off",
-              "memory_format": "auto", "find_unused_parameters": False, "select_on_test": False, "ema_decay": 0.0},
-    "eval": {"preset": "ffa_rgb", "options": {}, "save_images": False, "grid_images": 4},
-}
 
-# leaf types (int values are accepted where float is expected); None means any value
-TYPES = {
-    "name": str, "seed": int, "device": str, "work_dir": str,
-    "optim": {"type": str, "lr": float, "betas": list, "weight_decay": float},
-    "schedule": {"type": str, "eta_min": float, "step_size": int, "gamma": float},
-    "train": {"iterations": int, "batch_size": int, "num_workers": int, "val_every": int, "save_every": int,
-              "log_every": int, "num_val_images": int, "keep_last": int, "max_nonfinite": int, "amp": str,
-              "memory_format": str, "find_unused_parameters": bool, "select_on_test": bool, "ema_decay": float},
-    "eval": {"preset": str, "options": dict, "save_images": bool, "grid_images": int},
-}
+class Field(NamedTuple):
+    """One leaf of the schema: its default, its type (int values are accepted where float is expected;
+    None: any), its allowed range (low, whether low itself is allowed; high, excluded) and choices."""
+    default: object
+    kind: Optional[type] = None
+    low: Optional[float] = None
+    low_allowed: bool = True
+    high: Optional[float] = None
+    choices: Optional[tuple] = None
 
 
-# value ranges: key path -> (lowest allowed, whether the lowest itself is allowed)
-RANGES = {
-    "seed": (0, True), "optim.lr": (0, False), "optim.weight_decay": (0, True), "schedule.eta_min": (0, True),
-    "schedule.step_size": (1, True), "schedule.gamma": (0, False), "train.iterations": (1, True),
-    "train.batch_size": (1, True), "train.num_workers": (0, True), "train.val_every": (1, True),
-    "train.save_every": (1, True), "train.log_every": (1, True), "train.num_val_images": (0, True),
-    "train.keep_last": (1, True), "train.max_nonfinite": (1, True), "eval.grid_images": (0, True),
-    "train.ema_decay": (0, True),
+class Typed(NamedTuple):
+    """A section built from a class table (model, dataset, loss): its keys are the class's arguments."""
+    kind: str
+    default: object = None
+
+
+F = Field
+OPTIMIZER = {"type": F("Adam", str, choices=tuple(OPTIMIZERS)), "lr": F(2e-4, float, 0, False),
+             "betas": F([0.9, 0.999], list), "weight_decay": F(0.0, float, 0)}
+# The one schema: defaults, types, ranges and choices. `model`, `data.*`, `losses` and
+# `adversarial.discriminator` are checked against the constructors of their `type` (hdm.build tables).
+SCHEMA = {
+    "name": F("run", str),
+    "seed": F(0, int, 0),
+    "device": F("auto", str),
+    "work_dir": F("runs", str),
+    "model": Typed("model", {"type": "HDM"}),
+    "data": {"train": Typed("dataset"), "val": Typed("dataset"),  # val: checkpoint selection (best.pth)
+             "test": Typed("dataset")},                           # test: what test.py scores
+    "losses": Typed("loss", [{"type": "L1", "weight": 1.0}]),     # a list, each with an optional weight
+    "optim": OPTIMIZER,
+    "schedule": {"type": F("cosine", str, choices=SCHEDULES), "eta_min": F(0.0, float, 0),
+                 "step_size": F(8000, int, 1), "gamma": F(0.5, float, 0, False)},  # step_size, gamma: type step
+    "adversarial": Typed("adversarial"),  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
+    "train": {"iterations": F(1000, int, 1), "batch_size": F(16, int, 1), "num_workers": F(0, int, 0),
+              "val_every": F(500, int, 1), "save_every": F(500, int, 1), "log_every": F(50, int, 1),
+              "num_val_images": F(3, int, 0), "keep_last": F(3, int, 1), "max_nonfinite": F(3, int, 1),
+              "amp": F("off", str, choices=("off", "bf16", "fp16")),
+              "memory_format": F("auto", str, choices=MEMORY_FORMATS),
+              "find_unused_parameters": F(False, bool), "select_on_test": F(False, bool),
+              "ema_decay": F(0.0, float, 0, True, 1.0)},  # 0: no EMA
+    "eval": {"preset": F("ffa_rgb", str), "options": F({}, dict), "save_images": F(False, bool),
+             "grid_images": F(4, int, 0)},
 }
+
+
+def _defaults(node):
+    if isinstance(node, dict):
+        return {key: _defaults(value) for key, value in node.items()}
+    return copy.deepcopy(node.default)
+
+
+DEFAULTS = _defaults(SCHEMA)
+
+
 # dataset arguments that name folders (checked by check_data_paths before any data is read)
 PATH_KEYS = ("root", "lq_dir", "gt_dir", "trans_dir")
 
@@ -126,31 +147,61 @@ def _check_typed(section, path, kind, extra=()):
         raise ConfigError(f"{path}: {kind} {name} needs {', '.join(missing)} (missing)")
 
 
-def _check_types(cfg, types, path):
+def _check_field(value, field, path):
+    kind = field.kind
+    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if kind not in (None, int, float) and not isinstance(value, kind):
+        raise ConfigError(f"{path}: expected {kind.__name__}, got {value!r}")
+    if field.choices is not None and value not in field.choices:
+        near = difflib.get_close_matches(str(value), field.choices, n=1, cutoff=0.5)
+        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(field.choices)}"
+                          f"{f'; did you mean {near[0]}?' if near else ''}")
+    if field.low is not None and (value < field.low or (value == field.low and not field.low_allowed)):
+        raise ConfigError(f"{path}: must be {'>=' if field.low_allowed else '>'} {field.low}, got {value}")
+    if field.high is not None and value >= field.high:
+        raise ConfigError(f"{path}: must be < {field.high}, got {value}")
+
+
+def _check_schema(cfg, schema, path=""):
+    """Unknown keys, types, ranges and choices of the plain keys; typed sections go to _check_section."""
     for key, value in cfg.items():
-        if key not in types:
-            raise ConfigError(f"{path}{key}: unknown key{_closest(key, types)}")
-        want = types[key]
-        if isinstance(want, dict):
+        where = f"{path}{key}"
+        if key not in schema:
+            raise ConfigError(f"{where}: unknown key{_closest(key, schema)}")
+        node = schema[key]
+        if isinstance(node, dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{path}{key}: expected a mapping, got {value!r}")
-            _check_types(value, want, f"{path}{key}.")
-        elif want is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{path}{key}: expected a number, got {value!r}")
-        elif want is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{path}{key}: expected an integer, got {value!r}")
-        elif not isinstance(value, want):
-            raise ConfigError(f"{path}{key}: expected {want.__name__}, got {value!r}")
+                raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            _check_schema(value, node, where + ".")
+        elif isinstance(node, Typed):
+            _check_section(value, where, node.kind)
+        else:
+            _check_field(value, node, where)
 
 
-def _check_ranges(cfg):
-    for path, (low, inclusive) in RANGES.items():
-        section, _, key = path.rpartition(".")
-        value = cfg[section][key] if section else cfg[key]
-        if value < low or (value == low and not inclusive):
-            raise ConfigError(f"{path}: must be {'>=' if inclusive else '>'} {low}, got {value}")
+def _check_section(value, path, kind):
+    if kind == "loss":
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{path}: expected a non-empty list, got {value!r}")
+        for i, loss in enumerate(value):
+            _check_typed(loss, f"{path}.{i}", "loss", extra=("weight",))
+            if "weight" in loss:
+                _check_field(loss["weight"], F(1.0, float), f"{path}.{i}.weight")
+    elif kind == "adversarial":
+        if value is None:
+            return
+        if not isinstance(value, dict) or set(value) != {"discriminator", "weight", "optim"}:
+            raise ConfigError(f"{path}: expected null or a mapping with discriminator, weight, optim; got {value!r}")
+        _check_section(value["discriminator"], f"{path}.discriminator", "model")
+        _check_field(value["weight"], F(1e-3, float, 0), f"{path}.weight")
+        _check_schema(value["optim"], OPTIMIZER, f"{path}.optim.")
+    elif value is not None or kind == "model":
+        _check_typed(value, path, kind)
+        if kind == "model":
+            _check_constructible(value, path, kind)
 
 
 def check_data_paths(cfg, splits=("train", "val", "test")):
@@ -203,56 +254,16 @@ def check_losses(cfg):
 
 
 def validate(cfg):
-    """Raise ConfigError on any unknown key, wrongly typed value, or value out of range."""
-    for key in cfg:
-        if key not in DEFAULTS:
-            raise ConfigError(f"{key}: unknown top-level key{_closest(key, DEFAULTS)}")
-    _check_types({k: v for k, v in cfg.items() if k in TYPES}, TYPES, "")
-    _check_ranges(cfg)
-    if cfg["train"]["amp"] not in ("off", "bf16", "fp16"):
-        raise ConfigError(f"train.amp: {cfg['train']['amp']!r} is not one of off, bf16, fp16")
-    if cfg["train"]["ema_decay"] >= 1:
-        raise ConfigError(f"train.ema_decay: must be < 1 (0 turns the EMA off), got {cfg['train']['ema_decay']}")
-    from hdm.optim import OPTIMIZERS, SCHEDULES
-
-    for path, section in (("optim", cfg["optim"]), ("adversarial.optim", (cfg["adversarial"] or {}).get("optim"))):
-        if section is not None and section.get("type") not in OPTIMIZERS:
-            name = section.get("type")
-            raise ConfigError(f"{path}.type: unknown optimizer {name!r}{_closest(name, OPTIMIZERS)}")
-    if cfg["schedule"]["type"] not in SCHEDULES:
-        name = cfg["schedule"]["type"]
-        raise ConfigError(f"schedule.type: unknown schedule {name!r}{_closest(name, SCHEDULES)}")
-    if cfg["train"]["memory_format"] not in MEMORY_FORMATS:
-        raise ConfigError(f"train.memory_format: {cfg['train']['memory_format']!r} is not one of {', '.join(MEMORY_FORMATS)}")
+    """Raise ConfigError (naming the key) on any unknown key, wrongly typed value, value out of range or
+    not among the choices, or constructor argument a model would reject."""
+    _check_schema(cfg, SCHEMA)
     _check_device(cfg["device"])
-    _check_typed(cfg["model"], "model", "model")
-    _check_constructible(cfg["model"], "model", "model")
-    gan = cfg["adversarial"]
-    if gan is not None:
-        if not isinstance(gan, dict) or set(gan) != {"discriminator", "weight", "optim"}:
-            raise ConfigError(f"adversarial: expected null or a mapping with discriminator, weight, optim; got {gan!r}")
-        _check_typed(gan["discriminator"], "adversarial.discriminator", "model")
-        _check_constructible(gan["discriminator"], "adversarial.discriminator", "model")
-        _check_types({"weight": gan["weight"], "optim": gan["optim"]},
-                     {"weight": float, "optim": TYPES["optim"]}, "adversarial.")
-    data = cfg["data"]
-    if not isinstance(data, dict):
-        raise ConfigError(f"data: expected a mapping with train/val datasets, got {data!r}")
-    for key, section in data.items():
-        if key not in DEFAULTS["data"]:
-            raise ConfigError(f"data.{key}: unknown key{_closest(key, DEFAULTS['data'])}")
-        if section is not None:
-            _check_typed(section, f"data.{key}", "dataset")
     from hdm.metrics import get_metric
 
     try:
         get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"])
-    except (KeyError, ValueError) as err:
+    except (KeyError, ValueError, TypeError) as err:
         raise ConfigError(f"eval: {err.args[0]}") from err
-    if not isinstance(cfg["losses"], list) or not cfg["losses"]:
-        raise ConfigError(f"losses: expected a non-empty list, got {cfg['losses']!r}")
-    for i, loss in enumerate(cfg["losses"]):
-        _check_typed(loss, f"losses.{i}", "loss", extra=("weight",))
     return cfg
 
 

@@ -271,7 +271,11 @@ def open_run(cfg, resume, overwrite):
     moved = check_start(run.dir, resume, overwrite) if run.main else None
     run.resume_from, changes = find_resume(cfg, run, resume)
     if run.main:
-        os.makedirs(run.ckpt_dir, exist_ok=True)
+        try:
+            os.makedirs(run.ckpt_dir, exist_ok=True)
+        except OSError as err:
+            raise RunFolderError(f"{run.dir}: cannot create the run folder ({err.strerror or err}); check "
+                                 f"work_dir") from err
         run.lock = RunLock(run.dir)
         run.lock.acquire()
         setup_logging(run.dir)

@@ -118,6 +118,29 @@ def test_a_second_live_process_is_refused_and_a_stale_lock_taken_over(tmp_path, 
     assert (run / "checkpoints" / "iter_4.pth").exists() and not (run / ".lock").exists()
 
 
+def test_two_trainings_with_one_name_at_once(tmp_path, demo_root):
+    cfg = write_config(tmp_path, demo_root, val=False, iterations=100000, save_every=100000)
+    first = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), "-c", cfg], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        lock = tmp_path / "runs" / "run" / ".lock"
+        for _ in range(600):
+            if lock.exists() and (tmp_path / "runs" / "run" / "train.log").exists():
+                break
+            assert first.poll() is None
+            __import__("time").sleep(0.05)
+        second = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "-c", cfg, "--resume", "auto"],
+                                capture_output=True, text=True)
+        assert second.returncode == 2 and second.stderr.strip().splitlines() == [
+            f"run folder: {tmp_path / 'runs' / 'run'} is in use by process {first.pid} on {__import__('socket').gethostname()}"
+            f" since {yaml.safe_load(lock.read_text())['since']}; wait for it, use another name=..., or remove {lock} "
+            f"if that process is gone"]
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=120) == 0  # stopped cleanly, with a checkpoint, lock released
+    assert not lock.exists() and list_checkpoints(str(tmp_path / "runs" / "run" / "checkpoints"))
+
+
 def test_resume_with_a_changed_config(tmp_path, demo_root, capsys):
     cfg = write_config(tmp_path, demo_root, iterations=2)
     train_cli.main(["-c", cfg])
@@ -211,8 +234,8 @@ def test_gan_resume_under_bf16_is_bitwise_equal(tmp_path, demo_root):
 # ----------------------------------------------------------------------------- one line, the right exit code
 
 
-BAD_OVERRIDES = [("optim.type=SGD", "optim.type: unknown optimizer 'SGD'"),
-                 ("schedule.type=warmup", "schedule.type: unknown schedule 'warmup'"),
+BAD_OVERRIDES = [("optim.type=SGD", "optim.type: 'SGD' is not one of Adam, AdamW"),
+                 ("schedule.type=warmup", "schedule.type: 'warmup' is not one of cosine, step"),
                  ("model.dim=-1", "model: need"), ("model.region=bogus", "model: region 'bogus'"),
                  ("data.train.crop=-5", "data.train: crop: expected a positive number"),
                  ("device=tpu", "device: 'tpu' is not a device"),
@@ -246,7 +269,7 @@ def test_debug_shows_the_traceback(tmp_path, demo_root):
     loud = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "-c", cfg, "optim.type=SGD", "--debug"],
                           capture_output=True, text=True)
     assert quiet.returncode == 2 and quiet.stderr.strip().splitlines() == [
-        "config error: optim.type: unknown optimizer 'SGD'; valid keys: Adam, AdamW"]
+        "config error: optim.type: 'SGD' is not one of Adam, AdamW"]
     assert "Traceback" in loud.stderr and "ConfigError" in loud.stderr
 
 
@@ -323,7 +346,7 @@ def test_predict_survives_a_bomb_and_names_it(tmp_path, capfd):
     _bomb_png(tmp_path / "in" / "bomb.png")
     assert predict_cli.main([str(tmp_path / "in"), str(tmp_path / "out"), "-c", str(tmp_path / "c.yaml")]) == 1
     err = capfd.readouterr().err
-    assert "bomb.png: 65535x65535 = 4295 Mpixels, above the limit" in err and "libpng" not in err
+    assert "bomb.png: 65535x65535 = 4295 Mpixels, above the limit of 400 Mpixels" in err and "libpng" not in err
     assert os.listdir(tmp_path / "out") == ["good.png"]
 
 
@@ -388,3 +411,19 @@ def test_a_checkpoint_write_on_a_full_disk_is_one_line_and_keeps_the_previous(tm
     assert code == 1 and len(err) == 1 and "iter_2.pth: could not be written (No space left on device)" in err[0]
     ckpts = tmp_path / "runs" / "run" / "checkpoints"
     assert sorted(os.listdir(ckpts)) == ["iter_1.pth"] and load_checkpoint(str(ckpts / "iter_1.pth"))["iteration"] == 1
+
+
+def test_a_bomb_in_the_training_set_is_found_before_work(tmp_path, capsys):
+    for name in ("a", "b"):
+        write_image(tmp_path / "lq" / f"{name}.png", RNG.random((40, 40, 3)))
+        write_image(tmp_path / "gt" / f"{name}.png", RNG.random((40, 40, 3)))
+    _bomb_png(tmp_path / "lq" / "b.png")
+    cfg = {"name": "run", "work_dir": str(tmp_path / "runs"), "model": {"type": "HDM", "dim": 8, "groups": 1},
+           "data": {"train": {"type": "PairedFolder", "lq_dir": str(tmp_path / "lq"), "gt_dir": str(tmp_path / "gt"),
+                              "crop": 32}},
+           "train": {"iterations": 2, "batch_size": 1}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    code, err = run_cli(train_cli.main, ["-c", str(tmp_path / "c.yaml")], capsys)
+    assert code == 2 and err == [f"data error: data.train: {tmp_path / 'lq' / 'b.png'}: 65535x65535 = 4295 Mpixels, "
+                                 f"above the limit of 400 Mpixels (set HDM_MAX_PIXELS to allow it)"]
+    assert not (tmp_path / "runs").exists()

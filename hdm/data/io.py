@@ -59,7 +59,8 @@ def _tiff_header(path):
 def image_header(path):
     """(height, width, colour) of an image file from its header alone, as read_image would return it
     (EXIF-rotated JPEGs swap height and width; colour False for grey images); the end of the file is
-    checked for truncation. OSError naming the file when it is not a readable image."""
+    checked for truncation. OSError naming the file when it is not a readable image or has more than
+    MAX_PIXELS pixels."""
     from PIL import Image, UnidentifiedImageError
 
     path = os.fspath(path)
@@ -79,6 +80,9 @@ def image_header(path):
     finally:
         Image.MAX_IMAGE_PIXELS = pil_limit
     check_complete(path)
+    if h * w > MAX_PIXELS:
+        raise OSError(f"{path}: {w}x{h} = {h * w / 1e6:.0f} Mpixels, above the limit of {MAX_PIXELS / 1e6:.0f} "
+                      f"Mpixels (set HDM_MAX_PIXELS to allow it)")
     return h, w, colour
 
 
@@ -109,10 +113,7 @@ def quiet_stderr():
 def _decode(path, flags):
     """The decoded array (uint8, uint16 or float) after the header checks, or OSError naming the file."""
     path = os.fspath(path)
-    h, w, _ = image_header(path)  # readable, not truncated
-    if h * w > MAX_PIXELS:
-        raise OSError(f"{path}: {w}x{h} = {h * w / 1e6:.0f} Mpixels, above the limit of {MAX_PIXELS / 1e6:.0f} "
-                      f"Mpixels (set HDM_MAX_PIXELS to allow it)")
+    image_header(path)  # readable, not truncated, not above the pixel limit
     try:
         with quiet_stderr():
             img = cv2.imread(path, flags)
