@@ -432,7 +432,7 @@ def validate_and_select(run, state):
     mean = _validate(run, state, val_set)
     if mean is None:  # interrupted by a signal: the loop saves and exits
         return
-    if not all(math.isfinite(v) for v in mean.values()):
+    if any(math.isnan(v) for v in mean.values()):  # NaN outputs (an infinite PSNR is a perfect image)
         raise TrainingStopped(f"validation at iteration {state.iteration} gave non-finite outputs: the weights are "
                               f"broken; training stopped; the last good checkpoint is {last_good_checkpoint(run, state)}")
     if os.path.isfile(checkpoint_path(run.ckpt_dir, state.iteration)):

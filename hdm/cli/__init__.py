@@ -30,6 +30,11 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{self.prog}: {message} (--help lists the arguments)")
 
+    def add_config(self, example):
+        """-c CONFIG and the dotted overrides that follow it (`example` shows one)."""
+        self.add_argument("-c", "--config", required=True, help="YAML config file")
+        self.add_argument("overrides", nargs="*", help=f"dotted overrides, e.g. {example}")
+
     def parse(self, argv):
         return self.parse_intermixed_args(argv)
 

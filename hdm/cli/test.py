@@ -51,8 +51,7 @@ def default_out(cfg, weights, info):
 
 def main(argv=None):
     parser = Parser(__doc__, prog="hdm-test")
-    parser.add_argument("-c", "--config", required=True, help="YAML config file")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.test.root=...")
+    parser.add_config("data.test.root=...")
     parser.add_argument("--weights", default=None,
                         help="checkpoint (.pth) written by train.py or convert_official.py (none for DCP / PF-DCP)")
     parser.add_argument("--preset", default=None, help="metric preset (default: the config's eval.preset)")

@@ -15,8 +15,7 @@ from hdm.engine import fit
 
 def main(argv=None):
     parser = Parser(__doc__, prog="hdm-train")
-    parser.add_argument("-c", "--config", required=True, help="YAML config file")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=2e-4 model.blocks_per_group=7")
+    parser.add_config("optim.lr=2e-4 model.blocks_per_group=7")
     parser.add_argument("--resume", default=None,
                         help="'auto' (the newest readable checkpoint of this run; a start when it has none) or a path")
     parser.add_argument("--overwrite", action="store_true",
