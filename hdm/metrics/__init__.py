@@ -5,6 +5,7 @@ A preset is f(out, gt, **options) -> {metric name: (B,) tensor}; inputs are RGB 
 import functools
 import inspect
 
+from .color import ciede2000
 from .niqe import niqe
 from .psnr_ssim import ffa_rgb, psnr_rgb, ssim_rgb
 from .reference import basicsr, lol_rgb, matlab_y_double, matlab_y_uint8
@@ -16,6 +17,7 @@ METRIC_PRESETS = {
     "basicsr": basicsr,                  # BasicSR calculate_psnr / calculate_ssim (options: y, crop_border)
     "lol_rgb": lol_rgb,                  # LOL, uint8 RGB, + MSE in HSV (option: gt_mean)
     "niqe": niqe,                        # no reference (option: convert = gray | y)
+    "ciede2000": ciede2000,              # NTIRE dehazing, NH-HAZE / Dense-HAZE papers: mean Delta E_00, lower is better
 }
 NO_REFERENCE = {"niqe"}
 
@@ -36,4 +38,4 @@ def get_metric(preset, **options):
 
 
 __all__ = ["METRIC_PRESETS", "NO_REFERENCE", "get_metric", "preset_options", "ffa_rgb", "psnr_rgb", "ssim_rgb",
-           "matlab_y_uint8", "matlab_y_double", "basicsr", "lol_rgb", "niqe"]
+           "matlab_y_uint8", "matlab_y_double", "basicsr", "lol_rgb", "niqe", "ciede2000"]
