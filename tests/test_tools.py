@@ -112,3 +112,44 @@ def test_demo_configs_for_every_task_load():
     from hdm.config import load_config
     for task, preset in (("hdm_demo", "ffa_rgb"), ("hdm_demo_rain", "matlab_y_uint8"), ("hdm_demo_lowlight", "lol_rgb")):
         assert load_config(os.path.join(ROOT, "configs", "demo", task + ".yaml"))["eval"]["preset"] == preset
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_transforms(tmp_path):
+    from hdm.inference import SelfEnsemble
+
+    class Asymmetric(torch.nn.Module):  # depends on position: its outputs differ per transform
+        extra_inputs = ()
+
+        def forward(self, x):
+            ramp = torch.linspace(0, 1, x.shape[-1]).view(1, 1, 1, -1)
+            return x * ramp
+    x = torch.rand(1, 3, 6, 10)
+    got = SelfEnsemble(Asymmetric())(x)
+    outs = []
+    for k in range(4):
+        for flip in (False, True):
+            y = torch.rot90(x.flip(-1) if flip else x, k, dims=(-2, -1))
+            y = torch.rot90(Asymmetric()(y), -k, dims=(-2, -1))
+            outs.append(y.flip(-1) if flip else y)
+    assert torch.allclose(got, torch.stack(outs).mean(0), atol=1e-7) and got.shape == x.shape
+    assert not torch.allclose(got, Asymmetric()(x))
+    # an equivariant model is unchanged; restore(ensemble=True) gives the wrapper's output, tiled or not
+    model = HDM(dim=8, groups=1, blocks_per_group=1).eval()
+    img = torch.rand(1, 3, 40, 48)
+    whole = restore(model, img, ensemble=True)
+    assert torch.allclose(whole, SelfEnsemble(model)(img).clamp(0, 1), atol=1e-6)
+    assert restore(model, img, tile=32, overlap=8, ensemble=True).shape == img.shape
+
+
+def test_test_and_predict_with_ensemble(tmp_path):
+    import json
+    write_image(tmp_path / "hazy" / "a.png", np.random.default_rng(1).random((32, 40, 3)))
+    write_image(tmp_path / "clear" / "a.png", np.random.default_rng(2).random((32, 40, 3)))
+    cfg = {"model": {"type": "DCP"}, "data": {"test": {"type": "PairedFolder", "lq_dir": str(tmp_path / "hazy"),
+                                                       "gt_dir": str(tmp_path / "clear")}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    mean = test_cli.main(["-c", str(tmp_path / "c.yaml"), "--ensemble", "--preset", "ciede2000", "--out", str(tmp_path / "r")])
+    meta = json.loads((tmp_path / "r" / "meta.json").read_text())
+    assert meta["ensemble"] and meta["preset"] == "ciede2000" and mean["ciede2000"] > 0
+    assert predict([str(tmp_path / "hazy"), str(tmp_path / "out"), "-c", str(tmp_path / "c.yaml"), "--ensemble"]) == 0
+    assert read_image(tmp_path / "out" / "a.png").shape == (32, 40, 3)

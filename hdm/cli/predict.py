@@ -110,6 +110,7 @@ def main(argv=None):
     parser.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (multiple of 4)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", action="store_true", help="autocast: bf16 on CPU, fp16 on CUDA")
+    parser.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips and rotations; 8x the time)")
     parser.add_argument("--save-maps", action="store_true",
                         help="also write the first model's dark channel, transmission and region masks (colour-mapped)")
     args = parser.parse(argv)
@@ -135,7 +136,7 @@ def main(argv=None):
             with torch.inference_mode(), autocast(device, "auto" if args.amp else "off"):
                 x = lq
                 for model in models:
-                    x = restore(model, x, tile=args.tile, overlap=args.overlap).float()
+                    x = restore(model, x, tile=args.tile, overlap=args.overlap, ensemble=args.ensemble).float()
                 if args.save_maps and hasattr(models[0], "maps"):
                     lq = lq.float() / 255 if lq.dtype == torch.uint8 else lq
                     for key, img in colour_maps(models[0].maps(lq), lq.shape[-2:]).items():

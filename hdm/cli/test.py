@@ -23,7 +23,7 @@ from hdm.data.io import ensure_writable, write_image
 from hdm.data.prepare import build_checked, describe
 from hdm.device import autocast, keep_freed_memory, resolve_device
 from hdm.engine import evaluate, summarize, test_split
-from hdm.inference import load_model
+from hdm.inference import SelfEnsemble, load_model
 from hdm.metrics import NO_REFERENCE, get_metric
 from hdm.results import comparison_grid, provenance, write_results
 from hdm.runtime import run_dir_of
@@ -58,6 +58,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="results folder (default: <run folder>/test/<weights>_<set>)")
     parser.add_argument("--save-images", action="store_true", help="save restored images as PNG")
     parser.add_argument("--amp", action="store_true", help="inference under autocast (bf16 on CPU, fp16 on CUDA)")
+    parser.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips and rotations; 8x the time)")
     args = parser.parse(argv)
     overrides = list(args.overrides)
     if args.preset:  # a preset's options belong to it: another preset starts without them
@@ -86,6 +87,8 @@ def main(argv=None):
             else {"weights": None, "chosen": "no weights (a parameter-free model)", "selected_on_tested_set": False}
     except (ValueError, OSError, RuntimeError) as err:
         raise UsageError(f"--weights: {first_line(err)}") from err
+    if args.ensemble:
+        model = SelfEnsemble(model)
     out_dir = args.out or default_out(cfg, args.weights, describe(dataset))
     try:
         ensure_writable(out_dir)
@@ -110,7 +113,7 @@ def main(argv=None):
         triplets = [[t.permute(1, 2, 0).numpy() for t in triplet if t is not None] for triplet in examples]
         write_image(os.path.join(out_dir, "comparison.png"), comparison_grid(triplets))
     meta = {**provenance(preset, options), "checkpoint": record, "test_set": describe(dataset), "config": cfg,
-            "images": len(rows)}
+            "ensemble": args.ensemble, "amp": args.amp, "images": len(rows)}
     label = cfg["model"]["type"] + (f" ({os.path.basename(args.weights)})" if args.weights else "")
     text = write_results(out_dir, rows, label, meta)
     print(text, end="")
