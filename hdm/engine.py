@@ -30,7 +30,7 @@ from hdm.data import build_dataset
 from hdm.data.io import write_image
 from hdm.data.prepare import DataError, describe, prepare
 from hdm.data.sampler import EpochSampler, SeededSamples
-from hdm.device import autocast, keep_freed_memory, memory_format, resolve_device
+from hdm.device import amp_mode, autocast, keep_freed_memory, memory_format, resolve_device
 from hdm.inference import load_model
 from hdm.losses import WeightedLosses
 from hdm.metrics import get_metric
@@ -193,9 +193,9 @@ def fit(cfg, resume=None, overwrite=False):
                                       f"the last good checkpoint is {last_good_checkpoint(run, state)})") from err
             state.model.train()
             if gan is None:
-                logs = train_step(state, net, batch, losses, run.device, tcfg["amp"])
+                logs = train_step(state, net, batch, losses, run.device, run.amp)
             else:
-                logs = gan_train_step(state, net, d_net, batch, losses, gan["weight"], run.device, tcfg["amp"])
+                logs = gan_train_step(state, net, d_net, batch, losses, gan["weight"], run.device, run.amp)
             state.sampler.offset += tcfg["batch_size"] * run.world
             if "nonfinite" in logs:
                 nonfinite += 1
@@ -243,6 +243,7 @@ class Run:
     lock: RunLock = None
     stop: StopRequest = None
     device: torch.device = None
+    amp: str = "off"
     writer: object = None
     bar: object = None
     clock: list = field(default_factory=list)
@@ -288,6 +289,7 @@ def open_run(cfg, resume, overwrite):
             logger.log(level, line)
     run.stop = StopRequest()  # SIGINT / SIGTERM: finish the step (or stop validating), save, exit
     run.device = resolve_device(cfg["device"])
+    run.amp = amp_mode(tcfg["amp"], run.device)  # bf16 on a CPU without native bf16: fp32, said once
     if run.device.type == "cpu":
         keep_freed_memory()  # large tensors reuse freed memory instead of fresh zero-filled pages
     if run.device.type == "cuda" and world > 1:
@@ -363,7 +365,7 @@ def resume_training(state, cfg, run):
     logger.info("model %s: %d parameters; %d training samples; batch %d per process x %d process(es) = %d global; "
                 "%d iterations; device %s; amp %s%s", cfg["model"]["type"], count_parameters(state.model),
                 len(run.sets["train"]), tcfg["batch_size"], run.world, tcfg["batch_size"] * run.world,
-                tcfg["iterations"], run.device, tcfg["amp"], f"; EMA {tcfg['ema_decay']}" if state.ema else "")
+                tcfg["iterations"], run.device, run.amp, f"; EMA {tcfg['ema_decay']}" if state.ema else "")
     if run.main:
         from torch.utils.tensorboard import SummaryWriter  # imported late: slow, and only training needs it
 

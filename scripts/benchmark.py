@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from hdm.cli import Parser, console
-from hdm.device import autocast, keep_freed_memory, median_time, resolve_device
+from hdm.device import autocast, cpu_features, keep_freed_memory, median_time, resolve_device
 from hdm.files import atomic_write
 from hdm.inference import compile_model, restore
 from hdm.models.blocks import region_conv_masked_sum, region_conv_per_region
@@ -375,7 +375,8 @@ def main(argv=None):
         if "tiled" in args.sections:
             rows += bench_tiled(level, device, tmp)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
-    header = (f"device {name}, {torch.get_num_threads()} threads, torch {torch.__version__}, float32 unless a row says "
+    features = f" (CPU features: {', '.join(cpu_features()) or 'unknown'})" if device.type == "cpu" else ""
+    header = (f"device {name}{features}, {torch.get_num_threads()} threads, torch {torch.__version__}, float32 unless a row says "
               f"otherwise; median of {repeats} after a warm-up; level {level}; conv peak "
               f"{conv_peak / 1e9:.0f} GFLOP/s (floor = FLOPs / peak; 'of floor' = floor / measured time); "
               f"{time.perf_counter() - started:.0f} s in all")

@@ -59,3 +59,16 @@ def test_channels_last_and_activation_checkpointing_change_nothing():
     assert torch.equal(outs[0], outs[1]) and torch.allclose(outs[0], outs[2], atol=1e-5)
     for p, q, r in zip(a.parameters(), b.parameters(), c.parameters()):
         assert torch.equal(p.grad, q.grad) and torch.allclose(p.grad, r.grad, atol=1e-4)
+
+
+def test_bf16_only_where_the_cpu_computes_it(monkeypatch, caplog):
+    from hdm.device import _say_fp32, amp_mode, cpu_bf16_native
+    _say_fp32.cache_clear()  # the line is said once per process
+    cuda = torch.device("cuda")
+    assert amp_mode("auto", cuda) == "fp16" and amp_mode("bf16", cuda) == "bf16" and amp_mode("off", CPU) == "off"
+    monkeypatch.setenv("HDM_CPU_BF16", "1")
+    assert cpu_bf16_native() and amp_mode("auto", CPU) == "bf16" and amp_mode("bf16", CPU) == "bf16"
+    monkeypatch.setenv("HDM_CPU_BF16", "0")
+    with caplog.at_level("WARNING", logger="hdm"):
+        assert amp_mode("auto", CPU) == "off" and amp_mode("bf16", CPU) == "off"
+    assert "this CPU has no native bf16" in caplog.text and "running in fp32" in caplog.text

@@ -215,7 +215,8 @@ def test_resume_with_ema_is_bitwise_equal_and_validation_uses_the_ema(tmp_path, 
     assert best["ema"] and all(torch.equal(best["model"][k], step["ema"][k]) for k in best["model"])
 
 
-def test_gan_resume_under_bf16_is_bitwise_equal(tmp_path, demo_root):
+def test_gan_resume_under_bf16_is_bitwise_equal(tmp_path, demo_root, monkeypatch):
+    monkeypatch.setenv("HDM_CPU_BF16", "1")  # bf16 even on a CPU without native bf16 (slow there, but tested)
     root = make_demo("lowlight", str(tmp_path / "lowlight"), samples_per_photo=1)
     cfg = {"name": "run", "work_dir": str(tmp_path / "runs"), "seed": 1,
            "model": {"type": "HybridNet", "width": 4, "ms_channels": 2},

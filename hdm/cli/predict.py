@@ -23,7 +23,7 @@ from hdm.checkpoint import load_checkpoint
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import DEFAULTS, ConfigError, apply_override, load_config, merge, validate
 from hdm.data.io import ensure_writable, images_in, is_image, read_image_tensor, write_image
-from hdm.device import autocast, keep_freed_memory, resolve_device
+from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
 from hdm.inference import colour_maps, load_model, restore
 
 
@@ -126,6 +126,7 @@ def main(argv=None):
         ensure_writable(args.output)
     except OSError as err:
         raise UsageError(first_line(err)) from err
+    amp = amp_mode("auto" if args.amp else "off", device)
     failures = 0
     start = time.time()
     for path in files:
@@ -133,7 +134,7 @@ def main(argv=None):
             if not is_image(path):
                 raise OSError(f"{path}: not an image file name")
             lq = read_image_tensor(path).unsqueeze(0).to(device)  # uint8 until the tile that needs it
-            with torch.inference_mode(), autocast(device, "auto" if args.amp else "off"):
+            with torch.inference_mode(), autocast(device, amp):
                 x = lq
                 for model in models:
                     x = restore(model, x, tile=args.tile, overlap=args.overlap, ensemble=args.ensemble).float()

@@ -21,7 +21,7 @@ from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import ConfigError, check_data_paths, load_config
 from hdm.data.io import ensure_writable, write_image
 from hdm.data.prepare import build_checked, describe
-from hdm.device import autocast, keep_freed_memory, resolve_device
+from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
 from hdm.engine import evaluate, summarize, test_split
 from hdm.inference import SelfEnsemble, load_model
 from hdm.metrics import NO_REFERENCE, get_metric
@@ -101,7 +101,7 @@ def main(argv=None):
     save_images = args.save_images or cfg["eval"]["save_images"]
     partial = os.path.join(out_dir, ".images.partial")  # images/ appears only once every image is scored
     try:
-        with torch.inference_mode(), autocast(device, "auto" if args.amp else "off"):
+        with torch.inference_mode(), autocast(device, amp_mode("auto" if args.amp else "off", device)):
             rows, examples = evaluate(model, dataset, get_metric(preset, **options), device,
                                       save_dir=partial if save_images else None, num_examples=cfg["eval"]["grid_images"])
     except BaseException:
