@@ -73,14 +73,18 @@ def imresize_half(img):
 
 
 def _aggd(vec):
-    """AGGD fit as LIVE's estimateaggdparam: (alpha, beta_left, beta_right)."""
+    """AGGD fit as LIVE's estimateaggdparam: (alpha, beta_left, beta_right), with MATLAB's semantics
+    for degenerate blocks: a side with no values has mean([]) = NaN, so its std and beta are NaN; a
+    NaN ratio makes MATLAB's `min` return its first index, alpha = 0.2. NIQE then drops the NaN
+    features of such blocks (nanmean, nancov)."""
     left, right = vec[vec < 0], vec[vec > 0]
-    left_std = math.sqrt(np.mean(left ** 2)) if left.size else 0.0
-    right_std = math.sqrt(np.mean(right ** 2)) if right.size else 0.0
-    gamma_hat = left_std / right_std if right_std > 0 else np.inf
-    r_hat = np.mean(np.abs(vec)) ** 2 / np.mean(vec ** 2)
+    left_std = math.sqrt(np.mean(left ** 2)) if left.size else math.nan
+    right_std = math.sqrt(np.mean(right ** 2)) if right.size else math.nan
+    mean_sq = np.mean(vec ** 2)
+    gamma_hat = left_std / right_std
+    r_hat = np.mean(np.abs(vec)) ** 2 / mean_sq if mean_sq > 0 else math.nan
     r_norm = r_hat * (gamma_hat ** 3 + 1) * (gamma_hat + 1) / (gamma_hat ** 2 + 1) ** 2
-    alpha = _GAM[np.argmin((_R_GAM - r_norm) ** 2)]
+    alpha = _GAM[0] if math.isnan(r_norm) else _GAM[np.argmin((_R_GAM - r_norm) ** 2)]
     scale = math.sqrt(gamma_fn(1 / alpha) / gamma_fn(3 / alpha))
     return alpha, left_std * scale, right_std * scale
 
