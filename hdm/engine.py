@@ -463,11 +463,12 @@ def test_split(cfg):
     return "test" if cfg["data"]["test"] is not None else "val"
 
 
-def train_and_evaluate(cfg, resume="auto", save_dir=None):
+def train_and_evaluate(cfg, resume="auto", save_dir=None, test_cfg=None):
     """Train as the config says (continuing an interrupted run, doing nothing for a finished one;
     parameter-free models such as DCP are only tested), then evaluate the final weights on the test
-    split (test_split).
+    split (test_split) of test_cfg (default: cfg; the sweep trains without validating the set it tests).
     Returns (model, rows, training seconds, test seconds)."""
+    test_cfg = test_cfg or cfg
     t0 = time.time()
     weights = None
     if count_parameters(build_model(cfg["model"])):
@@ -478,8 +479,9 @@ def train_and_evaluate(cfg, resume="auto", save_dir=None):
     model = load_model(cfg["model"], weights, device)
     t0 = time.time()
     with torch.inference_mode():
-        rows, _ = evaluate(model, build_dataset(cfg["data"][test_split(cfg)]),
-                           get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"]), device, save_dir=save_dir)
+        rows, _ = evaluate(model, build_dataset(test_cfg["data"][test_split(test_cfg)]),
+                           get_metric(test_cfg["eval"]["preset"], **test_cfg["eval"]["options"]), device,
+                           save_dir=save_dir)
     return model, rows, train_s, time.time() - t0
 
 

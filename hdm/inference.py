@@ -18,16 +18,17 @@ from hdm.models import build_model, count_parameters
 
 def load_model(model_cfg, weights, device, fmt="auto"):
     """A model from its config with a checkpoint's weights, in eval mode on `device` in memory format
-    `fmt` (hdm.runtime.memory_format: 'auto' = the faster one for the device). Parameter-free models
+    `fmt` (hdm.device.memory_format: 'auto' = the faster one for the device). Parameter-free models
     (DCP, PF-DCP) take weights=None. Raises ValueError naming the file when weights are missing or do
-    not fit."""
+    not fit. A checkpoint with EMA weights (train.ema_decay) gives those, as validation used them."""
     model = build_model(model_cfg)
     if weights is None:
         if count_parameters(model):
             raise ValueError(f"{model_cfg['type']} has parameters: a weights file is needed")
     else:
         try:
-            model.load_state_dict(load_checkpoint(weights)["model"])
+            ckpt = load_checkpoint(weights)
+            model.load_state_dict(ckpt.get("ema") or ckpt["model"])  # the EMA weights when the run kept them
         except RuntimeError as err:
             raise ValueError(f"{weights}: weights do not fit model {model_cfg} ({str(err).splitlines()[0]})") from err
     return model.to(device, memory_format=memory_format(fmt, device)).eval()

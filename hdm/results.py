@@ -5,6 +5,7 @@ numbers can be compared only where they were computed the same way.
 """
 import csv
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -26,6 +27,19 @@ def provenance(preset, options):
             "numpy": np.__version__, "opencv": cv2.__version__, "scipy": scipy.__version__,
             "scikit-image": skimage.__version__, "python": platform.python_version(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def code_digest():
+    """A digest of the package's source (every hdm/**/*.py file): results computed by other code differ."""
+    root = os.path.dirname(os.path.abspath(hdm.__file__))
+    digest = hashlib.sha256()
+    for top, _, names in sorted(os.walk(root)):
+        for name in sorted(n for n in names if n.endswith(".py")):
+            path = os.path.join(top, name)
+            digest.update(os.path.relpath(path, root).encode())
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()[:16]
 
 
 def _atomic_text(path, text):

@@ -5,11 +5,18 @@
     # a grid of overrides over one base config:
     python scripts/sweep.py --base configs/demo/hdm_demo.yaml --grid model.num_regions=1,3,5 --seeds 0 1
 
-Each run lives in <out>/<variant>_s<seed>/ and writes result.json when its test is done; a run whose
-result.json exists is not run again. The table (<out>/table.md and table.csv) has one row per variant:
-PSNR and SSIM (mean +- sample std over seeds), parameter count, and wall time per run.
+Each run lives in <out>/<variant>_s<seed>/ and writes result.json when its test is done, with the
+digests of its resolved config and of the package's code. A result is reused only when both match
+(a changed --set, --with, config or code runs it again; the old run folder is moved aside, never
+deleted), and an interrupted run continues. Each run is evaluated once: on data.test, or, when the
+config has none, on data.val, which is then not also validated during training. The table
+(<out>/table.md and table.csv) states the sweep's settings and has one row per variant: PSNR and
+SSIM (mean +- sample std over seeds), parameters, MACs at --macs-size, wall time per run, and how many
+runs were reused; a first row scores the degraded input the same way.
 """
+import copy
 import csv
+import hashlib
 import itertools
 import json
 import os
@@ -18,10 +25,12 @@ import statistics
 
 from hdm.cli import Parser, UsageError, console
 from hdm.config import load_config, parse_value, read_yaml
-from hdm.engine import summarize, train_and_evaluate
+from hdm.engine import summarize, test_split, train_and_evaluate
 from hdm.files import atomic_write
 from hdm.models import count_parameters
-from hdm.results import provenance
+from hdm.models.complexity import macs
+from hdm.results import code_digest, provenance
+from hdm.run_folder import config_changes, move_aside, stored_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,24 +56,39 @@ def slug(label):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "run"
 
 
-def run_one(label, path, overrides, extra, seed, out_dir):
-    """Train and test one variant with one seed; returns its result dict (read back if it exists)."""
+def config_digest(cfg):
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_one(label, path, overrides, extra, seed, out_dir, macs_size):
+    """Train and test one variant with one seed; returns its result dict, reused when its config and the
+    code are those it was computed with."""
     name = f"{slug(label)}_s{seed}"
-    result_path = os.path.join(out_dir, name, "result.json")
+    run_dir, result_path = os.path.join(out_dir, name), os.path.join(out_dir, name, "result.json")
+    cfg = load_config(path, overrides + [f"seed={seed}", f"name={name}", f"work_dir={out_dir}"], extra=extra)
+    digests = {"config_digest": config_digest(cfg), "code_digest": code_digest()}
     if os.path.isfile(result_path):
         with open(result_path) as f:
-            return json.load(f)
-    cfg = load_config(path, overrides + [f"seed={seed}", f"name={name}", f"work_dir={out_dir}"], extra=extra)
-    model, rows, train_s, test_s = train_and_evaluate(cfg)  # an interrupted run continues
-    os.makedirs(os.path.join(out_dir, name), exist_ok=True)
+            result = json.load(f)
+        if all(result.get(k) == v for k, v in digests.items()):
+            return {**result, "reused": True}
+        print(f"   {name}: config or code changed since its result; running it again", flush=True)
+    train_cfg = copy.deepcopy(cfg)
+    if test_split(cfg) == "val":  # scored once, after training: no validation of the same images during it
+        train_cfg["data"]["val"] = None
+    stored = stored_config(run_dir)
+    if os.path.isfile(result_path) or (stored and config_changes(stored, train_cfg)[1]):
+        print(f"   {name}: the previous run moved to {move_aside(run_dir)}", flush=True)
+    model, rows, train_s, test_s = train_and_evaluate(train_cfg, test_cfg=cfg)  # an interrupted run continues
     mean = summarize(rows)
     result = {"label": label, "seed": seed, "psnr": mean["psnr"], "ssim": mean["ssim"],
-              "input_psnr": mean["input_psnr"], "params": count_parameters(model), "images": len(rows),
-              "train_s": train_s, "test_s": test_s, "preset": cfg["eval"]["preset"],
+              "input_psnr": mean["input_psnr"], "input_ssim": mean["input_ssim"], "params": count_parameters(model),
+              "macs": macs(model, macs_size), "macs_size": list(macs_size), "images": len(rows),
+              "train_s": train_s, "test_s": test_s, "preset": cfg["eval"]["preset"], **digests, "config": cfg,
               "provenance": provenance(cfg["eval"]["preset"], cfg["eval"]["options"])}
     with atomic_write(result_path, "w") as f:
         json.dump(result, f, indent=1)
-    return result
+    return {**result, "reused": False}
 
 
 def mean_std(values):
@@ -72,23 +96,31 @@ def mean_std(values):
 
 
 def table(results, labels):
-    """Rows (dicts) aggregated over seeds, in the order of `labels`."""
-    rows = []
+    """Rows (dicts) aggregated over seeds, in the order of `labels`, after a row for the degraded input."""
+    (ip, ips), (iss, isss) = mean_std([r["input_psnr"] for r in results]), mean_std([r["input_ssim"] for r in results])
+    rows = [{"variant": "input (degraded)", "psnr_mean": ip, "psnr_std": ips, "ssim_mean": iss, "ssim_std": isss,
+             "params": 0, "macs": 0, "seeds": len({r["seed"] for r in results}), "wall_s_per_run": 0.0, "reused": ""}]
     for label in labels:
         runs = [r for r in results if r["label"] == label]
         (p, ps), (s, ss) = mean_std([r["psnr"] for r in runs]), mean_std([r["ssim"] for r in runs])
         rows.append({"variant": label, "psnr_mean": p, "psnr_std": ps, "ssim_mean": s, "ssim_std": ss,
-                     "params": runs[0]["params"], "seeds": len(runs),
-                     "wall_s_per_run": statistics.mean(r["train_s"] + r["test_s"] for r in runs)})
+                     "params": runs[0]["params"], "macs": runs[0]["macs"], "seeds": len(runs),
+                     "wall_s_per_run": statistics.mean(r["train_s"] + r["test_s"] for r in runs),
+                     "reused": f"{sum(r['reused'] for r in runs)} of {len(runs)}"})
     return rows
 
 
-def markdown(rows, title):
-    lines = [f"### {title}", "", "| variant | PSNR (dB) | SSIM | params | seeds | wall time per run |",
-             "|---|---|---|---|---|---|"]
+def markdown(rows, title, settings, macs_size):
+    lines = [f"### {title}", "", settings, "",
+             f"| variant | PSNR (dB) | SSIM | params | GMACs at {macs_size[0]}x{macs_size[1]} | seeds | wall time per run "
+             f"| reused |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if r["variant"] == "input (degraded)":
+            lines.append(f"| {r['variant']} | {r['psnr_mean']:.2f} | {r['ssim_mean']:.4f} | - | - | - | - | - |")
+            continue
         lines.append(f"| {r['variant']} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | {r['ssim_mean']:.4f} ± "
-                     f"{r['ssim_std']:.4f} | {r['params']:,} | {r['seeds']} | {r['wall_s_per_run']:.0f} s |")
+                     f"{r['ssim_std']:.4f} | {r['params']:,} | {r['macs'] / 1e9:.3f} | {r['seeds']} | "
+                     f"{r['wall_s_per_run']:.0f} s | {r['reused']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -104,6 +136,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default=None, help="sweep folder (default runs/sweeps/<name of the first config>)")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--macs-size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
+                        help="input size of the MACs column (default 256 256)")
     args = parser.parse(argv)
     if args.grid and not args.base:
         parser.error("--grid needs --base")
@@ -121,10 +155,14 @@ def main(argv=None):
     for label, path, overrides in variants:
         for seed in args.seeds:
             print(f"== {label} (seed {seed})", flush=True)
-            results.append(run_one(label, path, overrides, extra, seed, out_dir))
+            results.append(run_one(label, path, overrides, extra, seed, out_dir, args.macs_size))
     rows = table(results, [v[0] for v in variants])
     title = args.title or f"{len(variants)} variants, metric preset {results[0]['preset']}, {results[0]['images']} test image(s)"
-    text = markdown(rows, title)
+    settings = (f"settings: {'--configs ' + ' '.join(args.configs) if args.configs else '--base ' + args.base}"
+                f"{''.join(' --grid ' + g for g in args.grid)}{' --with ' + args.with_file if args.with_file else ''}"
+                f"{''.join(' --set ' + v for v in args.set)}; seeds {' '.join(map(str, args.seeds))}; code "
+                f"{results[0]['code_digest']}")
+    text = markdown(rows, title, settings, args.macs_size)
     with atomic_write(os.path.join(out_dir, "table.md"), "w") as f:
         f.write(text)
     with atomic_write(os.path.join(out_dir, "table.csv"), "w") as f:

@@ -90,8 +90,8 @@ def test_number_of_regions(n):
 
 
 def test_model_report_sums_to_total():
-    report = load_script("scripts/model_report")
-    rows = report.report(HDM(dim=8, groups=1, blocks_per_group=1), (32, 40))
+    from hdm.models.complexity import stage_report
+    rows = stage_report(HDM(dim=8, groups=1, blocks_per_group=1), (32, 40))
     total = rows[-1]
     assert sum(r[1] for r in rows[:-1]) == total[1]
     assert sum(r[2] for r in rows[:-1]) == total[2]
@@ -115,14 +115,26 @@ def test_sweep_writes_a_table5_table_and_skips_finished_runs(tmp_path, monkeypat
     assert sorted(configs) == rows_files
     args = ["--configs", *configs, "--with", str(tmp_path / "shared.yaml"), "--out", str(tmp_path / "sweep")]
     rows = sweep.main(args)
-    assert [r["variant"] for r in rows] == order
+    assert [r["variant"] for r in rows] == ["input (degraded)", *order]
     text = (tmp_path / "sweep" / "table.md").read_text()
     assert sum(line.startswith("| table5_") for line in text.splitlines()) == 5
-    params = [r["params"] for r in rows]
+    assert f"--with {tmp_path / 'shared.yaml'}" in text and "GMACs at 256x256" in text and "| input (degraded) |" in text
+    params = [r["params"] for r in rows[1:]]
     assert params[0] < params[1] < params[2] < params[4] < params[3]  # B < B+FA < B+FA+S < HDM < HDM-F
-    # a second call reuses every result.json instead of training again
+    assert all(r["macs"] > 0 for r in rows[1:]) and rows[0]["psnr_mean"] > 5  # the hazy input, scored the same way
+    # evaluated once: no validation during training of the images the sweep scores
+    assert "val iter" not in (tmp_path / "sweep" / "table5_b_s0" / "train.log").read_text()
+    # a second call reuses every result.json instead of training again ...
+    real = sweep.train_and_evaluate
     monkeypatch.setattr(sweep, "train_and_evaluate", lambda *a, **k: pytest.fail("finished run trained again"))
-    assert sweep.main(args) == rows
+    again = sweep.main(args)
+    assert [r["reused"] for r in again[1:]] == ["1 of 1"] * 5
+    assert [r["psnr_mean"] for r in again] == [r["psnr_mean"] for r in rows]
+    # ... but not when a setting changed: that run is trained again, its old folder moved aside
+    monkeypatch.setattr(sweep, "train_and_evaluate", real)
+    changed = sweep.main(["--configs", configs[0], "--set", "optim.lr=5e-4", *args[-4:]])
+    assert [r["reused"] for r in changed[1:]] == ["0 of 1"]
+    assert any(p.startswith("table5_b_s0.old-") for p in os.listdir(tmp_path / "sweep"))
 
 
 def test_sweep_grid_labels(tmp_path):
