@@ -52,7 +52,7 @@ def summary_table(rows, label):
     columns, then one for `label`."""
     metrics = [k for k in rows[0] if k != "name" and not k.startswith("input_")]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "name"}
-    fmt = lambda k, v: f"{v:.2f}" if k == "psnr" else f"{v:.4f}"  # noqa: E731
+    fmt = lambda k, v: f"{v:.2f}" if k.endswith("psnr") else f"{v:.4f}"  # noqa: E731
     lines = ["| method | " + " | ".join(metrics) + " | images |", "|---" * (len(metrics) + 2) + "|"]
     if all(f"input_{k}" in mean for k in metrics):
         lines.append("| input (degraded) | " + " | ".join(fmt(k, mean[f"input_{k}"]) for k in metrics) + f" | {len(rows)} |")
@@ -64,8 +64,10 @@ def write_results(out_dir, rows, label, meta):
     """per_image.csv, summary.md (table + preset line) and meta.json in out_dir; returns the summary text."""
     os.makedirs(out_dir, exist_ok=True)
     text = summary_table(rows, label)
-    options = ", ".join(f"{k}={v}" for k, v in meta["options"].items()) or "default options"
-    text += f"\nmetric preset `{meta['preset']}` ({options}); torch {meta['torch']}, hdm {meta['hdm']}\n"
+    presets = meta.get("presets") or {meta["preset"]: meta["options"]}
+    described = ", ".join(f"`{name}` ({', '.join(f'{k}={v}' for k, v in opts.items()) or 'default options'})"
+                          for name, opts in presets.items())
+    text += f"\nmetric preset{'s' if len(presets) > 1 else ''} {described}; torch {meta['torch']}, hdm {meta['hdm']}\n"
     with atomic_write(os.path.join(out_dir, "per_image.csv"), "w") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -75,12 +77,42 @@ def write_results(out_dir, rows, label, meta):
     return text
 
 
-def comparison_grid(triplets, height=256):
-    """One row per (input, output[, target]) of (H, W, 3) arrays in [0, 1], each resized to `height`."""
+HEADERS = ("input", "output", "target")
+
+
+def _text_strip(width, height, text, centres=None):
+    """A white (height, width, 3) strip with black text, left-aligned, or centred at each x of `centres`."""
+    strip = np.full((height, width, 3), 255, np.uint8)  # OpenCV draws text on uint8 images
+    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, height / 40, 1
+    for words, x in ([(text, None)] if centres is None else zip(text, centres)):
+        (w, h), _ = cv2.getTextSize(words, font, scale, thick)
+        left = 4 if x is None else max(0, int(x - w / 2))
+        cv2.putText(strip, words, (left, (height + h) // 2), font, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    return strip.astype(np.float32) / 255
+
+
+def comparison_grid(triplets, captions=None, height=256):
+    """A labelled figure: a header naming the columns (input, output, target), then per example its
+    images (each (H, W, 3) in [0, 1], resized to `height`) and a caption line below them (the file name
+    and its scores, from `captions`)."""
     rows = []
-    for images in triplets:
+    for i, images in enumerate(triplets):
         scaled = [cv2.resize(np.asarray(im, np.float32), (max(1, round(im.shape[1] * height / im.shape[0])), height),
                              interpolation=cv2.INTER_AREA) for im in images]
-        rows.append(np.concatenate(scaled, axis=1))
-    width = max(r.shape[1] for r in rows)
-    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows])
+        row = np.concatenate(scaled, axis=1)
+        if captions:
+            row = np.concatenate([row, _text_strip(row.shape[1], 28, captions[i])])
+        rows.append((row, [im.shape[1] for im in scaled]))
+    width = max(r.shape[1] for r, _ in rows)
+    widths = rows[0][1]
+    centres = [sum(widths[:k]) + widths[k] / 2 for k in range(len(widths))]
+    header = _text_strip(width, 32, HEADERS[:len(widths)], centres)
+    body = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r, _ in rows]
+    return np.concatenate([header, *body])
+
+
+def caption(row, metrics=("psnr", "ssim")):
+    """'name: psnr 25.31, ssim 0.8123' of one per-image result row (the metrics it has)."""
+    parts = [f"{k} {row[k]:.2f}" if k.endswith("psnr") else f"{k} {row[k]:.4f}" for k in row
+             if k != "name" and not k.startswith("input_") and (k in metrics or k.split(".")[-1] in metrics)]
+    return f"{row['name']}: " + ", ".join(parts) if parts else row["name"]

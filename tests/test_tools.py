@@ -153,3 +153,36 @@ def test_test_and_predict_with_ensemble(tmp_path):
     assert meta["ensemble"] and meta["preset"] == "ciede2000" and mean["ciede2000"] > 0
     assert predict([str(tmp_path / "hazy"), str(tmp_path / "out"), "-c", str(tmp_path / "c.yaml"), "--ensemble"]) == 0
     assert read_image(tmp_path / "out" / "a.png").shape == (32, 40, 3)
+
+
+def test_several_presets_in_one_pass_and_a_labelled_comparison(tmp_path, small_model):
+    import csv as csv_module
+    import json
+
+    from hdm.results import HEADERS, comparison_grid
+    model, cfg, weights = small_model
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        write_image(tmp_path / "lq" / f"{name}.png", rng.random((40, 48, 3)))
+        write_image(tmp_path / "gt" / f"{name}.png", rng.random((40, 48, 3)))
+    data = ["data.test.type=PairedFolder", f"data.test.lq_dir={tmp_path / 'lq'}", f"data.test.gt_dir={tmp_path / 'gt'}"]
+    out = tmp_path / "res"
+    mean = test_cli.main(["-c", cfg, *data, "--weights", weights, "--preset", "ffa_rgb", "matlab_y_uint8", "ciede2000",
+                          "--out", str(out)])
+    assert {"ffa_rgb.psnr", "ffa_rgb.ssim", "matlab_y_uint8.psnr", "matlab_y_uint8.ssim", "ciede2000.ciede2000",
+            "input_ffa_rgb.psnr"} <= set(mean)
+    single = test_cli.main(["-c", cfg, *data, "--weights", weights, "--preset", "matlab_y_uint8", "--out",
+                            str(tmp_path / "one")])
+    assert mean["matlab_y_uint8.psnr"] == single["psnr"]  # the same numbers as a pass of its own
+    with open(out / "per_image.csv") as f:
+        header = next(csv_module.reader(f))
+    assert header[:3] == ["name", "ffa_rgb.psnr", "ffa_rgb.ssim"]
+    summary = (out / "summary.md").read_text()
+    assert "| method | ffa_rgb.psnr | ffa_rgb.ssim | matlab_y_uint8.psnr" in summary and "metric presets `ffa_rgb`" in summary
+    assert json.loads((out / "meta.json").read_text())["presets"] == {"ffa_rgb": {}, "matlab_y_uint8": {}, "ciede2000": {}}
+    # the figure: a header strip, then per image its row and a caption (text, so dark pixels in the strips)
+    images = [np.full((20, 30, 3), v) for v in (0.2, 0.5, 0.8)]
+    plain = comparison_grid([images], height=40)
+    labelled = comparison_grid([images], ["x: psnr 20.00"], height=40)
+    assert plain.shape == (32 + 40 + 4, 180, 3) and labelled.shape == (32 + 40 + 28 + 4, 180, 3)
+    assert plain[:32].min() < 0.5 and labelled[32 + 40:32 + 68].min() < 0.5 and len(HEADERS) == 3

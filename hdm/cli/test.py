@@ -4,6 +4,7 @@ comparison grid, and the restored images when asked.
 
     python test.py -c configs/demo/hdm_demo.yaml --weights runs/hdm_demo/checkpoints/iter_600.pth [--save-images]
     python test.py -c CONFIG --weights W --preset matlab_y_uint8        # score as the deraining papers do
+    python test.py -c CONFIG --weights W --preset ffa_rgb matlab_y_uint8 ciede2000   # several, in one pass
     python test.py -c CONFIG --weights W data.test.root=datasets/RESIDE/SOTS/outdoor
     python test.py -c CONFIG --weights W data.test.type=ImageFolder data.test.root=DICM --preset niqe
 
@@ -24,8 +25,8 @@ from hdm.data.prepare import build_checked, describe
 from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
 from hdm.engine import evaluate, summarize, test_split
 from hdm.inference import SelfEnsemble, load_model
-from hdm.metrics import NO_REFERENCE, get_metric
-from hdm.results import comparison_grid, provenance, write_results
+from hdm.metrics import NO_REFERENCE, get_metrics
+from hdm.results import caption, comparison_grid, provenance, write_results
 from hdm.runtime import run_dir_of
 
 
@@ -54,15 +55,14 @@ def main(argv=None):
     parser.add_config("data.test.root=...")
     parser.add_argument("--weights", default=None,
                         help="checkpoint (.pth) written by train.py or convert_official.py (none for DCP / PF-DCP)")
-    parser.add_argument("--preset", default=None, help="metric preset (default: the config's eval.preset)")
+    parser.add_argument("--preset", nargs="+", default=None,
+                        help="metric preset(s), scored in one pass (default: the config's eval.preset)")
     parser.add_argument("--out", default=None, help="results folder (default: <run folder>/test/<weights>_<set>)")
     parser.add_argument("--save-images", action="store_true", help="save restored images as PNG")
     parser.add_argument("--amp", action="store_true", help="inference under autocast (bf16 on CPU, fp16 on CUDA)")
     parser.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips and rotations; 8x the time)")
     args = parser.parse(argv)
     overrides = list(args.overrides)
-    if args.preset:  # a preset's options belong to it: another preset starts without them
-        overrides += [f"eval.preset={args.preset}", "eval.options={}"]
     cfg = load_config(args.config, overrides)
     split = test_split(cfg)
     if cfg["data"][split] is None:
@@ -73,8 +73,16 @@ def main(argv=None):
         print(line)
     if split == "val":
         print("note: the config has no data.test; scoring data.val")
-    preset, options = cfg["eval"]["preset"], cfg["eval"]["options"]
-    if "gt" not in dataset[0] and preset not in NO_REFERENCE:
+    # a preset's options belong to it: a preset named on the command line keeps the config's options only
+    # when it is the config's own preset
+    own = cfg["eval"]
+    presets = {p: (own["options"] if p == own["preset"] else {}) for p in args.preset or [own["preset"]]}
+    preset = "+".join(presets)
+    try:
+        get_metrics(presets)
+    except (KeyError, ValueError) as err:
+        raise UsageError(f"--preset: {first_line(err)}") from err
+    if "gt" not in dataset[0] and set(presets) - NO_REFERENCE:
         raise ConfigError(f"data.{split}: {cfg['data'][split]['type']} has no targets: use a no-reference preset "
                           f"({', '.join(NO_REFERENCE)})")
 
@@ -102,7 +110,7 @@ def main(argv=None):
     partial = os.path.join(out_dir, ".images.partial")  # images/ appears only once every image is scored
     try:
         with torch.inference_mode(), autocast(device, amp_mode("auto" if args.amp else "off", device)):
-            rows, examples = evaluate(model, dataset, get_metric(preset, **options), device,
+            rows, examples = evaluate(model, dataset, get_metrics(presets), device,
                                       save_dir=partial if save_images else None, num_examples=cfg["eval"]["grid_images"])
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)  # no partial results
@@ -111,8 +119,11 @@ def main(argv=None):
         publish(partial, os.path.join(out_dir, "images"))
     if examples:
         triplets = [[t.permute(1, 2, 0).numpy() for t in triplet if t is not None] for triplet in examples]
-        write_image(os.path.join(out_dir, "comparison.png"), comparison_grid(triplets))
-    meta = {**provenance(preset, options), "checkpoint": record, "test_set": describe(dataset), "config": cfg,
+        figure = comparison_grid(triplets, [caption(row, ("psnr", "ssim", "niqe", "ciede2000")) for row in rows])
+        write_image(os.path.join(out_dir, "comparison.png"), figure)
+    options = next(iter(presets.values())) if len(presets) == 1 else presets
+    meta = {**provenance(preset, options), "presets": presets, "checkpoint": record, "test_set": describe(dataset),
+            "config": cfg,
             "ensemble": args.ensemble, "amp": args.amp, "images": len(rows)}
     label = cfg["model"]["type"] + (f" ({os.path.basename(args.weights)})" if args.weights else "")
     text = write_results(out_dir, rows, label, meta)

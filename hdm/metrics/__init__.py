@@ -37,5 +37,17 @@ def get_metric(preset, **options):
     return functools.partial(METRIC_PRESETS[preset], **options)
 
 
-__all__ = ["METRIC_PRESETS", "NO_REFERENCE", "get_metric", "preset_options", "ffa_rgb", "psnr_rgb", "ssim_rgb",
+def get_metrics(presets):
+    """Several presets scored in one pass: presets {name: options} -> f(out, gt) -> {'<preset>.<metric>':
+    (B,) tensor} (the plain metric names when there is one preset)."""
+    metrics = {name: get_metric(name, **options) for name, options in presets.items()}
+    if len(metrics) == 1:
+        return next(iter(metrics.values()))
+
+    def score(out, gt):
+        return {f"{name}.{key}": value for name, metric in metrics.items() for key, value in metric(out, gt).items()}
+    return score
+
+
+__all__ = ["METRIC_PRESETS", "get_metrics", "NO_REFERENCE", "get_metric", "preset_options", "ffa_rgb", "psnr_rgb", "ssim_rgb",
            "matlab_y_uint8", "matlab_y_double", "basicsr", "lol_rgb", "niqe", "ciede2000"]
