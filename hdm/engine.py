@@ -142,7 +142,7 @@ def evaluate(model, dataset, metric, device, save_dir=None, num_examples=0, stop
         lq = sample["lq"].unsqueeze(0).to(device)
         gt = sample["gt"].unsqueeze(0).to(device) if "gt" in sample else None
         out = model(lq, **_extras(model, sample, device)).clamp(0, 1)
-        scores, baseline = metric(out, gt), metric(lq, gt)
+        scores, baseline = metric(out, gt, lq=lq), metric(lq, gt, lq=lq)
         name = os.path.splitext(os.path.basename(sample["lq_path"]))[0]
         rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()},
                      **{f"input_{k}": float(v[0]) for k, v in baseline.items()}})

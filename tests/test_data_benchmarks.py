@@ -465,7 +465,7 @@ def test_unpaired_folder_scored_with_niqe_through_a_paper_config(tmp_path, capsy
     from hdm.models import build_model
     torch.save({"model": build_model(load_config(config, TINY)["model"]).state_dict()}, tmp_path / "w.pth")
     mean = test_cli.main(["-c", config, *TINY, "data.test.type=ImageFolder",
-                                     f"data.test.root={tmp_path / 'DICM'}", "--preset", "niqe",
+                                     f"data.test.root={tmp_path / 'DICM'}", "--preset", "niqe", "loe",
                                      "--weights", str(tmp_path / "w.pth"), "--out", str(tmp_path / "res")])
-    assert np.isfinite(mean["niqe"])
+    assert np.isfinite(mean["niqe.niqe"]) and mean["loe.loe"] >= 0 and mean["input_loe.loe"] == 0
     assert json.loads((tmp_path / "res" / "meta.json").read_text())["test_set"]["benchmark"] == "DICM"

@@ -83,7 +83,7 @@ def test_ffa_rgb_differs_from_matlab_ssim_by_its_padding():
     assert get_metric("ffa_rgb")(out, gt)["ssim"].item() > get_metric("basicsr")(out, gt)["ssim"].item()
 
 
-@pytest.mark.parametrize("preset", [p for p in METRIC_PRESETS if p not in ("niqe", "ciede2000")])
+@pytest.mark.parametrize("preset", [p for p in METRIC_PRESETS if p not in ("niqe", "ciede2000", "loe")])
 def test_identical_images(preset):
     _, gt = pair()
     got = get_metric(preset)(gt, gt)
@@ -214,3 +214,25 @@ def test_ciede2000_equals_scikit_image_and_the_published_pairs():
     assert abs(float(got[0]) - want) < 1e-10 and want > 1
     assert float(get_metric("ciede2000")(torch.from_numpy(img.transpose(2, 0, 1))[None],
                                          torch.from_numpy(img.transpose(2, 0, 1))[None])["ciede2000"][0]) == 0
+
+
+def test_loe_follows_its_definition():
+    from hdm.metrics.loe import lightness_order_error
+    rng = np.random.default_rng(0)
+    lq = rng.random((1, 3, 50, 60)) * 0.3          # shorter side 50: no resampling (MATLAB imresize at scale 1)
+    out = np.clip(lq * 3 + rng.normal(0, 0.05, lq.shape), 0, 1)
+    light = lambda x: np.floor(x[0].max(0) * 255 + 0.5).ravel()  # noqa: E731 - max(R, G, B) as uint8 levels
+    a, b = light(lq), light(out)
+    want = sum(((a[i] >= a) ^ (b[i] >= b)).sum() for i in range(a.size)) / a.size  # the double sum, as written
+    got = get_metric("loe")(torch.from_numpy(out), None, lq=torch.from_numpy(lq))["loe"].item()
+    assert got == pytest.approx(want, abs=1e-9) and got > 10
+    # an enhancement that keeps the lightness order (x3 on uint8 levels: equal stay equal, none clips) has none
+    levels = torch.from_numpy(np.floor(lq * 255 + 0.5) / 255)
+    assert get_metric("loe")(levels * 3, None, lq=levels)["loe"].item() == 0
+    assert lightness_order_error(np.array([[1.0, 2.0]]), np.array([[2.0, 1.0]])) == 1.0  # each pixel: one flipped pair
+    from hdm.metrics.reference import imresize
+    big, enhanced = torch.rand(1, 3, 120, 200, dtype=torch.float64), torch.rand(1, 3, 120, 200, dtype=torch.float64)
+    small = [imresize(np.floor(x[0].numpy().max(0) * 255 + 0.5), (50, 83)) for x in (big, enhanced)]  # 50 / 120
+    assert get_metric("loe")(enhanced, None, lq=big)["loe"].item() == pytest.approx(lightness_order_error(*small))
+    with pytest.raises(ValueError, match="needs the degraded input"):
+        get_metric("loe")(big, None)

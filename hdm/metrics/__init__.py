@@ -6,6 +6,7 @@ import functools
 import inspect
 
 from .color import ciede2000
+from .loe import loe
 from .niqe import niqe
 from .psnr_ssim import ffa_rgb, psnr_rgb, ssim_rgb
 from .reference import basicsr, lol_rgb, matlab_y_double, matlab_y_uint8
@@ -18,23 +19,30 @@ METRIC_PRESETS = {
     "lol_rgb": lol_rgb,                  # LOL, uint8 RGB, + MSE in HSV (option: gt_mean)
     "niqe": niqe,                        # no reference (option: convert = gray | y)
     "ciede2000": ciede2000,              # NTIRE dehazing, NH-HAZE / Dense-HAZE papers: mean Delta E_00, lower is better
+    "loe": loe,                          # lightness order error against the input (Wang et al. TIP 2013), lower is better
 }
-NO_REFERENCE = {"niqe"}
+NO_REFERENCE = {"niqe", "loe"}  # no target needed
 
 
 def preset_options(preset):
     """Names of the options a preset accepts."""
-    return [p for p in inspect.signature(METRIC_PRESETS[preset]).parameters if p not in ("out", "gt")]
+    return [p for p in inspect.signature(METRIC_PRESETS[preset]).parameters if p not in ("out", "gt", "lq")]
 
 
 def get_metric(preset, **options):
-    """The metric function of a preset with its options bound: f(out, gt) -> {name: (B,) tensor}."""
+    """The metric function of a preset with its options bound: f(out, gt, lq=None) -> {name: (B,) tensor};
+    lq (the degraded input) reaches the presets that compare with it (loe)."""
     if preset not in METRIC_PRESETS:
         raise KeyError(f"unknown metric preset {preset!r}; valid: {', '.join(METRIC_PRESETS)}")
     unknown = sorted(set(options) - set(preset_options(preset)))
     if unknown:
         raise ValueError(f"metric preset {preset} has no option {unknown}; valid: {preset_options(preset) or 'none'}")
-    return functools.partial(METRIC_PRESETS[preset], **options)
+    fn = functools.partial(METRIC_PRESETS[preset], **options)
+    takes_lq = "lq" in inspect.signature(METRIC_PRESETS[preset]).parameters
+
+    def metric(out, gt=None, lq=None):
+        return fn(out, gt, lq=lq) if takes_lq else fn(out, gt)
+    return metric
 
 
 def get_metrics(presets):
@@ -44,10 +52,10 @@ def get_metrics(presets):
     if len(metrics) == 1:
         return next(iter(metrics.values()))
 
-    def score(out, gt):
-        return {f"{name}.{key}": value for name, metric in metrics.items() for key, value in metric(out, gt).items()}
+    def score(out, gt=None, lq=None):
+        return {f"{name}.{key}": value for name, metric in metrics.items() for key, value in metric(out, gt, lq).items()}
     return score
 
 
 __all__ = ["METRIC_PRESETS", "get_metrics", "NO_REFERENCE", "get_metric", "preset_options", "ffa_rgb", "psnr_rgb", "ssim_rgb",
-           "matlab_y_uint8", "matlab_y_double", "basicsr", "lol_rgb", "niqe", "ciede2000"]
+           "matlab_y_uint8", "matlab_y_double", "basicsr", "lol_rgb", "niqe", "ciede2000", "loe"]

@@ -21,7 +21,7 @@ import torch
 from scipy.ndimage import correlate
 from scipy.special import gamma as gamma_fn
 
-from .reference import matlab_y, quantize, to_numpy
+from .reference import imresize_half, matlab_y, quantize, to_numpy
 
 BLOCK = 96
 _GAM = np.arange(0.2, 10.0005, 0.001)
@@ -41,35 +41,6 @@ def _gaussian_window(size=7, sigma=7 / 6):
     g = np.exp(-((np.arange(size) - size // 2) ** 2) / (2 * sigma ** 2))
     w = np.outer(g, g)
     return w / w.sum()
-
-
-def _cubic(x):
-    a = np.abs(x)
-    return np.where(a <= 1, 1.5 * a ** 3 - 2.5 * a ** 2 + 1,
-                    np.where(a <= 2, -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2, 0.0))
-
-
-def _imresize_half_matrix(n):
-    """(ceil(n / 2), n) weights of MATLAB imresize(., 0.5, 'bicubic') along one axis (antialiased,
-    symmetric boundary)."""
-    scale, width = 0.5, 8.0  # the cubic kernel (width 4) stretched by 1 / scale for antialiasing
-    n_out = int(math.ceil(n * scale))
-    mat = np.zeros((n_out, n))
-    mirror = np.concatenate([np.arange(n), np.arange(n)[::-1]])
-    for i in range(n_out):
-        u = (i + 1) / scale + 0.5 * (1 - 1 / scale)  # 1-based centre in the input
-        left = math.floor(u - width / 2)
-        idx = left + np.arange(int(math.ceil(width)) + 2)
-        w = scale * _cubic(scale * (u - idx))
-        w = w / w.sum()
-        for j, wt in zip(mirror[np.mod(idx - 1, 2 * n)], w):
-            mat[i, j] += wt
-    return mat
-
-
-def imresize_half(img):
-    """MATLAB imresize(img, 0.5) (bicubic, antialiased) of a 2-D float array."""
-    return _imresize_half_matrix(img.shape[0]) @ img @ _imresize_half_matrix(img.shape[1]).T
 
 
 def _aggd(vec):

@@ -16,6 +16,8 @@ Every preset takes RGB tensors (B, 3, H, W) in [0, 1] (output, target) and retur
   mean grey level equals the target's (the "GT-mean" protocol of some low-light papers); off by
   default and recorded with the results.
 """
+import math
+
 import numpy as np
 import torch
 from scipy.ndimage import correlate
@@ -136,3 +138,41 @@ def lol_rgb(out, gt, gt_mean=False):
                 "ssim": float(np.mean([ssim_valid(o255[..., c], g255[..., c]) for c in range(3)])),
                 **hsv_errors(o255 / 255, g255 / 255)}
     return _per_image(out, gt, scores)
+
+
+# ----- MATLAB imresize (bicubic, antialiased when shrinking), as NIQE and LOE use it -----
+
+
+def _cubic(x):
+    a = np.abs(x)
+    return np.where(a <= 1, 1.5 * a ** 3 - 2.5 * a ** 2 + 1,
+                    np.where(a <= 2, -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2, 0.0))
+
+
+def imresize_matrix(n, scale, n_out):
+    """(n_out, n) weights of MATLAB imresize along one axis of length n with the given scale (bicubic;
+    the kernel stretched by 1 / scale when shrinking, i.e. antialiased; symmetric boundary)."""
+    shrink = scale < 1
+    width = 4.0 / scale if shrink else 4.0
+    mat = np.zeros((n_out, n))
+    mirror = np.concatenate([np.arange(n), np.arange(n)[::-1]])
+    for i in range(n_out):
+        u = (i + 1) / scale + 0.5 * (1 - 1 / scale)  # 1-based centre in the input
+        idx = math.floor(u - width / 2) + np.arange(int(math.ceil(width)) + 2)
+        w = scale * _cubic(scale * (u - idx)) if shrink else _cubic(u - idx)
+        w = w / w.sum()
+        for j, wt in zip(mirror[np.mod(idx - 1, 2 * n)], w):
+            mat[i, j] += wt
+    return mat
+
+
+def imresize(img, size):
+    """MATLAB imresize(img, [H W]) of a 2-D float array (each axis scaled by its own out / in)."""
+    (h, w), (oh, ow) = img.shape, size
+    return imresize_matrix(h, oh / h, oh) @ img @ imresize_matrix(w, ow / w, ow).T
+
+
+def imresize_half(img):
+    """MATLAB imresize(img, 0.5) of a 2-D float array (scale 0.5 exactly; ceil(n / 2) outputs)."""
+    (h, w) = img.shape
+    return imresize_matrix(h, 0.5, math.ceil(h / 2)) @ img @ imresize_matrix(w, 0.5, math.ceil(w / 2)).T
