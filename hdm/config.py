@@ -262,8 +262,8 @@ def validate(cfg):
 
     try:
         get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"])
-    except (KeyError, ValueError, TypeError) as err:
-        raise ConfigError(f"eval: {err.args[0]}") from err
+    except (KeyError, ValueError, TypeError, OSError) as err:
+        raise ConfigError(f"eval: {err.args[0] if err.args else err}") from err
     return cfg
 
 

@@ -83,7 +83,7 @@ def test_ffa_rgb_differs_from_matlab_ssim_by_its_padding():
     assert get_metric("ffa_rgb")(out, gt)["ssim"].item() > get_metric("basicsr")(out, gt)["ssim"].item()
 
 
-@pytest.mark.parametrize("preset", [p for p in METRIC_PRESETS if p not in ("niqe", "ciede2000", "loe")])
+@pytest.mark.parametrize("preset", [p for p in METRIC_PRESETS if p not in ("niqe", "ciede2000", "loe", "lpips")])
 def test_identical_images(preset):
     _, gt = pair()
     got = get_metric(preset)(gt, gt)
@@ -236,3 +236,61 @@ def test_loe_follows_its_definition():
     assert get_metric("loe")(enhanced, None, lq=big)["loe"].item() == pytest.approx(lightness_order_error(*small))
     with pytest.raises(ValueError, match="needs the degraded input"):
         get_metric("loe")(big, None)
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_from_local_weight_files(tmp_path, net):
+    """Random weights in torchvision's and LPIPS's file layouts (no real ones can be had offline): the
+    preset equals LPIPS v0.1 written out with F.conv2d, is 0 for equal images, and without a file says
+    which one is missing."""
+    import torch.nn.functional as F
+
+    from hdm.losses.vgg import CONFIGS
+    from hdm.metrics.lpips import CHANNELS, alexnet_features
+    torch.manual_seed(0)
+    if net == "alex":
+        backbone = {f"features.{k}": v for k, v in alexnet_features().state_dict().items()}
+    else:
+        backbone, i, c_in = {}, 0, 3
+        for v in CONFIGS["vgg16"]:
+            if v == "M":
+                i += 1
+                continue
+            backbone[f"features.{i}.weight"] = torch.randn(v, c_in, 3, 3) * (2 / (9 * c_in)) ** 0.5
+            backbone[f"features.{i}.bias"] = torch.randn(v) * 0.01
+            c_in, i = v, i + 2
+    lins = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(CHANNELS[net])}
+    torch.save(backbone, tmp_path / "backbone.pth")
+    torch.save(lins, tmp_path / "lin.pth")
+    opts = {"net": net, "backbone_path": str(tmp_path / "backbone.pth"), "lin_path": str(tmp_path / "lin.pth")}
+    a, b = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    got = get_metric("lpips", **opts)(a, b)["lpips"]
+
+    def taps(x):  # the five feature maps, by the definition
+        x = (2 * x - 1 - torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)) / torch.tensor(
+            [0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+        out = []
+        if net == "alex":
+            spec = [(0, 4, 2, True), (3, 1, 2, True), (6, 1, 1, False), (8, 1, 1, False), (10, 1, 1, False)]
+            for idx, stride, pad, pool in spec:
+                x = F.relu(F.conv2d(x, backbone[f"features.{idx}.weight"], backbone[f"features.{idx}.bias"], stride, pad))
+                out.append(x)
+                if pool:
+                    x = F.max_pool2d(x, 3, 2)
+            return out
+        idx = 0
+        for n in (2, 2, 3, 3, 3):
+            for _ in range(n):
+                x = F.relu(F.conv2d(x, backbone[f"features.{idx}.weight"], backbone[f"features.{idx}.bias"], 1, 1))
+                idx += 2
+            out.append(x)
+            x, idx = F.max_pool2d(x, 2, 2), idx + 1
+        return out
+    want = 0
+    for k, (fa, fb) in enumerate(zip(taps(a), taps(b))):
+        na, nb = fa / (fa.norm(dim=1, keepdim=True) + 1e-10), fb / (fb.norm(dim=1, keepdim=True) + 1e-10)
+        want = want + ((na - nb) ** 2 * lins[f"lin{k}.model.1.weight"]).sum(1).mean(dim=(1, 2))
+    assert torch.allclose(got, want.double(), rtol=1e-4, atol=1e-7) and (got > 0).all()
+    assert get_metric("lpips", **opts)(a, a)["lpips"].abs().max() < 1e-6
+    with pytest.raises(FileNotFoundError, match="lpips needs LPIPS v0.1 linear weights"):
+        get_metric("lpips", net=net, backbone_path=opts["backbone_path"], lin_path=str(tmp_path / "none.pth"))

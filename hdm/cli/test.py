@@ -80,7 +80,7 @@ def main(argv=None):
     preset = "+".join(presets)
     try:
         get_metrics(presets)
-    except (KeyError, ValueError) as err:
+    except (KeyError, ValueError, OSError) as err:
         raise UsageError(f"--preset: {first_line(err)}") from err
     if "gt" not in dataset[0] and set(presets) - NO_REFERENCE:
         raise ConfigError(f"data.{split}: {cfg['data'][split]['type']} has no targets: use a no-reference preset "

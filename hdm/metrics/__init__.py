@@ -7,6 +7,7 @@ import inspect
 
 from .color import ciede2000
 from .loe import loe
+from .lpips import lpips
 from .niqe import niqe
 from .psnr_ssim import ffa_rgb, psnr_rgb, ssim_rgb
 from .reference import basicsr, lol_rgb, matlab_y_double, matlab_y_uint8
@@ -20,6 +21,7 @@ METRIC_PRESETS = {
     "niqe": niqe,                        # no reference (option: convert = gray | y)
     "ciede2000": ciede2000,              # NTIRE dehazing, NH-HAZE / Dense-HAZE papers: mean Delta E_00, lower is better
     "loe": loe,                          # lightness order error against the input (Wang et al. TIP 2013), lower is better
+    "lpips": lpips,                      # LPIPS v0.1 (Zhang et al. 2018), local weight files (options), lower is better
 }
 NO_REFERENCE = {"niqe", "loe"}  # no target needed
 
@@ -37,6 +39,8 @@ def get_metric(preset, **options):
     unknown = sorted(set(options) - set(preset_options(preset)))
     if unknown:
         raise ValueError(f"metric preset {preset} has no option {unknown}; valid: {preset_options(preset) or 'none'}")
+    if hasattr(METRIC_PRESETS[preset], "prepare"):  # e.g. lpips loads its weight files here
+        METRIC_PRESETS[preset].prepare(**options)
     fn = functools.partial(METRIC_PRESETS[preset], **options)
     takes_lq = "lq" in inspect.signature(METRIC_PRESETS[preset]).parameters
 
@@ -58,4 +62,4 @@ def get_metrics(presets):
 
 
 __all__ = ["METRIC_PRESETS", "get_metrics", "NO_REFERENCE", "get_metric", "preset_options", "ffa_rgb", "psnr_rgb", "ssim_rgb",
-           "matlab_y_uint8", "matlab_y_double", "basicsr", "lol_rgb", "niqe", "ciede2000", "loe"]
+           "matlab_y_uint8", "matlab_y_double", "basicsr", "lol_rgb", "niqe", "ciede2000", "loe", "lpips"]
