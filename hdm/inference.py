@@ -122,7 +122,7 @@ def _unit(x):
 
 
 @torch.no_grad()
-def restore(model, lq, tile=None, overlap=32, ensemble=False, **extras):
+def restore(model, lq, tile=None, overlap=48, ensemble=False, **extras):
     """Run `model` on lq (B, 3, H, W): float in [0, 1], or uint8 (converted whole, or tile by tile when
     tiling, so a large image stays a quarter of the size until a tile needs it; HDM's masks still need
     the whole image once). tile: None (whole image) or the tile side in pixels. ensemble: the x8
@@ -143,10 +143,68 @@ def restore(model, lq, tile=None, overlap=32, ensemble=False, **extras):
     pad_h, pad_w = (-h) % 4, (-w) % 4
     x = _replicate_pad(lq, pad_h, pad_w)
     extras = {k: F.pad(v, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else v for k, v in extras.items()}
-    hp, wp = x.shape[-2:]
     mask = model.region_masks(_unit(x), **extras) if hasattr(model, "region_masks") else None
-    out = torch.zeros(b, 3, hp, wp, dtype=torch.float32, device=lq.device)
-    weight = torch.zeros(1, 1, hp, wp, dtype=torch.float32, device=lq.device)
+    if hasattr(model, "encode") and hasattr(model, "middle") and hasattr(model, "decode"):
+        out = _restore_split(model, x, tile, overlap, mask)
+    else:
+        out = _restore_blended(model, x, tile, overlap, mask, extras)
+    return out[..., :h, :w]
+
+
+def _spans(size, tile, overlap):
+    """[(start, stop, core_start, core_stop)] of the tiles along one axis (all multiples of 4): the
+    tiles overlap by at least `overlap`, and their cores (boundaries in the middle of each overlap)
+    partition [0, size)."""
+    starts = _starts(size, min(tile, size), min(tile, size) - overlap)
+    spans, core_start = [], 0
+    for i, start in enumerate(starts):
+        stop = min(start + tile, size)
+        core_stop = size if i == len(starts) - 1 else (stop + starts[i + 1]) // 8 * 4
+        spans.append((start, stop, core_start, core_stop))
+        core_start = core_stop
+    return spans
+
+
+def _restore_split(model, x, tile, overlap, mask):
+    """Tiles for the local encoder and decoder, the whole image for the global middle (HDM, AECR-Net:
+    the FA blocks' channel attention pools over the whole image, as without tiling). Each output pixel
+    comes from the core of one tile, at least overlap / 2 from its edge. The middle runs on the
+    1/4-resolution features of the whole image: a 4K image's are 33 M values per channel group."""
+    b, _, hp, wp = x.shape
+    rows, cols = _spans(hp, tile, overlap), _spans(wp, tile, overlap)
+    tiles = [(r, c) for r in rows for c in cols]
+
+    def encode(r, c):
+        return model.encode(_unit(x[:, :, r[0]:r[1], c[0]:c[1]]))
+
+    def core(r, c, scale):  # the core of a tile: in the tile's coordinates, and in the image's
+        inside = (slice(None), slice(None), slice((r[2] - r[0]) // scale, (r[3] - r[0]) // scale),
+                  slice((c[2] - c[0]) // scale, (c[3] - c[0]) // scale))
+        return inside, (slice(None), slice(None), slice(r[2] // scale, r[3] // scale), slice(c[2] // scale, c[3] // scale))
+
+    features = None
+    for r, c in tiles:  # 1. the encoder, tile by tile: the 1/4-resolution features of the whole image
+        piece, _ = encode(r, c)
+        if features is None:
+            features = piece.new_empty(b, piece.shape[1], hp // 4, wp // 4)
+        inside, where = core(r, c, 4)
+        features[where] = piece[inside]
+    middle, _ = model.middle(features, None, **({"mask": mask} if mask is not None else {}))
+    out = torch.empty(b, 3, hp, wp, dtype=torch.float32, device=x.device)
+    for r, c in tiles:  # 2. the decoder, tile by tile, with the encoder's skips of the same tile
+        _, skips = encode(r, c)
+        piece = model.decode(middle[:, :, r[0] // 4:r[1] // 4, c[0] // 4:c[1] // 4], skips)
+        inside, where = core(r, c, 1)
+        out[where] = piece[inside].float().clamp(0, 1)
+    return out
+
+
+def _restore_blended(model, x, tile, overlap, mask, extras):
+    """Overlapping tiles through the whole model, blended with linear ramps (models without a
+    local/global split: the hybrid network, DCP). HDM's masks stay global when given."""
+    b, _, hp, wp = x.shape
+    out = torch.zeros(b, 3, hp, wp, dtype=torch.float32, device=x.device)
+    weight = torch.zeros(1, 1, hp, wp, dtype=torch.float32, device=x.device)
     th, tw = min(tile, hp), min(tile, wp)
     for top in _starts(hp, th, th - overlap):
         for left in _starts(wp, tw, tw - overlap):
@@ -155,7 +213,7 @@ def restore(model, lq, tile=None, overlap=32, ensemble=False, **extras):
             if mask is not None:
                 kwargs["mask"] = mask[:, :, top // 4:(top + th) // 4, left // 4:(left + tw) // 4]
             piece = model(_unit(x[window]), **kwargs).float().clamp(0, 1)
-            wgt = _ramp(th, overlap, torch.float32, lq.device).view(-1, 1) * _ramp(tw, overlap, torch.float32, lq.device)
+            wgt = _ramp(th, overlap, torch.float32, x.device).view(-1, 1) * _ramp(tw, overlap, torch.float32, x.device)
             out[window] += piece * wgt
             weight[window] += wgt
-    return (out / weight)[..., :h, :w]
+    return out / weight

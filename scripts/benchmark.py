@@ -19,8 +19,11 @@ Every time is the median of the repeats after one warm-up (CUDA synchronised). W
   set of the process; CUDA: peak allocated) is the mode's own; inference rows give the largest
   difference from the release output.
 - svrnn: the low-light network's spatial RNN scan against its Python loop reference.
-- tiled: a 3840x2160 image whole and in 512-pixel tiles (overlap 32): time, peak memory, PSNR
-  between the two outputs (random weights, masks global).
+- tiled: a 3840x2160 image whole and in 512-pixel tiles (overlap 48): time, peak memory, PSNR
+  between the two outputs (the released HDM with random weights, masks global).
+- tiled_trained: a small HDM trained briefly on the demo haze (300 iterations), a 1000x700 hazy photo
+  whole and tiled: the largest difference from the whole-image output and the change of PSNR to the
+  target, for the split tiling (the default) and for blended whole-model tiles (the earlier approach).
 --quick: 2 repeats, training batch 2 on CPU, no 512 RNN case, a 1920x1080 image for the tiled cases
 (one run each), no compiled training step.
 --tiny: every section once at toy sizes without compiling (the test suite checks the script this way).
@@ -35,6 +38,7 @@ import sys
 import tempfile
 import time
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,21 +57,24 @@ from hdm.ops.svrnn import spatial_rnn, spatial_rnn_loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SECTIONS = ("conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled")
+SECTIONS = ("conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled", "tiled_trained")
 MODES = ("release", "eager", "channels_last", "compile", "bf16")
 
 # sizes per level: full, quick, tiny
 SIZES = {
     "full": dict(repeats=5, conv=[(1, 64, 115, 155, 3), (1, 64, 460, 620, 5)], dcn=[(16, 64, 60, 60), (1, 64, 115, 155)],
                  masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
-                 infer=(460, 620), train=(240, 16, 4), svrnn=[128, 512], tiled=((2160, 3840), 512, 32), tiled_repeats=2,
+                 infer=(460, 620), train=(240, 16, 4), svrnn=[128, 512], tiled=((2160, 3840), 512, 48), tiled_repeats=2,
+                 trained=dict(iterations=300, photo=(700, 1000), tiles=(512, 128)),
                  model={}, infer_modes=MODES, train_modes=MODES),
     "quick": dict(repeats=2, conv=[(1, 64, 115, 155, 3), (1, 64, 460, 620, 5)], dcn=[(16, 64, 60, 60), (1, 64, 115, 155)],
                   masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
-                  infer=(460, 620), train=(240, 16, 2), svrnn=[128], tiled=((1080, 1920), 512, 32), tiled_repeats=0,
+                  infer=(460, 620), train=(240, 16, 2), svrnn=[128], tiled=((1080, 1920), 512, 48), tiled_repeats=0,
+                  trained=dict(iterations=150, photo=(700, 1000), tiles=(512, 128)),
                   model={}, infer_modes=MODES, train_modes=("release", "eager", "channels_last", "bf16")),
     "tiny": dict(repeats=1, conv=[(1, 8, 12, 12, 3)], dcn=[(2, 8, 12, 12)], masks=[(2, 48, 64)], region=[(2, 8, 12, 12)],
                  infer=(32, 44), train=(32, 2, 2), svrnn=[16], tiled=((64, 96), 32, 8), tiled_repeats=0,
+                 trained=dict(iterations=4, photo=(96, 128), tiles=(64,)),
                  model=dict(dim=8, groups=1, blocks_per_group=1), infer_modes=("release", "eager", "channels_last", "bf16"),
                  train_modes=("release", "channels_last")),
 }
@@ -317,6 +324,51 @@ def bench_tiled(level, device, tmp):
     return rows
 
 
+def bench_tiled_trained(level, device, tmp):
+    """Tiles against the whole image on a briefly trained small HDM (trained weights make the channel
+    attention vary, which random weights hide): the split tiling (encoder and decoder per tile, the
+    middle whole; the default) and per-tile whole models blended with ramps (the earlier approach)."""
+    from hdm.config import load_config
+    from hdm.data.demo import make_demo
+    from hdm.data.io import read_image
+    from hdm.engine import fit
+    from hdm.inference import _replicate_pad, _restore_blended, load_model
+    from hdm.metrics import psnr_rgb
+
+    spec = SIZES[level]["trained"]
+    root = make_demo("haze", os.path.join(tmp, "haze"), samples_per_photo=2)
+    cfg = load_config(os.path.join(ROOT, "configs", "demo", "hdm_demo.yaml"), [
+        f"work_dir={tmp}", "name=tiled_trained", f"train.iterations={spec['iterations']}", "train.log_every=1000",
+        f"train.save_every={spec['iterations']}", "train.val_every=100000", "data.val=null", "train.batch_size=4",
+        f"data.train.lq_dir={root}/train/hazy", f"data.train.gt_dir={root}/train/clear", f"device={device.type}"])
+    fit(cfg)
+    model = load_model(cfg["model"], os.path.join(tmp, "tiled_trained", "checkpoints", f"iter_{spec['iterations']}.pth"),
+                       device)
+    h, w = spec["photo"]  # the demo's unseen validation photo (chelsea, hazy), resized
+
+    def photo(folder):
+        name = sorted(os.listdir(folder))[0]
+        img = cv2.resize(read_image(os.path.join(folder, name)), (w, h), interpolation=cv2.INTER_CUBIC)
+        return torch.from_numpy(img.clip(0, 1)).permute(2, 0, 1)[None].to(device)
+    lq, gt = photo(f"{root}/val/hazy"), photo(f"{root}/val/clear")
+    rows = []
+    with torch.no_grad():
+        whole = restore(model, lq)
+        mask = model.region_masks(_replicate_pad(lq, (-h) % 4, (-w) % 4))
+        for tile in spec["tiles"]:
+            for impl, overlap in (("blended whole-model tiles", 32), ("split (default)", 48), ("split", 32)):
+                if impl.startswith("blended"):
+                    x = _replicate_pad(lq, (-h) % 4, (-w) % 4)
+                    out = _restore_blended(model, x, tile, overlap, mask, {})[..., :h, :w]
+                else:
+                    out = restore(model, lq, tile=tile, overlap=overlap)
+                rows.append({"section": "tiled_trained", "case": f"{w}x{h}, tile {tile}, overlap {overlap}",
+                             "impl": impl, "max diff vs whole (/255)": (out - whole).abs().max().item() * 255,
+                             "PSNR vs whole (dB)": psnr_rgb(out, whole).item(),
+                             "dPSNR to target (dB)": psnr_rgb(out, gt).item() - psnr_rgb(whole, gt).item()})
+    return rows
+
+
 # ---------------------------------------------------------------- table
 
 def fmt(v):
@@ -374,6 +426,8 @@ def main(argv=None):
             rows += bench_svrnn(sizes["svrnn"], repeats, device)
         if "tiled" in args.sections:
             rows += bench_tiled(level, device, tmp)
+        if "tiled_trained" in args.sections:
+            rows += bench_tiled_trained(level, device, tmp)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
     features = f" (CPU features: {', '.join(cpu_features()) or 'unknown'})" if device.type == "cpu" else ""
     header = (f"device {name}{features}, {torch.get_num_threads()} threads, torch {torch.__version__}, float32 unless a row says "

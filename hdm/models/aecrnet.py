@@ -54,15 +54,27 @@ class AECRNet(nn.Module):
     def forward(self, lq):
         """lq: RGB (B, 3, H, W) in [0, 1] -> restored (B, 3, H, W) (tanh range)."""
         x, (h, w) = pad_rgb_input(lq, 4, "AECRNet")
-        x = self.deconv(x)
-        d1 = self.down1(x)
-        d2 = self.down2(d1)
+        return self.decode(*self.middle(*self.encode(x)))[..., :h, :w]
+
+    # forward = encode -> middle -> decode: local convolutions around a global middle (the shared FA
+    # block pools channel attention over the whole image); hdm.inference.restore tiles the local parts.
+
+    def encode(self, x):
+        """Padded RGB (B, 3, H, W), sides multiples of 4 -> (features at 1/4, skips)."""
+        d2 = self.down2(self.down1(self.deconv(x)))
         d3 = self.down3(d2)
-        x = d3
+        return d3, (d2, d3)
+
+    def middle(self, x, skips):
+        """The shared FA block (block_repeats times) and the DFE at 1/4; skips pass through."""
         for _ in range(self.block_repeats):
             x = self.block(x)
         if self.dfe:
             x = self.dcn_block(self.dcn_block(x))
+        return x, skips
+
+    def decode(self, x, skips):
+        d2, d3 = skips
         x = self.up1(self._merge(1, d3, x))
         x = self.up2(self._merge(2, d2, x))
-        return self.up3(x)[..., :h, :w]
+        return self.up3(x)

@@ -184,12 +184,21 @@ class HDM(nn.Module):
                 trans = F.pad(trans, (0, x.shape[-1] - w, 0, x.shape[-2] - h), mode="replicate")
             mask = self.region_masks(x, trans)
 
+        return self.decode(*self.middle(*self.encode(x), mask=mask))[..., :h, :w]
+
+    # forward = encode -> middle -> decode. The encoder and decoder are local (convolutions at 1/1, 1/2,
+    # 1/4), the middle (the P, S, R levels at 1/4) is global: FA blocks pool channel attention over the
+    # whole image. hdm.inference.restore tiles the local parts and runs the middle on the whole image.
+
+    def encode(self, x):
+        """Padded RGB (B, 3, H, W), sides multiples of 4 -> (features at 1/4, skips)."""
         x = (x - self.input_mean) / self.input_std
-        x = self.conv0(x)
-        x = self.conv1(x)
-        res1 = x
-        x = self.conv2(x)
-        res2 = x
+        res1 = self.conv1(self.conv0(x))
+        res2 = self.conv2(res1)
+        return res2, (res1, res2)
+
+    def middle(self, x, skips, mask=None):
+        """The P, S, R levels at 1/4 (mask: the region masks of the R level); skips pass through."""
         for letter in self.stages:
             if letter == "R":
                 x = self._stage(letter)(x, mask)
@@ -199,9 +208,12 @@ class HDM(nn.Module):
                 x = F.relu(x)  # the stage's closing ReLU, not in place on a checkpointed output
             else:
                 x = self._stage(letter)(x)
+        return x, skips
+
+    def decode(self, x, skips):
+        """Features at 1/4 and the encoder's skips -> the restored image (tanh range)."""
+        res1, res2 = skips
         x = self.deconv1(self._merge(1, res2, x))
         x = self.deconv2(self._merge(2, res1, x))
         x = self.output(x)
-        if self.out_act == "tanh":
-            x = torch.tanh(x)
-        return x[..., :h, :w]
+        return torch.tanh(x) if self.out_act == "tanh" else x
