@@ -146,20 +146,22 @@ def restore(model, lq, tile=None, overlap=48, ensemble=False, **extras):
     mask = model.region_masks(_unit(x), **extras) if hasattr(model, "region_masks") else None
     if hasattr(model, "encode") and hasattr(model, "middle") and hasattr(model, "decode"):
         out = _restore_split(model, x, tile, overlap, mask)
+    elif getattr(model, "edge_stream", False):
+        out = _restore_strips(model, x, tile, overlap)
     else:
         out = _restore_blended(model, x, tile, overlap, mask, extras)
     return out[..., :h, :w]
 
 
-def _spans(size, tile, overlap):
-    """[(start, stop, core_start, core_stop)] of the tiles along one axis (all multiples of 4): the
+def _spans(size, tile, overlap, unit=4):
+    """[(start, stop, core_start, core_stop)] of the tiles along one axis (all multiples of `unit`): the
     tiles overlap by at least `overlap`, and their cores (boundaries in the middle of each overlap)
     partition [0, size)."""
     starts = _starts(size, min(tile, size), min(tile, size) - overlap)
     spans, core_start = [], 0
     for i, start in enumerate(starts):
         stop = min(start + tile, size)
-        core_stop = size if i == len(starts) - 1 else (stop + starts[i + 1]) // 8 * 4
+        core_stop = size if i == len(starts) - 1 else (stop + starts[i + 1]) // (2 * unit) * unit
         spans.append((start, stop, core_start, core_stop))
         core_start = core_stop
     return spans
@@ -197,6 +199,43 @@ def _restore_split(model, x, tile, overlap, mask):
         inside, where = core(r, c, 1)
         out[where] = piece[inside].float().clamp(0, 1)
     return out
+
+
+def _restore_strips(model, x, tile, overlap):
+    """The hybrid network: its spatial RNN scans whole rows (left-right, right-left) and whole columns
+    (top-bottom, bottom-top), so the scans run on full-width and full-height strips of the local
+    part's outputs, and the rest (convolutions) on tiles. Exact up to float rounding when the overlap
+    covers the local part's receptive field. Tiles and strips are multiples of 8 (the network's
+    1/8 scale)."""
+    from hdm.ops.svrnn import DIRECTIONS, spatial_rnn
+
+    b, _, h4, w4 = x.shape
+    x = _replicate_pad(x, (-h4) % 8, (-w4) % 8)
+    hp, wp = x.shape[-2:]
+    tile, overlap = max(8, tile // 8 * 8), -(-overlap // 8) * 8
+    rows, cols = _spans(hp, tile, overlap, 8), _spans(wp, tile, overlap, 8)
+    whole = (0, hp, 0, hp), (0, wp, 0, wp)
+    edges = None
+    for axis, spans, directions in ((0, rows, DIRECTIONS[:2]), (1, cols, DIRECTIONS[2:])):
+        for span in spans:  # full-width strips for the horizontal scans, full-height for the vertical
+            r, c = (span, whole[1]) if axis == 0 else (whole[0], span)
+            _, ms, g, p = model.streams(_unit(x[:, :, r[0]:r[1], c[0]:c[1]]))
+            inside = (slice(None), slice(None), slice(r[2] - r[0], r[3] - r[0]), slice(c[2] - c[0], c[3] - c[0]))
+            where = (slice(None), slice(None), slice(r[2], r[3]), slice(c[2], c[3]))
+            gs, ps = g.chunk(4, dim=1), p.chunk(4, dim=1)
+            scans = [spatial_rnn(ms, gs[DIRECTIONS.index(d)], ps[DIRECTIONS.index(d)], d)[inside] for d in directions]
+            strip = scans[0].maximum(scans[1])
+            if edges is None:
+                edges = strip.new_full((b, strip.shape[1], hp, wp), float("-inf"))
+            edges[where] = edges[where].maximum(strip)
+    out = torch.empty(b, 3, hp, wp, dtype=torch.float32, device=x.device)
+    for r in rows:  # the convolutions around the scans, tile by tile
+        for c in cols:
+            u0 = model.streams(_unit(x[:, :, r[0]:r[1], c[0]:c[1]]))[0]
+            piece = model.fuse(torch.cat([u0, edges[:, :, r[0]:r[1], c[0]:c[1]]], dim=1))
+            inside = (slice(None), slice(None), slice(r[2] - r[0], r[3] - r[0]), slice(c[2] - c[0], c[3] - c[0]))
+            out[:, :, r[2]:r[3], c[2]:c[3]] = piece[inside].float().clamp(0, 1)
+    return out[..., :h4, :w4]
 
 
 def _restore_blended(model, x, tile, overlap, mask, extras):

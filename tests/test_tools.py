@@ -44,7 +44,7 @@ def test_tiled_inference_matches_whole_image(small_model):
         restore(model, x, tile=50)
 
 
-@pytest.mark.parametrize("kind", ["HDM", "AECRNet"])
+@pytest.mark.parametrize("kind", ["HDM", "AECRNet", "HybridNet"])
 def test_tiles_equal_the_whole_image_on_a_trained_model(tmp_path, kind):
     """A briefly trained model (its channel attention varies with the image, unlike random weights'):
     the split tiling is the whole-image output to float rounding at the default overlap, where
@@ -52,8 +52,9 @@ def test_tiles_equal_the_whole_image_on_a_trained_model(tmp_path, kind):
     from hdm.data.demo import make_demo
     from hdm.inference import _replicate_pad, _restore_blended, load_model
     root = make_demo("haze", str(tmp_path / "haze"), samples_per_photo=1)
-    model_cfg = {"type": "HDM", "dim": 8, "groups": 1, "blocks_per_group": 1} if kind == "HDM" else \
-        {"type": "AECRNet", "ngf": 8}
+    model_cfg = {"HDM": {"type": "HDM", "dim": 8, "groups": 1, "blocks_per_group": 1},
+                 "AECRNet": {"type": "AECRNet", "ngf": 8},
+                 "HybridNet": {"type": "HybridNet", "width": 4, "ms_channels": 2}}[kind]
     cfg = {"name": "run", "work_dir": str(tmp_path / "runs"), "model": model_cfg, "optim": {"lr": 3e-3},
            "data": {"train": {"type": "PairedFolder", "lq_dir": f"{root}/train/hazy", "gt_dir": f"{root}/train/clear",
                               "crop": 64, "augment": True}},

@@ -109,27 +109,34 @@ class HybridNet(nn.Module):
     def forward(self, lq):
         """lq: RGB (B, 3, H, W) in [0, 1], any size -> enhanced (B, 3, H, W)."""
         x, (h, w) = pad_rgb_input(lq, 8, "HybridNet")
+        if not self.edge_stream:
+            return self.fuse(self.streams(x)[0])[..., :h, :w]
+        u0, ms, g, p = self.streams(x)
+        return self.fuse(torch.cat([u0, four_direction_max(ms, g, p)], dim=1))[..., :h, :w]
+
+    def streams(self, x):
+        """The local part (convolutions only) of a padded input (sides multiples of 8): the content
+        stream's last features u0 and, with the edge stream, the RNN's inputs: the multi-scale
+        features x and the weights g and p (sigmoid applied) of the four directions. The RNN scans
+        whole rows and columns; hdm.inference.restore tiles this part and runs the scans on strips."""
         c1 = self.enc1(x)
         c2 = self.enc2(c1)
         c3 = self.enc3(c2)
-        if self.edge_stream:
-            e1 = self.edge_enc1(torch.cat([x, image_gradients(x)], dim=1))
-            e2 = self.edge_enc2(e1)
-            e3 = self.edge_enc3(e2)
-            d2 = self.edge_dec2(torch.cat([self.edge_up3(e3), e2], dim=1))  # 1/4
-            d1 = self.edge_dec1(torch.cat([self.edge_up2(d2), e1], dim=1))  # 1/2
-            d0 = self.edge_up1(d1)  # 1
-            g, p = self.weight_maps(d0).chunk(2, dim=1)
-            edges = four_direction_max(self.multiscale(x), g, torch.sigmoid(p))
-            u2 = self.dec2(torch.cat([self.up3(c3), c2, d2], dim=1))
-            u1 = self.dec1(torch.cat([self.up2(u2), c1, d1], dim=1))
-            u0 = self.dec0(torch.cat([self.up1(u1), d0], dim=1))
-            out = self.fuse(torch.cat([u0, edges], dim=1))
-        else:
+        if not self.edge_stream:
             u2 = self.dec2(torch.cat([self.up3(c3), c2], dim=1))
             u1 = self.dec1(torch.cat([self.up2(u2), c1], dim=1))
-            out = self.fuse(self.dec0(self.up1(u1)))
-        return out[..., :h, :w]
+            return (self.dec0(self.up1(u1)),)
+        e1 = self.edge_enc1(torch.cat([x, image_gradients(x)], dim=1))
+        e2 = self.edge_enc2(e1)
+        e3 = self.edge_enc3(e2)
+        d2 = self.edge_dec2(torch.cat([self.edge_up3(e3), e2], dim=1))  # 1/4
+        d1 = self.edge_dec1(torch.cat([self.edge_up2(d2), e1], dim=1))  # 1/2
+        d0 = self.edge_up1(d1)  # 1
+        g, p = self.weight_maps(d0).chunk(2, dim=1)
+        u2 = self.dec2(torch.cat([self.up3(c3), c2, d2], dim=1))
+        u1 = self.dec1(torch.cat([self.up2(u2), c1, d1], dim=1))
+        u0 = self.dec0(torch.cat([self.up1(u1), d0], dim=1))
+        return u0, self.multiscale(x), g, torch.sigmoid(p)
 
 
 class Discriminator(nn.Module):
