@@ -21,9 +21,10 @@ Every time is the median of the repeats after one warm-up (CUDA synchronised). W
 - svrnn: the low-light network's spatial RNN scan against its Python loop reference.
 - tiled: a 3840x2160 image whole and in 512-pixel tiles (overlap 48): time, peak memory, PSNR
   between the two outputs (the released HDM with random weights, masks global).
-- tiled_trained: a small HDM trained briefly on the demo haze (300 iterations), a 1000x700 hazy photo
-  whole and tiled: the largest difference from the whole-image output and the change of PSNR to the
-  target, for the split tiling (the default) and for blended whole-model tiles (the earlier approach).
+- tiled_trained: trained models (--trained CHECKPOINT ..., e.g. the demo's; else a small HDM trained
+  here for 300 iterations on the demo haze), a 1000x700 image (the first of each config's data.val,
+  resized) whole and tiled: the largest difference from the whole-image output and the change of PSNR
+  to the target, for the default tiling and for blended whole-model tiles (the earlier approach).
 --quick: 2 repeats, training batch 2 on CPU, no 512 RNN case, a 1920x1080 image for the tiled cases
 (one run each), no compiled training step.
 --tiny: every section once at toy sizes without compiling (the test suite checks the script this way).
@@ -38,7 +39,6 @@ import sys
 import tempfile
 import time
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -324,48 +324,53 @@ def bench_tiled(level, device, tmp):
     return rows
 
 
-def bench_tiled_trained(level, device, tmp):
-    """Tiles against the whole image on a briefly trained small HDM (trained weights make the channel
-    attention vary, which random weights hide): the split tiling (encoder and decoder per tile, the
-    middle whole; the default) and per-tile whole models blended with ramps (the earlier approach)."""
+def bench_tiled_trained(level, device, tmp, checkpoints=()):
+    """Tiles against the whole image on trained models (trained weights make the channel attention vary,
+    which random weights hide): the given checkpoints (each on the first image of its config's data.val,
+    resized), or a small HDM trained here briefly on the demo haze. Rows: the default tiling (HDM and
+    AECR-Net split, the hybrid network in strips) at overlaps 48 and 32, and whole-model tiles blended with
+    ramps (the earlier approach)."""
+    from hdm.checkpoint import load_checkpoint
     from hdm.config import load_config
+    from hdm.data import build_dataset
     from hdm.data.demo import make_demo
-    from hdm.data.io import read_image
     from hdm.engine import fit
     from hdm.inference import _replicate_pad, _restore_blended, load_model
     from hdm.metrics import psnr_rgb
 
     spec = SIZES[level]["trained"]
-    root = make_demo("haze", os.path.join(tmp, "haze"), samples_per_photo=2)
-    cfg = load_config(os.path.join(ROOT, "configs", "demo", "hdm_demo.yaml"), [
-        f"work_dir={tmp}", "name=tiled_trained", f"train.iterations={spec['iterations']}", "train.log_every=1000",
-        f"train.save_every={spec['iterations']}", "train.val_every=100000", "data.val=null", "train.batch_size=4",
-        f"data.train.lq_dir={root}/train/hazy", f"data.train.gt_dir={root}/train/clear", f"device={device.type}"])
-    fit(cfg)
-    model = load_model(cfg["model"], os.path.join(tmp, "tiled_trained", "checkpoints", f"iter_{spec['iterations']}.pth"),
-                       device)
-    h, w = spec["photo"]  # the demo's unseen validation photo (chelsea, hazy), resized
-
-    def photo(folder):
-        name = sorted(os.listdir(folder))[0]
-        img = cv2.resize(read_image(os.path.join(folder, name)), (w, h), interpolation=cv2.INTER_CUBIC)
-        return torch.from_numpy(img.clip(0, 1)).permute(2, 0, 1)[None].to(device)
-    lq, gt = photo(f"{root}/val/hazy"), photo(f"{root}/val/clear")
+    if not checkpoints:
+        root = make_demo("haze", os.path.join(tmp, "haze"), samples_per_photo=2)
+        cfg = load_config(os.path.join(ROOT, "configs", "demo", "hdm_demo.yaml"), [
+            f"work_dir={tmp}", "name=tiled_trained", f"train.iterations={spec['iterations']}", "train.log_every=1000",
+            f"train.save_every={spec['iterations']}", "train.val_every=100000", "train.batch_size=4",
+            f"data.train.lq_dir={root}/train/hazy", f"data.train.gt_dir={root}/train/clear",
+            f"data.val.lq_dir={root}/val/hazy", f"data.val.gt_dir={root}/val/clear", f"device={device.type}"])
+        fit(cfg)
+        checkpoints = [os.path.join(tmp, "tiled_trained", "checkpoints", f"iter_{spec['iterations']}.pth")]
+    h, w = spec["photo"]
     rows = []
-    with torch.no_grad():
-        whole = restore(model, lq)
-        mask = model.region_masks(_replicate_pad(lq, (-h) % 4, (-w) % 4))
-        for tile in spec["tiles"]:
-            for impl, overlap in (("blended whole-model tiles", 32), ("split (default)", 48), ("split", 32)):
-                if impl.startswith("blended"):
-                    x = _replicate_pad(lq, (-h) % 4, (-w) % 4)
-                    out = _restore_blended(model, x, tile, overlap, mask, {})[..., :h, :w]
-                else:
-                    out = restore(model, lq, tile=tile, overlap=overlap)
-                rows.append({"section": "tiled_trained", "case": f"{w}x{h}, tile {tile}, overlap {overlap}",
-                             "impl": impl, "max diff vs whole (/255)": (out - whole).abs().max().item() * 255,
-                             "PSNR vs whole (dB)": psnr_rgb(out, whole).item(),
-                             "dPSNR to target (dB)": psnr_rgb(out, gt).item() - psnr_rgb(whole, gt).item()})
+    for path in checkpoints:
+        cfg = load_checkpoint(path)["config"]
+        model = load_model(cfg["model"], path, device)
+        sample = build_dataset(cfg["data"]["val"])[0]
+        lq, gt = (F.interpolate(sample[k][None], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1).to(device)
+                  for k in ("lq", "gt"))
+        name = f"{cfg['model']['type']} ({os.path.basename(os.path.dirname(os.path.dirname(path)))})"
+        with torch.no_grad():
+            whole = restore(model, lq)
+            x = _replicate_pad(lq, (-h) % 4, (-w) % 4)
+            mask = model.region_masks(x) if hasattr(model, "region_masks") else None
+            for tile in spec["tiles"]:
+                for impl, overlap in (("blended whole-model tiles", 32), ("default", 48), ("default", 32)):
+                    if impl.startswith("blended"):
+                        out = _restore_blended(model, x, tile, overlap, mask, {})[..., :h, :w]
+                    else:
+                        out = restore(model, lq, tile=tile, overlap=overlap)
+                    rows.append({"section": "tiled_trained", "case": f"{name}, {w}x{h}, tile {tile}, overlap {overlap}",
+                                 "impl": impl, "max diff vs whole (/255)": (out - whole).abs().max().item() * 255,
+                                 "PSNR vs whole (dB)": psnr_rgb(out, whole).item(),
+                                 "dPSNR to target (dB)": psnr_rgb(out, gt).item() - psnr_rgb(whole, gt).item()})
     return rows
 
 
@@ -395,6 +400,8 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md (default benchmarks/<device>-<level>)")
+    parser.add_argument("--trained", nargs="+", default=(),
+                        help="checkpoints for tiled_trained (e.g. the demo's); default: train a small HDM briefly")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse(argv)
     if args.child:
@@ -427,7 +434,7 @@ def main(argv=None):
         if "tiled" in args.sections:
             rows += bench_tiled(level, device, tmp)
         if "tiled_trained" in args.sections:
-            rows += bench_tiled_trained(level, device, tmp)
+            rows += bench_tiled_trained(level, device, tmp, args.trained)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
     features = f" (CPU features: {', '.join(cpu_features()) or 'unknown'})" if device.type == "cpu" else ""
     header = (f"device {name}{features}, {torch.get_num_threads()} threads, torch {torch.__version__}, float32 unless a row says "
