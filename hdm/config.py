@@ -84,7 +84,7 @@ SCHEMA = {
              "test": Typed("dataset")},                           # test: what test.py scores
     "losses": Typed("loss", [{"type": "L1", "weight": 1.0}]),     # a list, each with an optional weight
     "optim": OPTIMIZER,
-    "schedule": {"type": F("cosine", str, choices=SCHEDULES), "eta_min": F(0.0, float, 0),
+    "schedule": {"type": F("cosine", str, choices=tuple(SCHEDULES)), "eta_min": F(0.0, float, 0),
                  "step_size": F(8000, int, 1), "gamma": F(0.5, float, 0, False)},  # step_size, gamma: type step
     "adversarial": Typed("adversarial"),  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
     "train": {"iterations": F(1000, int, 1), "batch_size": F(16, int, 1), "num_workers": F(0, int, 0),

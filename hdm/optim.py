@@ -10,7 +10,12 @@ OPTIMIZERS = {
     "Adam": torch.optim.Adam,    # the papers' optimizer
     "AdamW": torch.optim.AdamW,  # decoupled weight decay
 }
-SCHEDULES = ("cosine", "step")
+SCHEDULES = {
+    "cosine": lambda cfg, optimizer, iterations: torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=iterations, eta_min=cfg["eta_min"]),
+    "step": lambda cfg, optimizer, iterations: torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"]),
+}
 
 
 def build_optimizer(cfg, params):
@@ -18,6 +23,4 @@ def build_optimizer(cfg, params):
 
 
 def build_scheduler(cfg, optimizer, iterations):
-    if cfg["type"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=cfg["eta_min"])
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
+    return SCHEDULES[cfg["type"]](cfg, optimizer, iterations)
