@@ -428,3 +428,10 @@ def test_a_bomb_in_the_training_set_is_found_before_work(tmp_path, capsys):
     assert code == 2 and err == [f"data error: data.train: {tmp_path / 'lq' / 'b.png'}: 65535x65535 = 4295 Mpixels, "
                                  f"above the limit of 400 Mpixels (set HDM_MAX_PIXELS to allow it)"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_unwritable_work_dir_is_one_line(tmp_path, demo_root, capsys):
+    (tmp_path / "a_file").write_text("a file where the work_dir folder should be")  # unwritable even for root
+    cfg = write_config(tmp_path, demo_root)
+    code, err = run_cli(train_cli.main, ["-c", cfg, f"work_dir={tmp_path / 'a_file'}"], capsys)
+    assert code == 2 and len(err) == 1 and "cannot create the run folder" in err[0] and "check work_dir" in err[0]
