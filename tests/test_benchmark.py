@@ -6,7 +6,7 @@ from .helpers import load_script
 def test_benchmark_tiny_run_writes_every_section(tmp_path):
     out = str(tmp_path / "bench")
     rows = load_script("scripts/benchmark").main(["--tiny", "--out", out])
-    sections = {"conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled"}
+    sections = {"conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled", "tiled_trained"}
     assert {r["section"] for r in rows} == sections
     assert not [r for r in rows if "note" in r], "a case failed"
     saved = json.load(open(out + ".json"))
@@ -22,5 +22,7 @@ def test_benchmark_tiny_run_writes_every_section(tmp_path):
     assert region[1]["max |diff|"] < 1e-5
     tiled = [r for r in rows if r["section"] == "tiled"]
     assert tiled[1]["PSNR vs whole (dB)"] > 40
+    default = [r for r in rows if r["section"] == "tiled_trained" and r["impl"] == "default" and "overlap 48" in r["case"]]
+    assert default and all(r["max diff vs whole (/255)"] < 0.05 for r in default)  # the whole image's output
     masks = [r for r in rows if r["section"] == "masks"]
     assert masks[1]["speed-up"] > 0 and masks[0]["ms/image"] > 0

@@ -315,9 +315,9 @@ def test_sigterm_during_validation_stops_within_an_image(tmp_path, demo_root, mo
     real = engine.evaluate
 
     def evaluate(model, dataset, metric, device, stop=None, **kwargs):
-        def metric_then_signal(out, gt):  # SIGTERM arrives while the first image is scored
+        def metric_then_signal(out, gt, lq=None):  # SIGTERM arrives while the first image is scored
             os.kill(os.getpid(), signal.SIGTERM)
-            return metric(out, gt)
+            return metric(out, gt, lq)
         return real(model, dataset, metric_then_signal, device, stop=stop, **kwargs)
     monkeypatch.setattr(engine, "evaluate", evaluate)
     fit(cfg)
