@@ -1,5 +1,6 @@
 """Training and evaluation. Read `train_step` first: it is the whole optimisation step; `fit` is the
-loop around it, beside the functions that open a run, build what it trains, resume it and close it.
+loop around it, beside the functions that build what it trains, resume it, save and validate (the run
+folder is opened and closed by hdm/run_folder.py).
 
     train.py -> fit() -> train_step() -> model.forward / losses
     test.py  -> evaluate() -> model.forward / metrics
@@ -9,7 +10,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,23 +21,20 @@ from hdm.checkpoint import (
     atomic_save,
     checkpoint_path,
     latest_readable_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
     prune_checkpoints,
 )
-from hdm.config import dump_config
 from hdm.data import build_dataset
 from hdm.data.io import write_image
-from hdm.data.prepare import DataError, describe, prepare
+from hdm.data.prepare import describe
 from hdm.data.sampler import EpochSampler, SeededSamples
-from hdm.device import amp_mode, autocast, keep_freed_memory, memory_format, resolve_device
+from hdm.device import autocast, memory_format, resolve_device
 from hdm.inference import load_model
 from hdm.losses import WeightedLosses
 from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
 from hdm.optim import build_optimizer, build_scheduler
-from hdm.run_folder import RunFolderError, RunLock, check_start, config_changes, stored_config
-from hdm.runtime import StopRequest, all_ranks_agree, distributed_setup, run_dir_of, seed_everything, setup_logging
+from hdm.run_folder import close_run, open_run
+from hdm.runtime import all_ranks_agree, run_dir_of, seed_everything
 from hdm.train_state import EMA, TrainState
 
 logger = logging.getLogger("hdm")
@@ -229,101 +226,6 @@ def _due(iteration, every, last):
     return iteration % every == 0 or iteration == last
 
 
-@dataclass
-class Run:
-    """What a training process holds besides the TrainState: where it writes, what it reads, how it
-    logs, and the resume checkpoint found before any work."""
-    cfg: dict
-    dir: str
-    rank: int
-    world: int
-    local_rank: int
-    sets: dict
-    resume_from: tuple = (None, None)
-    lock: RunLock = None
-    stop: StopRequest = None
-    device: torch.device = None
-    amp: str = "off"
-    writer: object = None
-    bar: object = None
-    clock: list = field(default_factory=list)
-
-    @property
-    def main(self):
-        return self.rank == 0  # only the main process logs, validates and saves
-
-    @property
-    def ckpt_dir(self):
-        return os.path.join(self.dir, "checkpoints")
-
-
-def open_run(cfg, resume, overwrite):
-    """Everything checked before anything is written, then the run folder taken: the data (every pair's
-    headers), the folder (a start over an existing run is refused), the resume checkpoint (readable,
-    its config differing only in resumable keys). Then the lock, the log and config.yaml."""
-    rank, world, local_rank = distributed_setup()  # under torchrun: one process per device
-    tcfg = cfg["train"]
-    if cfg["data"]["train"] is None:
-        raise DataError("data.train: a training dataset is required")
-    sets, notes = prepare(cfg, ("train", "val"))  # DataError: one line naming the files
-    if len(sets["train"]) < tcfg["batch_size"]:
-        raise DataError(f"data.train has {len(sets['train'])} samples, fewer than train.batch_size={tcfg['batch_size']}")
-    run = Run(cfg, run_dir_of(cfg), rank, world, local_rank, sets)
-    moved = check_start(run.dir, resume, overwrite) if run.main else None
-    run.resume_from, changes = find_resume(cfg, run, resume)
-    if run.main:
-        try:
-            os.makedirs(run.ckpt_dir, exist_ok=True)
-        except OSError as err:
-            raise RunFolderError(f"{run.dir}: cannot create the run folder ({err.strerror or err}); check "
-                                 f"work_dir") from err
-        run.lock = RunLock(run.dir)
-        run.lock.acquire()
-        setup_logging(run.dir)
-        dump_config(cfg, os.path.join(run.dir, "config.yaml"))  # what runs, after the resume check
-        if moved:
-            logger.info("the previous run of %s was moved to %s", run.dir, moved)
-        if changes:
-            logger.info("resumed with changed %s", ", ".join(changes))
-        for level, line in notes:
-            logger.log(level, line)
-    run.stop = StopRequest()  # SIGINT / SIGTERM: finish the step (or stop validating), save, exit
-    run.device = resolve_device(cfg["device"])
-    run.amp = amp_mode(tcfg["amp"], run.device)  # bf16 on a CPU without native bf16: fp32, said once
-    if run.device.type == "cpu":
-        keep_freed_memory()  # large tensors reuse freed memory instead of fresh zero-filled pages
-    if run.device.type == "cuda" and world > 1:
-        run.device = torch.device("cuda", local_rank)
-    return run
-
-
-def find_resume(cfg, run, resume):
-    """((path, checkpoint) or (None, None), allowed config changes). --resume auto in a run without
-    checkpoints starts it; a run whose checkpoints are all unreadable, a missing or unreadable
-    --resume file, or a config that differs in keys a run cannot change are errors (RunFolderError)."""
-    if resume is None:
-        return (None, None), []
-    if resume == "auto":
-        found = list_checkpoints(run.ckpt_dir)
-        if not found:
-            return (None, None), []
-        path, ckpt = latest_readable_checkpoint(run.ckpt_dir)
-        if path is None:
-            raise RunFolderError(f"--resume auto: none of the {len(found)} checkpoints in {run.ckpt_dir} is readable; "
-                                 f"nothing was started (move them aside to start again)")
-    else:
-        try:
-            path, ckpt = resume, load_checkpoint(resume)
-        except (OSError, RuntimeError) as err:
-            raise RunFolderError(f"--resume: {str(err).splitlines()[0]}") from err
-    stored = ckpt.get("config") or stored_config(run.dir)
-    allowed, refused = config_changes(stored, cfg) if stored else ([], [])
-    if refused:
-        raise RunFolderError(f"--resume {path}: the config differs from the run's in {', '.join(refused)}, which a "
-                             f"run cannot change; start a new run (name=...) to change them")
-    return (path, ckpt), allowed
-
-
 def build_training(cfg, run):
     """(state, net, d_net, losses): the TrainState on the run's device, the model as trained (DDP-wrapped
     under torchrun) and the discriminator likewise (None without one), the weighted losses."""
@@ -379,19 +281,6 @@ def build_loader(cfg, run, sampler):
     return DataLoader(SeededSamples(run.sets["train"], cfg["seed"]), batch_size=cfg["train"]["batch_size"],
                       sampler=sampler, drop_last=True, num_workers=cfg["train"]["num_workers"],
                       pin_memory=run.device.type == "cuda", generator=torch.Generator().manual_seed(cfg["seed"]))
-
-
-def close_run(run):
-    if run.stop is not None:
-        run.stop.restore()
-    if run.bar is not None:
-        run.bar.close()
-    if run.writer is not None:
-        run.writer.close()
-    if run.lock is not None:
-        run.lock.release()
-    if run.world > 1 and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def log_step(run, state, logs):

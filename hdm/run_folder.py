@@ -1,18 +1,28 @@
 """Run folders that cannot be clobbered: one run per folder, one live process per run, and a resumed
-run whose config may differ from the stored one only in keys that are safe to change.
+run whose config may differ from the stored one only in keys that are safe to change. `open_run`
+does all of it, and the checks of the data, before a training process writes anything.
 
     runs/<name>/config.yaml   what runs (rewritten on resume with the allowed changes)
     runs/<name>/.lock         pid, host and start of the live process
     runs/<name>/checkpoints/  iter_<n>.pth, best.pth
 """
 import datetime
+import logging
 import os
 import shutil
 import socket
+from dataclasses import dataclass, field
 
+import torch
 import yaml
 
-from hdm.checkpoint import list_checkpoints
+from hdm.checkpoint import latest_readable_checkpoint, list_checkpoints, load_checkpoint
+from hdm.config import dump_config
+from hdm.data.prepare import DataError, prepare
+from hdm.device import amp_mode, keep_freed_memory, resolve_device
+from hdm.runtime import StopRequest, distributed_setup, run_dir_of, setup_logging
+
+logger = logging.getLogger("hdm")
 
 # keys a resumed run may change: how long it runs, how often it validates, saves and logs, where it
 # runs, and where the datasets now lie (a moved copy); anything else would make it another run
@@ -135,3 +145,111 @@ def stored_config(run_dir):
         return None
     with open(path) as f:
         return yaml.safe_load(f)
+
+
+@dataclass
+class Run:
+    """What a training process holds besides the TrainState: where it writes, what it reads, how it
+    logs, and the resume checkpoint found before any work."""
+    cfg: dict
+    dir: str
+    rank: int
+    world: int
+    local_rank: int
+    sets: dict
+    resume_from: tuple = (None, None)
+    lock: RunLock = None
+    stop: StopRequest = None
+    device: torch.device = None
+    amp: str = "off"
+    writer: object = None
+    bar: object = None
+    clock: list = field(default_factory=list)
+
+    @property
+    def main(self):
+        return self.rank == 0  # only the main process logs, validates and saves
+
+    @property
+    def ckpt_dir(self):
+        return os.path.join(self.dir, "checkpoints")
+
+
+def open_run(cfg, resume, overwrite):
+    """Everything checked before anything is written, then the run folder taken: the data (every pair's
+    headers), the folder (a start over an existing run is refused), the resume checkpoint (readable,
+    its config differing only in resumable keys). Then the lock, the log and config.yaml."""
+    rank, world, local_rank = distributed_setup()  # under torchrun: one process per device
+    tcfg = cfg["train"]
+    if cfg["data"]["train"] is None:
+        raise DataError("data.train: a training dataset is required")
+    sets, notes = prepare(cfg, ("train", "val"))  # DataError: one line naming the files
+    if len(sets["train"]) < tcfg["batch_size"]:
+        raise DataError(f"data.train has {len(sets['train'])} samples, fewer than train.batch_size={tcfg['batch_size']}")
+    run = Run(cfg, run_dir_of(cfg), rank, world, local_rank, sets)
+    moved = check_start(run.dir, resume, overwrite) if run.main else None
+    run.resume_from, changes = find_resume(cfg, run, resume)
+    if run.main:
+        try:
+            os.makedirs(run.ckpt_dir, exist_ok=True)
+        except OSError as err:
+            raise RunFolderError(f"{run.dir}: cannot create the run folder ({err.strerror or err}); check "
+                                 f"work_dir") from err
+        run.lock = RunLock(run.dir)
+        run.lock.acquire()
+        setup_logging(run.dir)
+        dump_config(cfg, os.path.join(run.dir, "config.yaml"))  # what runs, after the resume check
+        if moved:
+            logger.info("the previous run of %s was moved to %s", run.dir, moved)
+        if changes:
+            logger.info("resumed with changed %s", ", ".join(changes))
+        for level, line in notes:
+            logger.log(level, line)
+    run.stop = StopRequest()  # SIGINT / SIGTERM: finish the step (or stop validating), save, exit
+    run.device = resolve_device(cfg["device"])
+    run.amp = amp_mode(tcfg["amp"], run.device)  # bf16 on a CPU without native bf16: fp32, said once
+    if run.device.type == "cpu":
+        keep_freed_memory()  # large tensors reuse freed memory instead of fresh zero-filled pages
+    if run.device.type == "cuda" and world > 1:
+        run.device = torch.device("cuda", local_rank)
+    return run
+
+
+def find_resume(cfg, run, resume):
+    """((path, checkpoint) or (None, None), allowed config changes). --resume auto in a run without
+    checkpoints starts it; a run whose checkpoints are all unreadable, a missing or unreadable
+    --resume file, or a config that differs in keys a run cannot change are errors (RunFolderError)."""
+    if resume is None:
+        return (None, None), []
+    if resume == "auto":
+        found = list_checkpoints(run.ckpt_dir)
+        if not found:
+            return (None, None), []
+        path, ckpt = latest_readable_checkpoint(run.ckpt_dir)
+        if path is None:
+            raise RunFolderError(f"--resume auto: none of the {len(found)} checkpoints in {run.ckpt_dir} is readable; "
+                                 f"nothing was started (move them aside to start again)")
+    else:
+        try:
+            path, ckpt = resume, load_checkpoint(resume)
+        except (OSError, RuntimeError) as err:
+            raise RunFolderError(f"--resume: {str(err).splitlines()[0]}") from err
+    stored = ckpt.get("config") or stored_config(run.dir)
+    allowed, refused = config_changes(stored, cfg) if stored else ([], [])
+    if refused:
+        raise RunFolderError(f"--resume {path}: the config differs from the run's in {', '.join(refused)}, which a "
+                             f"run cannot change; start a new run (name=...) to change them")
+    return (path, ckpt), allowed
+
+
+def close_run(run):
+    if run.stop is not None:
+        run.stop.restore()
+    if run.bar is not None:
+        run.bar.close()
+    if run.writer is not None:
+        run.writer.close()
+    if run.lock is not None:
+        run.lock.release()
+    if run.world > 1 and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -13,8 +13,9 @@ import time
 from hdm.cli import Parser, console
 from hdm.config import load_config
 from hdm.data.demo import make_demo
-from hdm.engine import run_dir_of, summarize, train_and_evaluate
+from hdm.engine import summarize, train_and_evaluate
 from hdm.models import count_parameters
+from hdm.runtime import run_dir_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
