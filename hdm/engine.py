@@ -1,9 +1,9 @@
-"""Training and evaluation. Read `train_step` first: it is the whole optimisation step; `fit` is the
-loop around it, beside the functions that build what it trains, resume it, save and validate (the run
-folder is opened and closed by hdm/run_folder.py).
+"""Training. Read `train_step` first: it is the whole optimisation step; `fit` is the loop around it,
+beside the functions that build what it trains, resume it, save and validate (the run folder is
+opened and closed by hdm/run_folder.py, evaluation is hdm/evaluation.py).
 
     train.py -> fit() -> train_step() -> model.forward / losses
-    test.py  -> evaluate() -> model.forward / metrics
+    test.py  -> hdm.evaluation.evaluate() -> model.forward / metrics
 """
 import logging
 import math
@@ -11,7 +11,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
@@ -24,10 +23,10 @@ from hdm.checkpoint import (
     prune_checkpoints,
 )
 from hdm.data import build_dataset
-from hdm.data.io import write_image
 from hdm.data.prepare import describe
 from hdm.data.sampler import EpochSampler, SeededSamples
 from hdm.device import autocast, memory_format, resolve_device
+from hdm.evaluation import Interrupted, evaluate, summarize, test_split
 from hdm.inference import load_model
 from hdm.losses import WeightedLosses
 from hdm.metrics import get_metric
@@ -114,54 +113,6 @@ def gan_train_step(state, net, d_net, batch, losses, adv_weight, device, amp="of
         state.scaler.update()
     state.d_scheduler.step()
     return {"loss": total.item(), **{k: v.item() for k, v in terms.items()}, "discriminator": d_loss.item()}
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-class Interrupted(Exception):
-    """evaluate() was asked to stop (a signal during validation)."""
-
-
-@torch.no_grad()
-def evaluate(model, dataset, metric, device, save_dir=None, num_examples=0, stop=None):
-    """Whole-image evaluation, batch size 1. Returns (rows, examples): one row per image, {'name',
-    <metric>: value, ..., 'input_<metric>': value, ...} (input_*: the degraded input scored the same
-    way), and (lq, out, gt) CPU tensors (3, H, W) of the first `num_examples` images (gt None when
-    absent) for figures. Samples without 'gt' (unpaired folders) are scored with gt=None, which only
-    no-reference presets accept. stop: a callable checked before each image (Interrupted when true)."""
-    model.eval()
-    rows, examples = [], []
-    for i in range(len(dataset)):
-        if stop is not None and stop():
-            raise Interrupted
-        sample = dataset[i]
-        lq = sample["lq"].unsqueeze(0).to(device)
-        gt = sample["gt"].unsqueeze(0).to(device) if "gt" in sample else None
-        out = model(lq, **_extras(model, sample, device)).clamp(0, 1)
-        scores, baseline = metric(out, gt, lq=lq), metric(lq, gt, lq=lq)
-        name = os.path.splitext(os.path.basename(sample["lq_path"]))[0]
-        rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()},
-                     **{f"input_{k}": float(v[0]) for k, v in baseline.items()}})
-        if save_dir is not None:
-            write_image(os.path.join(save_dir, name + ".png"), out[0].permute(1, 2, 0))
-        if i < num_examples:
-            examples.append((sample["lq"], out[0].float().cpu(), sample.get("gt")))
-    return rows, examples
-
-
-def _extras(model, sample, device):
-    """The extra inputs a model names (`model.extra_inputs`) from one sample, batched."""
-    missing = [key for key in model.extra_inputs if key not in sample]
-    if missing:
-        raise ValueError(f"{sample['lq_path']}: the model needs {missing} but the dataset does not supply it")
-    return {key: sample[key].unsqueeze(0).to(device) for key in model.extra_inputs}
-
-
-def summarize(rows):
-    """Mean of every numeric column."""
-    keys = [k for k in rows[0] if k != "name"]
-    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
 
 
 # ----------------------------------------------------------------------------- training loop
@@ -345,11 +296,6 @@ def last_good_checkpoint(run, state):
         path = checkpoint_path(run.ckpt_dir, state.last_good) if state.last_good else None
         return path if path and os.path.isfile(path) else "none"
     return latest_readable_checkpoint(run.ckpt_dir)[0] or "none"
-
-
-def test_split(cfg):
-    """The data section test.py scores: data.test, or data.val when the config has no test set."""
-    return "test" if cfg["data"]["test"] is not None else "val"
 
 
 def train_and_evaluate(cfg, resume="auto", save_dir=None, test_cfg=None):

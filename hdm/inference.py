@@ -34,34 +34,37 @@ def load_model(model_cfg, weights, device, fmt="auto"):
     return model.to(device, memory_format=memory_format(fmt, device)).eval()
 
 
+def _dihedral(x, k, flip):
+    return torch.rot90(x.flip(-1) if flip else x, k, dims=(-2, -1))
+
+
+def _undo_dihedral(x, k, flip):
+    x = torch.rot90(x, -k, dims=(-2, -1))
+    return x.flip(-1) if flip else x
+
+
+def self_ensemble(fn, lq, **extras):
+    """The mean of fn's outputs (clamped to [0, 1]) over the 8 flips and 90-degree rotations of its
+    input, each mapped back; extra inputs (a transmission map) are transformed alike."""
+    total = 0
+    for k in range(4):
+        for flip in (False, True):
+            out = fn(_dihedral(lq, k, flip), **{n: _dihedral(v, k, flip) for n, v in extras.items()})
+            total = total + _undo_dihedral(out.float().clamp(0, 1), k, flip)
+    return total / 8
+
+
 class SelfEnsemble(torch.nn.Module):
-    """x8 self-ensemble: the mean of the model's outputs (clamped to [0, 1]) over the 8 flips and
-    90-degree rotations of its input, each mapped back (as offered by mmagic, KAIR and Retinexformer; Lim et al. EDSR 2017).
-    Extra inputs (a transmission map) are transformed alike. 8 times the work of one pass."""
+    """x8 self-ensemble of a model (as offered by mmagic, KAIR and Retinexformer; Lim et al. EDSR
+    2017): self_ensemble of its forward. 8 times the work of one pass."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
         self.extra_inputs = getattr(model, "extra_inputs", ())
 
-    @staticmethod
-    def apply(x, k, flip):
-        x = x.flip(-1) if flip else x
-        return torch.rot90(x, k, dims=(-2, -1))
-
-    @staticmethod
-    def undo(x, k, flip):
-        x = torch.rot90(x, -k, dims=(-2, -1))
-        return x.flip(-1) if flip else x
-
     def forward(self, lq, **extras):
-        total = None
-        for k in range(4):
-            for flip in (False, True):
-                out = self.model(self.apply(lq, k, flip), **{n: self.apply(v, k, flip) for n, v in extras.items()})
-                out = self.undo(out.float().clamp(0, 1), k, flip)
-                total = out if total is None else total + out
-        return total / 8
+        return self_ensemble(self.model, lq, **extras)
 
 
 def compile_model(model):
@@ -126,15 +129,9 @@ def restore(model, lq, tile=None, overlap=48, ensemble=False, **extras):
     """Run `model` on lq (B, 3, H, W): float in [0, 1], or uint8 (converted whole, or tile by tile when
     tiling, so a large image stays a quarter of the size until a tile needs it; HDM's masks still need
     the whole image once). tile: None (whole image) or the tile side in pixels. ensemble: the x8
-    self-ensemble (SelfEnsemble), each transform restored whole or tiled as asked."""
+    self_ensemble, each transform restored whole or tiled as asked."""
     if ensemble:
-        total = 0
-        for k in range(4):
-            for flip in (False, True):
-                moved = {n: SelfEnsemble.apply(v, k, flip) for n, v in extras.items()}
-                out = restore(model, SelfEnsemble.apply(lq, k, flip), tile, overlap, **moved)
-                total = total + SelfEnsemble.undo(out.float(), k, flip)
-        return total / 8
+        return self_ensemble(lambda x, **moved: restore(model, x, tile, overlap, **moved), lq, **extras)
     if tile is None:
         return model(_unit(lq), **extras).clamp(0, 1)
     if tile % 4 or overlap % 4 or not 0 <= overlap < tile:

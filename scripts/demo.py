@@ -13,7 +13,8 @@ import time
 from hdm.cli import Parser, console
 from hdm.config import load_config
 from hdm.data.demo import make_demo
-from hdm.engine import summarize, train_and_evaluate
+from hdm.engine import train_and_evaluate
+from hdm.evaluation import summarize
 from hdm.models import count_parameters
 from hdm.runtime import run_dir_of
 

@@ -14,7 +14,7 @@ from hdm.cli import Parser, console
 from hdm.config import load_config
 from hdm.data import DarkenedFolder
 from hdm.device import resolve_device
-from hdm.engine import evaluate, summarize
+from hdm.evaluation import evaluate, summarize
 from hdm.inference import load_model
 from hdm.metrics import get_metric
 from hdm.results import provenance, write_results

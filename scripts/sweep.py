@@ -25,7 +25,8 @@ import statistics
 
 from hdm.cli import Parser, UsageError, console
 from hdm.config import load_config, parse_value, read_yaml
-from hdm.engine import summarize, test_split, train_and_evaluate
+from hdm.engine import train_and_evaluate
+from hdm.evaluation import summarize, test_split
 from hdm.files import atomic_write
 from hdm.models import count_parameters
 from hdm.models.complexity import macs

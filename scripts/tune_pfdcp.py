@@ -15,7 +15,7 @@ from hdm.cli import Parser, console
 from hdm.config import parse_value
 from hdm.data import DATASETS, build_dataset
 from hdm.device import resolve_device
-from hdm.engine import evaluate, summarize
+from hdm.evaluation import evaluate, summarize
 from hdm.metrics import get_metric
 from hdm.models import PFDCP
 

@@ -435,3 +435,4 @@ def test_an_unwritable_work_dir_is_one_line(tmp_path, demo_root, capsys):
     cfg = write_config(tmp_path, demo_root)
     code, err = run_cli(train_cli.main, ["-c", cfg, f"work_dir={tmp_path / 'a_file'}"], capsys)
     assert code == 2 and len(err) == 1 and "cannot create the run folder" in err[0] and "check work_dir" in err[0]
+

@@ -23,7 +23,7 @@ from hdm.config import ConfigError, check_data_paths, load_config
 from hdm.data.io import ensure_writable, write_image
 from hdm.data.prepare import build_checked, describe
 from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
-from hdm.engine import evaluate, summarize, test_split
+from hdm.evaluation import evaluate, summarize, test_split
 from hdm.inference import SelfEnsemble, load_model
 from hdm.metrics import NO_REFERENCE, get_metrics
 from hdm.results import caption, comparison_grid, provenance, write_results

@@ -1,0 +1,58 @@
+"""Evaluation: a model over a dataset, whole images, one row of scores per image (test.py, validation
+during training, the sweep and the demo all go through `evaluate`)."""
+import os
+
+import numpy as np
+import torch
+
+from hdm.data.io import write_image
+
+
+class Interrupted(Exception):
+    """evaluate() was asked to stop (a signal during validation)."""
+
+
+@torch.no_grad()
+def evaluate(model, dataset, metric, device, save_dir=None, num_examples=0, stop=None):
+    """Whole-image evaluation, batch size 1. Returns (rows, examples): one row per image, {'name',
+    <metric>: value, ..., 'input_<metric>': value, ...} (input_*: the degraded input scored the same
+    way), and (lq, out, gt) CPU tensors (3, H, W) of the first `num_examples` images (gt None when
+    absent) for figures. Samples without 'gt' (unpaired folders) are scored with gt=None, which only
+    no-reference presets accept. stop: a callable checked before each image (Interrupted when true)."""
+    model.eval()
+    rows, examples = [], []
+    for i in range(len(dataset)):
+        if stop is not None and stop():
+            raise Interrupted
+        sample = dataset[i]
+        lq = sample["lq"].unsqueeze(0).to(device)
+        gt = sample["gt"].unsqueeze(0).to(device) if "gt" in sample else None
+        out = model(lq, **_extras(model, sample, device)).clamp(0, 1)
+        scores, baseline = metric(out, gt, lq=lq), metric(lq, gt, lq=lq)
+        name = os.path.splitext(os.path.basename(sample["lq_path"]))[0]
+        rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()},
+                     **{f"input_{k}": float(v[0]) for k, v in baseline.items()}})
+        if save_dir is not None:
+            write_image(os.path.join(save_dir, name + ".png"), out[0].permute(1, 2, 0))
+        if i < num_examples:
+            examples.append((sample["lq"], out[0].float().cpu(), sample.get("gt")))
+    return rows, examples
+
+
+def _extras(model, sample, device):
+    """The extra inputs a model names (`model.extra_inputs`) from one sample, batched."""
+    missing = [key for key in model.extra_inputs if key not in sample]
+    if missing:
+        raise ValueError(f"{sample['lq_path']}: the model needs {missing} but the dataset does not supply it")
+    return {key: sample[key].unsqueeze(0).to(device) for key in model.extra_inputs}
+
+
+def summarize(rows):
+    """Mean of every numeric column."""
+    keys = [k for k in rows[0] if k != "name"]
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
+def test_split(cfg):
+    """The data section test.py scores: data.test, or data.val when the config has no test set."""
+    return "test" if cfg["data"]["test"] is not None else "val"
