@@ -20,6 +20,7 @@ from hdm.checkpoint import (
     atomic_save,
     checkpoint_path,
     latest_readable_checkpoint,
+    load_checkpoint,
     prune_checkpoints,
 )
 from hdm.data import build_dataset
@@ -213,6 +214,10 @@ def resume_training(state, cfg, run):
         except (KeyError, RuntimeError) as err:
             raise TrainingStopped(f"--resume {path}: {str(err).splitlines()[0]}") from err
         state.extend_schedule(tcfg["iterations"])
+        best = os.path.join(run.ckpt_dir, "best.pth")
+        if os.path.isfile(best):  # written after its iteration's checkpoint: it, not the checkpoint, has the best
+            record = load_checkpoint(best)
+            state.best = {"psnr": record["val"]["psnr"], "iteration": record["iteration"]}
         logger.info("resumed from %s at iteration %d (lr %.3g)", path, state.iteration,
                     state.optimizer.param_groups[0]["lr"])
     logger.info("model %s: %d parameters; %d training samples; batch %d per process x %d process(es) = %d global; "

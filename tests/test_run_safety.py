@@ -436,3 +436,21 @@ def test_an_unwritable_work_dir_is_one_line(tmp_path, demo_root, capsys):
     code, err = run_cli(train_cli.main, ["-c", cfg, f"work_dir={tmp_path / 'a_file'}"], capsys)
     assert code == 2 and len(err) == 1 and "cannot create the run folder" in err[0] and "check work_dir" in err[0]
 
+
+def test_best_survives_a_resume_after_its_validation(tmp_path, demo_root, monkeypatch):
+    """iter_4.pth is written before iteration 4's validation, so it holds the best of iteration 2; a
+    resumed run must compare with best.pth (iteration 4), not with that stale score."""
+    import hdm.engine as engine
+    scores = iter([10.0, 20.0, 15.0])  # validations at iterations 2, 4 and, after the resume, 6
+
+    def evaluate(model, dataset, metric, device, **kwargs):
+        psnr = next(scores)
+        return [{"name": "x", "psnr": psnr, "ssim": 0.5}], []
+    monkeypatch.setattr(engine, "evaluate", evaluate)
+    cfg = write_config(tmp_path, demo_root, iterations=4)
+    train_cli.main(["-c", cfg])
+    best = tmp_path / "runs" / "run" / "checkpoints" / "best.pth"
+    assert load_checkpoint(str(best))["iteration"] == 4
+    assert load_checkpoint(str(tmp_path / "runs" / "run" / "checkpoints" / "iter_4.pth"))["best"]["iteration"] == 2
+    train_cli.main(["-c", cfg, "--resume", "auto", "train.iterations=6"])
+    assert load_checkpoint(str(best))["iteration"] == 4 and load_checkpoint(str(best))["val"]["psnr"] == 20.0
