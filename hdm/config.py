@@ -18,6 +18,7 @@ from typing import NamedTuple, Optional
 import yaml
 
 from hdm.device import MEMORY_FORMATS
+from hdm.errors import ConfigError
 from hdm.optim import OPTIMIZERS, SCHEDULES
 
 # ----- YAML with numbers such as 2e-4 read as floats -----
@@ -34,10 +35,6 @@ _FLOAT = re.compile(r"""^(?:
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""", re.X)
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-
-
-class ConfigError(ValueError):
-    """A config problem; the message names the key path."""
 
 
 def parse_value(text, where="override"):

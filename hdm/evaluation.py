@@ -5,7 +5,7 @@ import os
 import numpy as np
 import torch
 
-from hdm.data.io import write_image
+from hdm.image_io import write_image
 
 
 class Interrupted(Exception):

@@ -20,6 +20,7 @@ from hdm.checkpoint import latest_readable_checkpoint, list_checkpoints, load_ch
 from hdm.config import dump_config
 from hdm.data.prepare import DataError, prepare
 from hdm.device import amp_mode, keep_freed_memory, resolve_device
+from hdm.errors import RunFolderError
 from hdm.runtime import StopRequest, distributed_setup, run_dir_of, setup_logging
 
 logger = logging.getLogger("hdm")
@@ -30,10 +31,6 @@ RESUMABLE = ("train.iterations", "train.val_every", "train.save_every", "train.l
              "train.num_workers", "train.num_val_images", "train.max_nonfinite", "train.find_unused_parameters",
              "device", "work_dir", "eval.save_images", "eval.grid_images")
 MOVABLE_DATA_KEYS = ("root", "lq_dir", "gt_dir", "trans_dir")
-
-
-class RunFolderError(RuntimeError):
-    """A run folder that may not be used as asked (one line; train.py exits with 2)."""
 
 
 def flatten(cfg, prefix=""):

@@ -54,7 +54,7 @@ def load_script(rel):
 def marked_image(path, value=None, size=(12, 16), border=0, rng=np.random.default_rng(0)):
     """Write a random image whose top-left pixel (inside `border`) encodes `value`, so tests can check
     who paired with whom (`marked_value` reads it back from a sample's tensor)."""
-    from hdm.data.io import write_image
+    from hdm.image_io import write_image
 
     a = rng.random((size[0] + 2 * border, size[1] + 2 * border, 3)) * 0.5
     if value is not None:

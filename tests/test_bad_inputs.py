@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from hdm.data import ImageFolder, PairedFolder
-from hdm.data.io import ensure_writable, read_image, write_image
+from hdm.image_io import ensure_writable, read_image, write_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RNG = np.random.default_rng(0)

@@ -6,7 +6,7 @@ import torch
 
 from hdm.data import PairedFolder, build_dataset
 from hdm.data.demo import make_demo, smooth_depth, synthesize_haze, synthesize_lowlight, synthesize_rain
-from hdm.data.io import read_image, write_image
+from hdm.image_io import read_image, write_image
 
 
 def make_pairs(root, names, size=(20, 24), gt_names=None):

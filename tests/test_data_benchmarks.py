@@ -17,8 +17,8 @@ from hdm.cli import test as test_cli
 from hdm.cli import train as train_cli
 from hdm.config import ConfigError, load_config
 from hdm.data import LOL, RESIDE, ImageFolder, NumberedHaze, Rain, SideBySide, benchmarks
-from hdm.data.io import read_image, write_image
 from hdm.data.prepare import DataError, prepare
+from hdm.image_io import read_image, write_image
 from tests.helpers import ROOT, assert_paired, load_script, marked_image
 
 RNG = np.random.default_rng(0)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hdm.data import LOL, ImageFolder, NumberedHaze, Rain, SideBySide, build_dataset
-from hdm.data.io import write_image
+from hdm.image_io import write_image
 from tests.helpers import assert_paired, marked_image
 
 RNG = np.random.default_rng(0)

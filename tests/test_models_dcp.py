@@ -6,7 +6,7 @@ import torch
 import yaml
 
 from hdm.cli import test as test_cli
-from hdm.data.io import write_image
+from hdm.image_io import write_image
 from hdm.metrics import psnr_rgb
 from hdm.models import DCP, PFDCP, count_parameters
 

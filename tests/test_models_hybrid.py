@@ -8,9 +8,9 @@ import yaml
 
 from hdm.config import ConfigError, load_config
 from hdm.data import DarkenedFolder
-from hdm.data.io import write_image
 from hdm.data.sampler import EpochSampler
 from hdm.engine import gan_train_step
+from hdm.image_io import write_image
 from hdm.losses import WeightedLosses
 from hdm.models import Discriminator, HybridNet, build_model
 from hdm.models.hybrid import image_gradients

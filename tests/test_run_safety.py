@@ -21,8 +21,8 @@ from hdm.cli import test as test_cli
 from hdm.cli import train as train_cli
 from hdm.config import load_config
 from hdm.data.demo import make_demo
-from hdm.data.io import read_image, write_image
 from hdm.engine import TrainingStopped, fit
+from hdm.image_io import read_image, write_image
 from tests.helpers import ROOT
 
 RNG = np.random.default_rng(0)

@@ -12,7 +12,7 @@ from hdm.cli import test as test_cli
 from hdm.cli import train as train_cli
 from hdm.cli.predict import main as predict
 from hdm.config import ConfigError
-from hdm.data.io import read_image, write_image
+from hdm.image_io import read_image, write_image
 from hdm.inference import restore
 from hdm.metrics import psnr_rgb
 from hdm.models import HDM

@@ -8,16 +8,10 @@ before any work, 1 for failures while working; `--debug` shows the traceback ins
 import argparse
 import sys
 
-from hdm.config import ConfigError
-from hdm.data.prepare import DataError
-from hdm.run_folder import RunFolderError
+from hdm.errors import ConfigError, DataError, RunFolderError, UsageError
 
 USAGE_ERRORS = (ConfigError, DataError, RunFolderError)
 PREFIX = {ConfigError: "config error", DataError: "data error", RunFolderError: "run folder"}
-
-
-class UsageError(Exception):
-    """A wrong argument found before any work (exit code 2)."""
 
 
 class Parser(argparse.ArgumentParser):

@@ -19,8 +19,9 @@ import numpy as np
 
 from hdm.cli import Parser, UsageError, console
 from hdm.config import parse_value
-from hdm.data.io import read_image, to_tensor
+from hdm.data.io import to_tensor
 from hdm.data.paired import images_by_stem, size_problem, target_border
+from hdm.image_io import read_image
 from hdm.metrics import METRIC_PRESETS, NO_REFERENCE, get_metric
 from hdm.results import provenance, write_results
 

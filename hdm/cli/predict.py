@@ -22,8 +22,9 @@ import torch
 from hdm.checkpoint import load_checkpoint
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import DEFAULTS, ConfigError, apply_override, load_config, merge, validate
-from hdm.data.io import ensure_writable, images_in, is_image, read_image_tensor, write_image
+from hdm.data.io import read_image_tensor
 from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
+from hdm.image_io import ensure_writable, images_in, is_image, write_image
 from hdm.inference import colour_maps, load_model, restore
 
 

@@ -20,10 +20,10 @@ import torch
 from hdm.checkpoint import load_checkpoint, selection_record
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import ConfigError, check_data_paths, load_config
-from hdm.data.io import ensure_writable, write_image
 from hdm.data.prepare import build_checked, describe
 from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
 from hdm.evaluation import evaluate, summarize, test_split
+from hdm.image_io import ensure_writable, write_image
 from hdm.inference import SelfEnsemble, load_model
 from hdm.metrics import NO_REFERENCE, get_metrics
 from hdm.results import caption, comparison_grid, provenance, write_results

@@ -26,8 +26,7 @@ import numpy as np
 from skimage import data as skdata
 
 from hdm.files import atomic_write
-
-from .io import write_image
+from hdm.image_io import write_image
 
 TRAIN_PHOTOS = ("astronaut", "coffee", "rocket")
 VAL_PHOTOS = ("chelsea",)

@@ -7,8 +7,10 @@ import re
 import numpy as np
 from torch.utils.data import Dataset
 
+from hdm.image_io import image_header, images_in, read_gray, read_image
+
 from . import benchmarks
-from .io import image_header, images_in, read_gray, read_image, to_tensor
+from .io import to_tensor
 from .transforms import paired_augment, paired_random_crop
 
 # A target larger than its input by the same border b on every side (SOTS-indoor's clean NYU frames

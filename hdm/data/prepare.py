@@ -4,14 +4,12 @@ neither overlap training nor are a test set without saying so."""
 import logging
 import time
 
+from hdm.errors import DataError
+
 from . import benchmarks, build_dataset
 from .paired import PairedDataset
 
 WARNING, INFO = logging.WARNING, logging.INFO
-
-
-class DataError(ValueError):
-    """A problem with a config's data found before work, in one line naming the files."""
 
 
 def _last_line(err):

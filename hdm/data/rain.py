@@ -11,8 +11,10 @@ import os
 
 import numpy as np
 
+from hdm.image_io import image_header, images_in, read_image
+
 from . import benchmarks
-from .io import image_header, images_in, read_image, to_tensor
+from .io import to_tensor
 from .paired import PairedDataset, check_pairs, images_by_stem, numbered
 from .transforms import paired_augment, paired_random_crop
 

@@ -9,7 +9,9 @@ generator (seeded by the run, saved in checkpoints).
 """
 import torch
 
-from .io import images_in, read_image, to_tensor
+from hdm.image_io import images_in, read_image
+
+from .io import to_tensor
 from .transforms import paired_augment, paired_random_crop
 from .unpaired import ImageFolder
 

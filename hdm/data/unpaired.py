@@ -1,6 +1,8 @@
 """A folder of degraded images with no targets (DICM, LIME, MEF, DarkFace, your own photos)."""
+from hdm.image_io import image_header, images_in, read_image
+
 from . import benchmarks
-from .io import image_header, images_in, read_image, to_tensor
+from .io import to_tensor
 from .paired import PairedDataset
 
 
