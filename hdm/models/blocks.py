@@ -16,8 +16,8 @@ def pad_rgb_input(lq, multiple, name):
     if lq.dim() != 4 or lq.shape[1] != 3:
         raise ValueError(f"{name} expects an RGB batch (B, 3, H, W), got shape {tuple(lq.shape)}")
     h, w = lq.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    return (F.pad(lq, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else lq), (h, w)
+    # no branch on the size: an exported graph (hdm.export) pads whatever its input size is
+    return F.pad(lq, (0, (-w) % multiple, 0, (-h) % multiple), mode="replicate"), (h, w)
 
 
 def conv(in_channels, out_channels, kernel_size, stride=1, bias=True):
@@ -150,6 +150,26 @@ def region_conv_per_region(x, filters, region):
     return out.view(b, h, w, c_out).permute(0, 3, 1, 2)
 
 
+class AdaptiveAvgPool(nn.Module):
+    """nn.AdaptiveAvgPool2d(size) for any input size also in an exported graph: there (hdm.export) the
+    bins [floor(i H / size), ceil((i + 1) H / size)) are summed from running sums, since torch.export
+    fixes PyTorch's own bins to the traced size; elsewhere PyTorch's pooling."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        if not torch.compiler.is_exporting():
+            return F.adaptive_avg_pool2d(x, self.size)
+        for dim in (2, 3):
+            n, i = x.shape[dim], torch.arange(self.size, device=x.device)
+            start, end = i * n // self.size, ((i + 1) * n + self.size - 1) // self.size
+            sums = F.pad(x.cumsum(dim).movedim(dim, -1), (1, 0))
+            x = ((sums.index_select(-1, end) - sums.index_select(-1, start)) / (end - start)).movedim(-1, dim)
+        return x
+
+
 class RegionConv(nn.Module):
     """Region-level dynamic convolution (HDM eq. 6; DRConv, Chen et al. CVPR 2021).
 
@@ -176,14 +196,14 @@ class RegionConv(nn.Module):
         self.strategy = strategy
         n = num_regions
         self.conv_kernel = nn.Sequential(
-            nn.AdaptiveAvgPool2d(kernel_size),
+            AdaptiveAvgPool(kernel_size),
             nn.Conv2d(channels, n * n, 1),
             nn.Sigmoid(),
             nn.Conv2d(n * n, n * channels * channels, 1, groups=n))
         self.conv_guide = conv(channels, n, kernel_size) if learned_guide else None
 
     def _per_region(self, x, mask):
-        if self.strategy == "masked_sum":
+        if self.strategy == "masked_sum" or torch.compiler.is_exporting():
             return False
         if self.strategy == "per_region":
             if (torch.is_grad_enabled() and mask.requires_grad) or not is_one_hot(mask):

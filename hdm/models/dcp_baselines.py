@@ -8,11 +8,17 @@
 Both take RGB (B, 3, H, W) in [0, 1] on any device and return the recovered image, clamped to [0, 1].
 `maps(lq)` returns the dark channel and the refined transmission for figures (`predict.py --save-maps`).
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from hdm.ops.dcp import atmospheric_light_top, dark_channel, grey, guided_filter, transmission
+
+
+# The longest side an exported PF-DCP graph takes (its pyramid has every level such an image can have).
+EXPORT_MAX_SIDE = 32768
 
 
 def recover(img, atmosphere, t, t0):
@@ -89,6 +95,8 @@ class PFDCP(DCP):
         return levels
 
     def fused_transmission(self, lq):
+        if torch.compiler.is_exporting():
+            return self._fused_transmission_any_size(lq)
         levels = self.pyramid(lq)
         estimates = torch.stack([self.atmosphere(level) for level in levels])  # (L, B, 3)
         brightest = estimates.mean(dim=2).argmax(dim=0)  # (B,)
@@ -100,6 +108,29 @@ class PFDCP(DCP):
         for finer in reversed(maps[:-1]):
             t = self.weight * F.interpolate(t, size=finer.shape[-2:], mode="nearest") + (1 - self.weight) * finer
         return a, guided_filter(grey(lq), t, 2 * self.radius + 1, self.eps, border="clip")
+
+    def _fused_transmission_any_size(self, lq):
+        """fused_transmission as one graph for every size (hdm.export): the pyramid's depth depends on
+        the size, so every level an image of up to EXPORT_MAX_SIDE pixels can have is computed, and
+        a level the image does not have is left out by `where` instead of by the loop. Equal to
+        fused_transmission (the same operations on the levels that exist)."""
+        depth = 1
+        while self.patch * 2 ** depth <= EXPORT_MAX_SIDE and (self.max_levels is None or depth < self.max_levels):
+            depth += 1
+        levels = [lq[..., ::2 ** k, ::2 ** k] for k in range(depth)]
+        # level k exists when both its sides are >= patch (each level's side is ceil(previous / 2))
+        exists = [torch.scalar_tensor(torch.sym_min(*level.shape[-2:])) >= self.patch for level in levels]
+        estimates = torch.stack([self.atmosphere(level) for level in levels])  # (L, B, 3)
+        brightness = torch.stack([torch.where(e, est.mean(dim=1), -math.inf) for e, est in zip(exists, estimates)])
+        a = estimates[brightness.argmax(dim=0), torch.arange(lq.shape[0], device=lq.device)]
+        maps = [self.refined_transmission(level, a) for level in levels]
+        if depth == 1:
+            return a, maps[0]
+        t = maps[-1]
+        for k in range(depth - 2, -1, -1):
+            fused = self.weight * F.interpolate(t, size=maps[k].shape[-2:], mode="nearest") + (1 - self.weight) * maps[k]
+            t = torch.where(exists[k + 1], fused, maps[k])
+        return a, torch.where(exists[1], guided_filter(grey(lq), t, 2 * self.radius + 1, self.eps, border="clip"), maps[0])
 
     def maps(self, lq):
         self._check(lq)

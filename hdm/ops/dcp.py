@@ -49,13 +49,15 @@ def _min_along(x, before, after, dim):
     n - 1 first (a window covering the whole axis is the axis minimum). The rest is a doubling
     (sparse-table) scheme: minima over 1, 2, 4, ... positions, then any window as the minimum of two
     overlapping power-of-two windows: about log2(k) vectorised minimum operations."""
+    if not torch.compiler.is_exporting():  # shortcuts that depend on the size; an exported graph has none
+        n = x.shape[dim]
+        before, after = min(before, n - 1), min(after, n - 1)
+        if before == after == n - 1:
+            return x.amin(dim=dim, keepdim=True).expand_as(x)
     n = x.shape[dim]
-    before, after = min(before, n - 1), min(after, n - 1)
     k = before + after + 1
     if k == 1:
         return x
-    if before == after == n - 1:
-        return x.amin(dim=dim, keepdim=True).expand_as(x)
     pad = [0, 0] * (x.dim() - 1 - dim % x.dim()) + [before, after]
     m = F.pad(x, pad, value=torch.finfo(x.dtype).max)  # length n + k - 1
     span = 1
@@ -127,7 +129,7 @@ def box_filter(x, k, border="reflect101"):
         raise ValueError(f"unknown border {border!r}; valid: 'reflect101', 'clip'")
     before, after = _window(k)
     h, w = x.shape[-2:]
-    if max(h, w) <= MATMUL_BOX_MAX:
+    if max(h, w) <= MATMUL_BOX_MAX and not torch.compiler.is_exporting():
         rows, cols = _box_matrix(h, k, border, x.device), _box_matrix(w, k, border, x.device)
         return torch.matmul(torch.matmul(rows, x.double()), cols.t()).to(x.dtype)
     if border == "reflect101":
@@ -174,7 +176,8 @@ def atmospheric_light_top(img, dark, top=0.001):
     """He et al.: among the brightest `top` fraction of the dark channel, the input pixel of highest
     intensity (mean over RGB) is the atmospheric light. img: (B, 3, H, W), dark: (B, 1, H, W) -> (B, 3)."""
     b, c, h, w = img.shape
-    n = max(int(math.floor(h * w * top)), 1)
+    # floor(h w top) in integers (top in steps of 1e-6), so an exported graph keeps it a function of the size
+    n = torch.sym_max(h * w * round(top * 1_000_000) // 1_000_000, 1)
     idx = dark.reshape(b, -1).topk(n, dim=1).indices  # (B, n)
     pix = img.reshape(b, c, -1).gather(2, idx.unsqueeze(1).expand(b, c, n))  # (B, 3, n)
     best = pix.mean(dim=1).argmax(dim=1)  # (B,)

@@ -61,13 +61,30 @@ def _chunked_scan(a, b):
     return h.transpose(-1, -2).flatten(-2)[..., :n]
 
 
+# The doubling scan covers sequences up to 2 ** DOUBLING_STEPS (the longest image side an exported
+# graph takes; see hdm.export).
+DOUBLING_STEPS = 15
+
+
+def _doubling_scan(a, b, steps=DOUBLING_STEPS):
+    """The same scan in a fixed number of steps (Hillis and Steele): after step s every position has
+    combined the 2^s positions before it. O(n log n) work, but no loop whose length depends on n, so it
+    exports with a dynamic size; equal to _chunked_scan up to float rounding."""
+    for s in range(steps):
+        shift = 2 ** s
+        b = b + a * F.pad(b, (shift, 0))[..., :b.shape[-1]]
+        a = a * F.pad(a, (shift, 0), value=1.0)[..., :a.shape[-1]]
+    return b
+
+
 def spatial_rnn(x, g, p, direction):
     """h of the recurrence in one direction. x, g, p: (B, C, H, W) of one shape -> h (B, C, H, W)."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
     if not (x.shape == g.shape == p.shape):
         raise ValueError(f"x, g, p must have one shape, got {tuple(x.shape)}, {tuple(g.shape)}, {tuple(p.shape)}")
-    h = _chunked_scan(_to_last(p, direction), _to_last(g * x, direction))
+    scan = _doubling_scan if torch.compiler.is_exporting() else _chunked_scan
+    h = scan(_to_last(p, direction), _to_last(g * x, direction))
     return _from_last(h, direction)
 
 

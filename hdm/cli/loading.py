@@ -1,0 +1,44 @@
+"""Models for the tools that restore or export (hdm-predict, hdm-export, hdm-serve): a config file or
+the config stored in a checkpoint, dotted overrides, the weights; every problem one UsageError or
+ConfigError naming the file."""
+import copy
+
+from hdm.checkpoint import load_checkpoint
+from hdm.cli import UsageError, first_line
+from hdm.config import DEFAULTS, ConfigError, apply_override, load_config, merge, validate
+from hdm.inference import load_model
+
+
+def run_config(cfg_path, weights, overrides=()):
+    """The whole config of a config file, or, without one, the config stored in the checkpoint
+    (train.py stores the run's config; converted release weights their model), with dotted overrides."""
+    if cfg_path:
+        return load_config(cfg_path, overrides)
+    try:
+        ckpt = load_checkpoint(weights)
+    except (OSError, RuntimeError) as err:
+        raise UsageError(f"--weights: {first_line(err)}") from err
+    stored = ckpt.get("config") or ({"model": ckpt["model_config"]} if "model_config" in ckpt else None)
+    if stored is None:
+        raise UsageError(f"{weights}: holds no config; give -c CONFIG")
+    cfg = merge(DEFAULTS, copy.deepcopy(stored))
+    for text in overrides:
+        apply_override(cfg, text)
+    return validate(cfg)
+
+
+def load_models(specs, device, overrides=(), fmt="auto"):
+    """[(config path or None, weights path or None)] -> models ready for inference (image input only)."""
+    models = []
+    for cfg_path, weights in specs:
+        try:
+            model = load_model(run_config(cfg_path, weights, overrides)["model"], weights, device, fmt)
+        except ConfigError as err:
+            raise ConfigError(f"{cfg_path or weights}: {err}") from err
+        except (ValueError, OSError, RuntimeError) as err:
+            raise UsageError(f"{cfg_path or weights}: {first_line(err)}") from err
+        if model.extra_inputs:
+            raise UsageError(f"{cfg_path or weights}: the model needs {model.extra_inputs} besides the image; only the "
+                             f"image can be given here")
+        models.append(model)
+    return models

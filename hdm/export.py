@@ -1,0 +1,170 @@
+"""Trained models as ONNX files, checked by ONNX Runtime against PyTorch (hdm-export).
+
+Every model is exported through `Deployed`, the input contract it then keeps: RGB float32
+(1, 3, H, W) in [0, 1], any H and W, in; RGB float32 in [0, 1] (clamped) out. The padding to the
+network's multiple and the input normalisation are inside the graph. The graph is traced by
+torch.export with symbolic sizes; the code paths whose shape depends on the size have an exported form
+(hdm.ops.svrnn's doubling scan, PF-DCP's fixed-depth pyramid, the box filter's running sums), chosen by
+torch.compiler.is_exporting().
+
+HDM's DCP region masks are not in the graph: the Lanczos-3 resampling weights are computed per size
+in Python (a loop over output positions), and the masks hinge on float64 sums and a 2000-bin histogram
+whose bins move with one rounding; torch.export cannot keep them symbolic and an ONNX rewrite would not
+be bit-equal. An HDM graph takes the masks as a second input, `masks`, and hdm.deploy.dcp_masks computes
+them in NumPy equal to the torch ones (hdm.deploy.onnx_model does this for the user).
+
+`export` writes nothing until ONNX Runtime has reproduced PyTorch within TOLERANCE on CHECK_SIZES crops
+of real photos (odd sizes among them); the file and its JSON description are then published atomically.
+"""
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from hdm.deploy.onnx_model import FORMAT, OnnxModel, sidecar_path
+from hdm.files import atomic_write
+from hdm.models import HDM, PFDCP, HybridNet
+from hdm.models.dcp_baselines import EXPORT_MAX_SIDE
+from hdm.ops.svrnn import DOUBLING_STEPS
+
+OPSET = 18
+TOLERANCE = 1e-4
+CHECK_SIZES = ((256, 384), (241, 321), (130, 97))  # (H, W) crops of three photos
+EXPORTABLE = ("HDM", "AECRNet", "HybridNet", "DCP", "PFDCP")
+
+
+class Deployed(nn.Module):
+    """A model with the deployment contract: forward(image[, masks]) -> RGB in [0, 1]. `masks` are HDM's
+    DCP region masks; without them HDM computes its own."""
+
+    def __init__(self, model):
+        super().__init__()
+        if type(model).__name__ not in EXPORTABLE:
+            raise ValueError(f"{type(model).__name__}: not a model that restores images ({', '.join(EXPORTABLE)})")
+        if model.extra_inputs:
+            raise ValueError(f"{type(model).__name__} needs {', '.join(model.extra_inputs)} besides the image "
+                             f"(region='depth'); only image-only models are deployed")
+        self.model = model.eval()
+
+    @property
+    def takes_masks(self):
+        m = self.model
+        return isinstance(m, HDM) and "R" in m.stages and m.region == "dcp"
+
+    def forward(self, image, masks=None):
+        out = self.model(image) if masks is None else self.model(image, mask=masks)
+        return out.clamp(0, 1)
+
+
+def check_photos(sizes=CHECK_SIZES):
+    """Crops of scikit-image's photos at `sizes`, as RGB float32 (1, 3, H, W) arrays in [0, 1]."""
+    from skimage import data
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea()]
+    out = []
+    for i, (h, w) in enumerate(sizes):
+        img = photos[i % len(photos)]
+        if img.shape[0] < h or img.shape[1] < w:
+            raise ValueError(f"check size {h}x{w} is larger than the photo ({img.shape[0]}x{img.shape[1]})")
+        out.append(np.ascontiguousarray(img[:h, :w].transpose(2, 0, 1)[None], dtype=np.float32) / 255)
+    return out
+
+
+def max_side(model):
+    """The longest side the exported graph takes (None: any)."""
+    if isinstance(model, HybridNet) and model.edge_stream:
+        return 2 ** DOUBLING_STEPS
+    return EXPORT_MAX_SIDE if isinstance(model, PFDCP) else None
+
+
+def mask_options(model):
+    return {"num_regions": model.num_regions, **model.dcp_options}
+
+
+def _trace(deployed, path):
+    """torch.onnx.export (torch.export with symbolic height and width) into `path`, quietly."""
+    from hdm.deploy.dcp_masks import region_masks
+
+    image = torch.from_numpy(check_photos(((64, 72),))[0])
+    args, names = (image,), ["image"]
+    if deployed.takes_masks:
+        args += (torch.from_numpy(region_masks(image.numpy(), **mask_options(deployed.model))),)
+        names.append("masks")
+    # one image per run: HDM's region conv groups its dynamic filters by the batch, which does not export
+    dims = {2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        level = logging.getLogger("torch.onnx").level
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        try:
+            torch.onnx.export(deployed, args, path, dynamo=True, input_names=names, output_names=["restored"],
+                              dynamic_shapes=(dims,) * len(args), opset_version=OPSET, external_data=False)
+        finally:
+            logging.getLogger("torch.onnx").setLevel(level)
+
+
+def compare(deployed, session, photos):
+    """Max |ONNX Runtime - PyTorch| on each photo; the ONNX side gets its masks from NumPy, the torch
+    side computes its own, as each is used."""
+    diffs = []
+    for x in photos:
+        with torch.inference_mode():
+            ref = deployed(torch.from_numpy(x)).numpy()
+        diffs.append(float(np.abs(session.run_batch(x) - ref).max()))
+    return diffs
+
+
+def describe(deployed, cfg, record):
+    """The JSON written beside the .onnx file (without the check's figures and the file digest)."""
+    model = deployed.model
+    inputs = [{"name": "image", "shape": [1, 3, "height", "width"], "dtype": "float32",
+               "range": [0, 1], "colour": "RGB"}]
+    masks = None
+    if deployed.takes_masks:
+        masks = {"function": "hdm.deploy.dcp_masks.region_masks", "options": mask_options(model),
+                 "input": "the image padded to a multiple of 4 by repeating its last row and column"}
+        inputs.append({"name": "masks", "shape": [1, model.num_regions, "ceil(height / 4)", "ceil(width / 4)"],
+                       "dtype": "float32", "values": "one-hot over the regions"})
+    return {"format": FORMAT, "model": cfg["model"]["type"], "config": cfg, "weights": record["weights"],
+            "iteration": record.get("iteration"), "chosen": record["chosen"],
+            "preset": cfg.get("eval", {}).get("preset"), "inputs": inputs,
+            "outputs": [{"name": "restored", "shape": [1, 3, "height", "width"], "dtype": "float32",
+                         "range": [0, 1], "colour": "RGB"}],
+            "masks": masks, "max_side": max_side(model), "opset": OPSET, "torch": torch.__version__}
+
+
+def export(model, path, cfg, record, check_sizes=CHECK_SIZES):
+    """Export `model` to `path` with its JSON beside it; returns the JSON's dict. Raises RuntimeError
+    (nothing written) when ONNX Runtime differs from PyTorch by more than TOLERANCE."""
+    import onnxruntime
+
+    deployed = Deployed(model.float().to("cpu", memory_format=torch.contiguous_format))
+    meta = describe(deployed, cfg, record)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=folder)
+    os.close(fd)
+    try:
+        _trace(deployed, tmp)
+        diffs = compare(deployed, OnnxModel(tmp, meta=meta), check_photos(check_sizes))
+        meta["check"] = {"onnxruntime": onnxruntime.__version__, "sizes": [list(s) for s in check_sizes],
+                         "max_abs_diff": diffs, "tolerance": TOLERANCE}
+        if not max(diffs) <= TOLERANCE:
+            raise RuntimeError(f"{path}: ONNX Runtime differs from PyTorch by {max(diffs):.2e} (> {TOLERANCE:g}) on "
+                               f"sizes {list(check_sizes)}; nothing written")
+        with open(tmp, "rb") as f:
+            meta["sha256"] = hashlib.sha256(f.read()).hexdigest()
+        with atomic_write(sidecar_path(path), "w") as f:
+            json.dump(meta, f, indent=2)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return meta
