@@ -7,7 +7,8 @@ setup(
     packages=find_packages(include=["hdm", "hdm.*"]),
     package_data={"hdm.metrics": ["data/*.npz", "data/*.txt", "README.md"]},
     entry_points={"console_scripts": ["hdm-train=hdm.cli.train:run", "hdm-test=hdm.cli.test:run",
-                                      "hdm-predict=hdm.cli.predict:run", "hdm-evaluate=hdm.cli.evaluate:run"]},
+                                      "hdm-predict=hdm.cli.predict:run", "hdm-evaluate=hdm.cli.evaluate:run",
+                                      "hdm-export=hdm.cli.export:run", "hdm-serve=hdm.cli.serve:run"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.1",
@@ -23,6 +24,9 @@ setup(
     extras_require={
         "torchvision": ["torchvision"],
         "mmcv": ["mmcv>=2.0", "mmengine"],
-        "test": ["pytest", "ruff==0.17.6"],
+        # hdm-export, hdm-predict --onnx, hdm-serve (docs/deploy.md)
+        "deploy": ["onnx", "onnxscript", "onnxruntime", "flask"],
+        # the browser test drives Debian's chromium through its chromedriver
+        "test": ["pytest", "ruff==0.17.6", "onnx", "onnxscript", "onnxruntime", "flask", "selenium"],
     },
 )

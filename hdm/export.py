@@ -146,6 +146,11 @@ def export(model, path, cfg, record, check_sizes=CHECK_SIZES):
     (nothing written) when ONNX Runtime differs from PyTorch by more than TOLERANCE."""
     import onnxruntime
 
+    from hdm.ops.deform_conv import ModulatedDeformConv2d
+
+    for module in model.modules():
+        if isinstance(module, ModulatedDeformConv2d):
+            module.backend = "torch"  # the pure-PyTorch deformable conv is the one that exports
     deployed = Deployed(model.float().to("cpu", memory_format=torch.contiguous_format))
     meta = describe(deployed, cfg, record)
     folder = os.path.dirname(os.path.abspath(path))

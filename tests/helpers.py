@@ -71,3 +71,14 @@ def assert_paired(ds):
     for i in range(len(ds)):
         s = ds[i]
         assert marked_value(s["lq"]) == marked_value(s["gt"]), (s["lq_path"], s["gt_path"])
+
+
+def run_cli(main, argv, capsys):
+    """(exit code, stderr lines) of a tool run as from the command line."""
+    import pytest
+
+    from hdm.cli import console
+
+    with pytest.raises(SystemExit) as exit_info:
+        console(main, argv)
+    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()

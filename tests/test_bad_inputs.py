@@ -122,7 +122,7 @@ def test_out_of_memory_suggests_tiling(tmp_path, monkeypatch, capsys):
 
     def no_memory(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
-    monkeypatch.setattr(predict_module, "restore", no_memory)
+    monkeypatch.setattr("hdm.inference.restore", no_memory)
     code = predict_module.main([str(tmp_path / "in"), str(tmp_path / "out"), "-c", str(tmp_path / "c.yaml")])
     assert code == 1
     err = capsys.readouterr().err

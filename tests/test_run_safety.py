@@ -14,7 +14,6 @@ import yaml
 
 from hdm import files
 from hdm.checkpoint import list_checkpoints, load_checkpoint
-from hdm.cli import console
 from hdm.cli import evaluate as evaluate_cli
 from hdm.cli import predict as predict_cli
 from hdm.cli import test as test_cli
@@ -23,7 +22,7 @@ from hdm.config import load_config
 from hdm.data.demo import make_demo
 from hdm.engine import TrainingStopped, fit
 from hdm.image_io import read_image, write_image
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_cli
 
 RNG = np.random.default_rng(0)
 
@@ -45,13 +44,6 @@ def write_config(tmp_path, demo_root, name="run", val=True, **train):
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
-
-
-def run_cli(main, argv, capsys):
-    """(exit code, stderr lines) of a tool run as from the command line."""
-    with pytest.raises(SystemExit) as exit_info:
-        console(main, argv)
-    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
 
 
 def snapshot(folder):

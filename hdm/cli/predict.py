@@ -6,61 +6,19 @@
     hdm-predict INPUT OUTPUT_DIR --models derain.yaml:derain.pth dehaze.yaml:dehaze.pth   # a cascade
     hdm-predict INPUT OUTPUT_DIR -c CONFIG --weights W --tile 512 --overlap 32 --amp --device cuda
     hdm-predict INPUT OUTPUT_DIR -c configs/baselines/dcp_sots.yaml --save-maps   # no weights: DCP
+    hdm-predict INPUT OUTPUT_DIR --onnx hdm_its.onnx      # an exported file, ONNX Runtime only (no torch)
 
 Any image size works (the models pad and crop); --tile splits large images into overlapping tiles.
 With --models, each model restores the previous one's output (HDM paper Fig. 6: derain, then dehaze).
 Unreadable inputs are skipped with one error line each, and the exit code is then 1; outputs are
 written atomically, so no partial file is left behind.
 """
-import copy
 import os
 import sys
 import time
 
-import torch
-
-from hdm.checkpoint import load_checkpoint
 from hdm.cli import Parser, UsageError, console, first_line
-from hdm.config import DEFAULTS, ConfigError, apply_override, load_config, merge, validate
-from hdm.data.io import read_image_tensor
-from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
-from hdm.image_io import ensure_writable, images_in, is_image, write_image
-from hdm.inference import colour_maps, load_model, restore
-
-
-def model_config(cfg_path, weights, overrides=()):
-    """The model section of a config file, or, without one, of the config stored in the checkpoint
-    (train.py stores the run's config; converted release weights their model), with dotted overrides."""
-    if cfg_path:
-        return load_config(cfg_path, overrides)["model"]
-    try:
-        ckpt = load_checkpoint(weights)
-    except (OSError, RuntimeError) as err:
-        raise UsageError(f"--weights: {first_line(err)}") from err
-    stored = ckpt.get("config") or ({"model": ckpt["model_config"]} if "model_config" in ckpt else None)
-    if stored is None:
-        raise UsageError(f"{weights}: holds no config; give -c CONFIG")
-    cfg = merge(DEFAULTS, copy.deepcopy(stored))
-    for text in overrides:
-        apply_override(cfg, text)
-    return validate(cfg)["model"]
-
-
-def load_models(specs, device, overrides=()):
-    """[(config path or None, weights path or None)] -> models ready for inference."""
-    models = []
-    for cfg_path, weights in specs:
-        try:
-            model = load_model(model_config(cfg_path, weights, overrides), weights, device)
-        except ConfigError as err:
-            raise ConfigError(f"{cfg_path or weights}: {err}") from err
-        except (ValueError, OSError, RuntimeError) as err:
-            raise UsageError(f"{cfg_path or weights}: {first_line(err)}") from err
-        if model.extra_inputs:
-            raise UsageError(f"{cfg_path}: the model needs {model.extra_inputs} besides the image; predict cannot "
-                             f"supply it")
-        models.append(model)
-    return models
+from hdm.image_io import ensure_writable, images_in, is_image, read_rgb, write_image
 
 
 def inputs_of(path):
@@ -116,27 +74,78 @@ def main(argv=None):
     parser.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips and rotations; 8x the time)")
     parser.add_argument("--save-maps", action="store_true",
                         help="also write the first model's dark channel, transmission and region masks (colour-mapped)")
+    parser.add_argument("--onnx", help="an exported .onnx file (hdm-export), run by ONNX Runtime without torch")
+    parser.add_argument("--threads", type=int, default=None, help="with --onnx: ONNX Runtime's threads (default: all cores)")
     args = parser.parse(argv)
     if args.tile is not None and (args.tile % 4 or args.overlap % 4 or not 0 <= args.overlap < args.tile):
         raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: multiples of 4 with 0 <= overlap < tile")
     files = inputs_of(args.input)
     names = output_names(files, args.output)
-    device = resolve_device(args.device)
-    if device.type == "cpu":
-        keep_freed_memory()
-    models = load_models(parse_model_specs(args), device, args.overrides)
+    if args.onnx:
+        return predict_onnx(args, files, names)
+    return predict_torch(args, files, names)
+
+
+def prepare_output(folder):
     try:
-        ensure_writable(args.output)
+        ensure_writable(folder)
     except OSError as err:
         raise UsageError(first_line(err)) from err
-    amp = amp_mode("auto" if args.amp else "off", device)
+
+
+def restore_all(files, names, output, restore_one):
+    """restore_one(path) -> RGB (H, W, 3) in [0, 1] for every file, written to names[path]; a file that
+    fails is one error line and the others go on (exit code 1 then)."""
     failures = 0
     start = time.time()
     for path in files:
         try:
             if not is_image(path):
                 raise OSError(f"{path}: not an image file name")
-            lq = read_image_tensor(path).unsqueeze(0).to(device)  # uint8 until the tile that needs it
+            write_image(names[path], restore_one(path))
+        except (OSError, ValueError) as err:
+            failures += 1
+            print(f"error: {first_line(err)}", file=sys.stderr)
+    print(f"restored {len(files) - failures} of {len(files)} image(s) into {output} in {time.time() - start:.1f} s")
+    return 1 if failures else 0
+
+
+def predict_onnx(args, files, names):
+    """The ONNX route: NumPy, OpenCV and ONNX Runtime only (torch is never imported)."""
+    unsupported = [flag for flag, value in (("-c", args.config), ("--weights", args.weights), ("--models", args.models),
+                                            ("--tile", args.tile), ("--ensemble", args.ensemble), ("--amp", args.amp),
+                                            ("--save-maps", args.save_maps), ("overrides", args.overrides),
+                                            ("--device", args.device != "auto")) if value]
+    if unsupported:
+        raise UsageError(f"--onnx runs the exported file as it is: {', '.join(unsupported)} do not apply to it")
+    from hdm.deploy.onnx_model import OnnxModel
+
+    try:
+        model = OnnxModel(args.onnx, threads=args.threads)
+    except ValueError as err:
+        raise UsageError(f"--onnx: {first_line(err)}") from err
+    prepare_output(args.output)
+    return restore_all(files, names, args.output, lambda path: model(read_rgb(path)))
+
+
+def predict_torch(args, files, names):
+    import torch
+
+    from hdm.cli.loading import load_models
+    from hdm.data.io import read_image_tensor
+    from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
+    from hdm.inference import colour_maps, restore
+
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()
+    models = load_models(parse_model_specs(args), device, args.overrides)
+    prepare_output(args.output)
+    amp = amp_mode("auto" if args.amp else "off", device)
+
+    def restore_one(path):
+        lq = read_image_tensor(path).unsqueeze(0).to(device)  # uint8 until the tile that needs it
+        try:
             with torch.inference_mode(), autocast(device, amp):
                 x = lq
                 for model in models:
@@ -145,19 +154,14 @@ def main(argv=None):
                     lq = lq.float() / 255 if lq.dtype == torch.uint8 else lq
                     for key, img in colour_maps(models[0].maps(lq), lq.shape[-2:]).items():
                         write_image(f"{os.path.splitext(names[path])[0]}_{key}.png", img)
-            write_image(names[path], x[0].permute(1, 2, 0))
-        except (OSError, ValueError) as err:
-            failures += 1
-            print(f"error: {first_line(err)}", file=sys.stderr)
         except RuntimeError as err:  # allocation failures; anything else is a bug and keeps its traceback
             if "memory" not in str(err).lower() and "alloc" not in str(err).lower():
                 raise
-            failures += 1
-            print(f"error: {path}: too large to restore in memory on {device} ({str(err).splitlines()[0][:80]}); "
-                  f"use --tile 512", file=sys.stderr)
-    done = len(files) - failures
-    print(f"restored {done} of {len(files)} image(s) into {args.output} in {time.time() - start:.1f} s")
-    return 1 if failures else 0
+            raise OSError(f"{path}: too large to restore in memory on {device} ({str(err).splitlines()[0][:80]}); "
+                          f"use --tile 512") from err
+        return x[0].permute(1, 2, 0)
+
+    return restore_all(files, names, args.output, restore_one)
 
 
 def run():

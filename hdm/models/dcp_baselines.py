@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from hdm.ops.dcp import atmospheric_light_top, dark_channel, grey, guided_filter, transmission
 
-
 # The longest side an exported PF-DCP graph takes (its pyramid has every level such an image can have).
 EXPORT_MAX_SIDE = 32768
 

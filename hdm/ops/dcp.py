@@ -174,14 +174,22 @@ def grey(img, bgr_quirk=False):
 
 def atmospheric_light_top(img, dark, top=0.001):
     """He et al.: among the brightest `top` fraction of the dark channel, the input pixel of highest
-    intensity (mean over RGB) is the atmospheric light. img: (B, 3, H, W), dark: (B, 1, H, W) -> (B, 3)."""
+    intensity (mean over RGB) is the atmospheric light. img: (B, 3, H, W), dark: (B, 1, H, W) -> (B, 3).
+
+    The n = floor(H W top) brightest are all pixels above the n-th largest dark-channel value and, of
+    those equal to it, the first in raster order; among them the first pixel of highest intensity
+    wins. Ties are common (the min filter copies values) and this breaks them the same way on every
+    backend (topk's own choice among ties differs between PyTorch and ONNX Runtime)."""
     b, c, h, w = img.shape
     # floor(h w top) in integers (top in steps of 1e-6), so an exported graph keeps it a function of the size
     n = torch.sym_max(h * w * round(top * 1_000_000) // 1_000_000, 1)
-    idx = dark.reshape(b, -1).topk(n, dim=1).indices  # (B, n)
-    pix = img.reshape(b, c, -1).gather(2, idx.unsqueeze(1).expand(b, c, n))  # (B, 3, n)
-    best = pix.mean(dim=1).argmax(dim=1)  # (B,)
-    return pix[torch.arange(b, device=img.device), :, best]
+    dark = dark.reshape(b, -1)
+    nth = dark.topk(n, dim=1).values[:, -1:]  # (B, 1): the values are the same whichever ties topk took
+    above, tied = dark > nth, dark == nth
+    chosen = above | (tied & (tied.cumsum(dim=1) <= n - above.sum(dim=1, keepdim=True)))
+    brightness = torch.where(chosen, img.mean(dim=1).reshape(b, -1), -math.inf)
+    best = brightness.argmax(dim=1)  # the first maximum
+    return img.reshape(b, c, -1)[torch.arange(b, device=img.device), :, best]
 
 
 def atmospheric_light_hist(img, radius=111, eps=1e-3, bins=2000, top=0.001):

@@ -1,0 +1,66 @@
+"""Export a model to ONNX, checked by ONNX Runtime against PyTorch before anything is written.
+
+    hdm-export hdm_its.onnx --weights runs/hdm_its/checkpoints/best.pth     # the config stored in it
+    hdm-export hdm_its.onnx --weights W.pth -c configs/dehaze/hdm_its.yaml   # or a config file
+    hdm-export dcp.onnx -c configs/baselines/dcp_sots.yaml                   # DCP, PF-DCP: no weights
+
+The file takes RGB float32 (1, 3, H, W) in [0, 1] of any size and returns RGB in [0, 1]; an HDM file
+with DCP regions also takes the region masks (see docs/deploy.md). Beside it, <name>.json describes
+the model, its config, weights, iteration, metric preset, the input contract and the check's figures.
+hdm-predict --onnx FILE runs it with ONNX Runtime alone.
+"""
+import os
+
+from hdm.cli import Parser, UsageError, console, first_line
+
+
+def main(argv=None):
+    parser = Parser(__doc__, prog="hdm-export")
+    parser.add_argument("output", help="the .onnx file to write (its .json is written beside it)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides of the config, e.g. model.num_regions=5")
+    parser.add_argument("-c", "--config", help="YAML config (default: the config stored in --weights)")
+    parser.add_argument("--weights", help="a checkpoint (train.py's, or converted release weights)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file and its .json")
+    args = parser.parse(argv)
+    if not args.output.endswith(".onnx"):
+        raise UsageError(f"{args.output}: the output must be a .onnx file")
+    if not args.config and not args.weights:
+        raise UsageError("give --weights W (its stored config) or -c CONFIG [--weights W]")
+    from hdm.deploy.onnx_model import sidecar_path
+
+    existing = [p for p in (args.output, sidecar_path(args.output)) if os.path.exists(p)]
+    if existing and not args.overwrite:
+        raise UsageError(f"{existing[0]}: exists; give --overwrite to replace it, or another name")
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{folder}: no such folder")
+
+    import torch  # after the checks of the arguments, which need no torch
+
+    from hdm.checkpoint import load_checkpoint, selection_record
+    from hdm.cli.loading import load_models, run_config
+    from hdm.export import export
+
+    cfg = run_config(args.config, args.weights, args.overrides)
+    model = load_models([(args.config, args.weights)], torch.device("cpu"), args.overrides, fmt="contiguous")[0]
+    if args.weights:
+        record = selection_record(args.weights, load_checkpoint(args.weights), None)
+    else:
+        record = {"weights": None, "iteration": None, "chosen": "no weights (a parameter-free model)"}
+    try:
+        meta = export(model, args.output, cfg, record)
+    except ValueError as err:
+        raise UsageError(f"{args.config or args.weights}: {first_line(err)}") from err
+    sizes = ", ".join(f"{h}x{w}" for h, w in meta["check"]["sizes"])
+    masks = "; masks: the second input, computed in NumPy by hdm.deploy.dcp_masks" if meta["masks"] else ""
+    print(f"exported {meta['model']} ({record['chosen']}) to {args.output}: ONNX Runtime within "
+          f"{max(meta['check']['max_abs_diff']):.1e} of PyTorch on {sizes} (H x W){masks}")
+    return 0
+
+
+def run():
+    console(main)
+
+
+if __name__ == "__main__":
+    run()
