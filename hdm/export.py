@@ -52,7 +52,8 @@ class Deployed(nn.Module):
         if model.extra_inputs:
             raise ValueError(f"{type(model).__name__} needs {', '.join(model.extra_inputs)} besides the image "
                              f"(region='depth'); only image-only models are deployed")
-        self.model = model.eval()
+        self.model = model
+        self.eval()
 
     @property
     def takes_masks(self):
