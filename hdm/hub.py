@@ -8,6 +8,8 @@ model with parameters is untrained: it says so in a warning and in `trained` (Fa
 import copy
 import warnings
 
+import torch
+
 from hdm.checkpoint import load_checkpoint
 from hdm.export import Deployed
 from hdm.inference import load_model
@@ -30,7 +32,7 @@ def hub_model(entry, weights=None, **kwargs):
                                  f"{next(k for k, v in ENTRIES.items() if v == stored['type'])!r}")
             cfg = copy.deepcopy(stored)
     cfg.update(kwargs)
-    model = load_model(cfg, weights, "cpu", fmt="contiguous") if weights is not None or kind in ("DCP", "PFDCP") \
+    model = load_model(cfg, weights, torch.device("cpu"), fmt="contiguous") if weights is not None or kind in ("DCP", "PFDCP") \
         else _untrained(cfg)
     deployed = Deployed(model)
     deployed.trained = weights is not None or kind in ("DCP", "PFDCP")

@@ -23,7 +23,7 @@ def test_hub_loads_a_checkpoint_with_its_stored_config(tmp_path):
     x = to_tensor(hazy_photo("coffee", size=(83, 117))[0])
     with torch.inference_mode():
         out = hub(x)
-        ref = Deployed(load_model(cfg, str(tmp_path / "w.pth"), "cpu"))(x)  # the EMA weights, as predict uses
+        ref = Deployed(load_model(cfg, str(tmp_path / "w.pth"), torch.device("cpu")))(x)  # the EMA weights, as predict uses
     assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
     assert torch.allclose(out, ref, atol=1e-6)
 
