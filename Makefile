@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 MMCV_WHEEL := $(wildcard ../shared/wheels/mmcv-*.whl)
 STAMP := $(VENV)/.hdm-installed
 
-.PHONY: setup demo test lint mmcv clean-demo
+.PHONY: setup demo test lint mmcv browser clean-demo
 
 $(STAMP): setup.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ lint: $(STAMP)
 mmcv: $(STAMP)
 	$(if $(MMCV_WHEEL),$(VENV)/bin/pip install -q --no-deps $(MMCV_WHEEL) mmengine addict yapf termcolor \
 		rich pygments markdown-it-py mdurl packaging platformdirs,@echo "no mmcv wheel in ../shared/wheels: skipped")
+
+# Optional: Debian's Chromium and its driver for the browser test of hdm-serve (tests/test_serve.py skips
+# without them). Needs root or sudo.
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 clean-demo:
 	rm -rf runs/hdm_demo datasets/demo

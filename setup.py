@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Hierarchical dynamics (HDM, ACM MM 2022) and related image-enhancement systems in PyTorch",
     packages=find_packages(include=["hdm", "hdm.*"]),
-    package_data={"hdm.metrics": ["data/*.npz", "data/*.txt", "README.md"]},
+    package_data={"hdm.metrics": ["data/*.npz", "data/*.txt", "README.md"], "hdm.web": ["index.html"]},
     entry_points={"console_scripts": ["hdm-train=hdm.cli.train:run", "hdm-test=hdm.cli.test:run",
                                       "hdm-predict=hdm.cli.predict:run", "hdm-evaluate=hdm.cli.evaluate:run",
                                       "hdm-export=hdm.cli.export:run", "hdm-serve=hdm.cli.serve:run"]},

@@ -1,0 +1,95 @@
+"""The Flask application behind hdm-serve.
+
+GET /           the page (index.html: model choice, upload, before/after slider, maps, download)
+GET /models     [{"id", "label", "type", "maps"}] of the models given on the command line
+POST /restore   form fields `model` (an id) and `image` (a file) -> {"output", "maps", "seconds", "size"}:
+                PNG data URLs; a bad request is {"error": one line} with status 400 (413 above the size
+                limit)
+"""
+import base64
+import os
+import tempfile
+import time
+from importlib import resources
+
+import cv2
+import numpy as np
+import torch
+from flask import Flask, jsonify, request
+
+from hdm.image_io import is_image, quiet_stderr, read_rgb
+from hdm.inference import colour_maps, restore
+
+
+def png_data_url(rgb):
+    with quiet_stderr():
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode the result as PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def decode_upload(name, data):
+    """RGB (H, W, 3) of uploaded bytes, with every check hdm-predict applies to a file (readable, not
+    truncated, under the pixel limit before decoding); ValueError naming the upload otherwise."""
+    if not data:
+        raise ValueError(f"{name}: empty file")
+    ext = os.path.splitext(name)[1].lower()
+    with tempfile.TemporaryDirectory(prefix="hdm-serve-") as folder:
+        path = os.path.join(folder, "upload" + (ext if is_image(name) else ".img"))
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            return read_rgb(path)
+        except OSError as err:
+            raise ValueError(str(err).replace(path, name)) from err
+
+
+def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
+    """models: restoring models (eval mode on `device`); labels: one name each, shown on the page."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max_upload_mb * 1024 * 1024
+    page = resources.files("hdm.web").joinpath("index.html").read_text(encoding="utf-8")
+
+    @app.get("/")
+    def index():
+        return page.replace("{{MAX_UPLOAD_MB}}", str(max_upload_mb))
+
+    @app.get("/models")
+    def list_models():
+        return jsonify([{"id": i, "label": label, "type": type(m).__name__, "maps": hasattr(m, "maps")}
+                        for i, (m, label) in enumerate(zip(models, labels))])
+
+    @app.errorhandler(413)
+    def too_large(_):
+        return jsonify(error=f"the upload is larger than the limit of {max_upload_mb} MB (--max-upload-mb)"), 413
+
+    @app.post("/restore")
+    def restore_upload():
+        upload = request.files.get("image")
+        try:
+            index = int(request.form.get("model", "0"))
+            if not 0 <= index < len(models):
+                raise ValueError(f"model {index}: no such model")
+            if upload is None:
+                raise ValueError("no image in the request")
+            name = os.path.basename(upload.filename or "upload")
+            rgb = decode_upload(name, upload.read())
+        except ValueError as err:
+            return jsonify(error=str(err)), 400
+        model = models[index]
+        lq = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).to(device)  # uint8, or float for 16-bit files
+        start = time.perf_counter()
+        with torch.inference_mode():
+            h, w = rgb.shape[:2]
+            out = restore(model, lq, tile=tile if max(h, w) > tile else None, overlap=overlap)
+            seconds = time.perf_counter() - start
+            maps = {}
+            if hasattr(model, "maps"):
+                x = lq.float() / 255 if lq.dtype == torch.uint8 else lq
+                maps = {k: png_data_url(v) for k, v in colour_maps(model.maps(x), (h, w)).items()}
+        result = (out[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
+        return jsonify(output=png_data_url(result), maps=maps, seconds=round(seconds, 3), size=[w, h],
+                       tiled=max(h, w) > tile, name=os.path.splitext(name)[0] + "_restored.png")
+
+    return app
