@@ -25,6 +25,9 @@ Every time is the median of the repeats after one warm-up (CUDA synchronised). W
   here for 300 iterations on the demo haze), a 1000x700 image (the first of each config's data.val,
   resized) whole and tiled: the largest difference from the whole-image output and the change of PSNR
   to the target, for the default tiling and for blended whole-model tiles (the earlier approach).
+- onnx: every deployable model exported (hdm-export's code, random weights), one SOTS-size image
+  restored by ONNX Runtime, PyTorch eager (NCHW) and PyTorch with the tools' CPU defaults
+  (channels_last); export time and the largest difference from ONNX Runtime's output.
 --quick: 2 repeats, training batch 2 on CPU, no 512 RNN case, a 1920x1080 image for the tiled cases
 (one run each), no compiled training step.
 --tiny: every section once at toy sizes without compiling (the test suite checks the script this way).
@@ -57,7 +60,9 @@ from hdm.ops.svrnn import spatial_rnn, spatial_rnn_loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SECTIONS = ("conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled", "tiled_trained")
+SECTIONS = ("conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled", "tiled_trained", "onnx")
+TINY_HDM = dict(dim=8, groups=1, blocks_per_group=1)
+DEPLOYED = [{"type": "HDM"}, {"type": "AECRNet"}, {"type": "HybridNet"}, {"type": "DCP"}, {"type": "PFDCP"}]
 MODES = ("release", "eager", "channels_last", "compile", "bf16")
 
 # sizes per level: full, quick, tiny
@@ -66,17 +71,19 @@ SIZES = {
                  masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
                  infer=(460, 620), train=(240, 16, 4), svrnn=[128, 512], tiled=((2160, 3840), 512, 48), tiled_repeats=2,
                  trained=dict(iterations=300, photo=(700, 1000), tiles=(512, 128)),
-                 model={}, infer_modes=MODES, train_modes=MODES),
+                 model={}, infer_modes=MODES, train_modes=MODES, onnx=dict(photo=(460, 620), models=DEPLOYED)),
     "quick": dict(repeats=2, conv=[(1, 64, 115, 155, 3), (1, 64, 460, 620, 5)], dcn=[(16, 64, 60, 60), (1, 64, 115, 155)],
                   masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
                   infer=(460, 620), train=(240, 16, 2), svrnn=[128], tiled=((1080, 1920), 512, 48), tiled_repeats=0,
                   trained=dict(iterations=150, photo=(700, 1000), tiles=(512, 128)),
-                  model={}, infer_modes=MODES, train_modes=("release", "eager", "channels_last", "bf16")),
+                  model={}, infer_modes=MODES, train_modes=("release", "eager", "channels_last", "bf16"),
+                  onnx=dict(photo=(460, 620), models=DEPLOYED[:4])),
     "tiny": dict(repeats=1, conv=[(1, 8, 12, 12, 3)], dcn=[(2, 8, 12, 12)], masks=[(2, 48, 64)], region=[(2, 8, 12, 12)],
                  infer=(32, 44), train=(32, 2, 2), svrnn=[16], tiled=((64, 96), 32, 8), tiled_repeats=0,
                  trained=dict(iterations=4, photo=(96, 128), tiles=(64,)),
-                 model=dict(dim=8, groups=1, blocks_per_group=1), infer_modes=("release", "eager", "channels_last", "bf16"),
-                 train_modes=("release", "channels_last")),
+                 model=TINY_HDM, infer_modes=("release", "eager", "channels_last", "bf16"),
+                 train_modes=("release", "channels_last"),
+                 onnx=dict(photo=(48, 60), models=[{"type": "HDM", **TINY_HDM}, {"type": "DCP"}])),
 }
 
 
@@ -376,6 +383,43 @@ def bench_tiled_trained(level, device, tmp, checkpoints=()):
 
 # ---------------------------------------------------------------- table
 
+def bench_onnx(level, device, tmp):
+    """Each deployable model (random weights) exported by hdm.export, then one image restored by ONNX
+    Runtime (CPU provider, HDM's masks in NumPy as hdm-predict --onnx computes them), by PyTorch eager
+    in NCHW, and by PyTorch with the CPU defaults of the tools (channels_last, hdm.inference.load_model)."""
+    from hdm.deploy.onnx_model import OnnxModel
+    from hdm.export import Deployed, export
+    from hdm.models import build_model
+
+    if device.type != "cpu":
+        return [{"section": "onnx", "case": "-", "impl": "-", "note": "CPU only (ONNX Runtime's CPU provider)"}]
+    sizes, repeats = SIZES[level]["onnx"], SIZES[level]["repeats"]
+    x = image((1, 3, *sizes["photo"]))
+    rows = []
+    for cfg in sizes["models"]:
+        torch.manual_seed(0)
+        model = build_model(cfg).eval()
+        path = os.path.join(tmp, f"{cfg['type']}.onnx")
+        t0 = time.perf_counter()
+        export(model, path, {"model": cfg}, {"weights": None, "iteration": None, "chosen": "random weights (benchmark)"})
+        export_s = time.perf_counter() - t0
+        session, x_np = OnnxModel(path), x.numpy()
+        ort_out = session.run_batch(x_np)
+        case = f"{cfg['type']} {x.shape[2]}x{x.shape[3]}"
+        ort_s = median_time(lambda: session.run_batch(x_np), repeats, device)
+        rows.append({"section": "onnx", "case": case, "impl": "onnxruntime", "ms": 1e3 * ort_s, "export s": export_s})
+        for impl, fmt_ in (("torch eager (NCHW)", torch.contiguous_format), ("torch CPU defaults (channels_last)",
+                                                                            torch.channels_last)):
+            deployed = Deployed(model.to(memory_format=fmt_))
+            xin = x.to(memory_format=fmt_)
+            with torch.inference_mode():
+                out = deployed(xin)
+                s = median_time(lambda: deployed(xin), repeats, device)
+            rows.append({"section": "onnx", "case": case, "impl": impl, "ms": 1e3 * s,
+                         "onnxruntime speed-up": s / ort_s, "max |diff|": float(np.abs(out.numpy() - ort_out).max())})
+    return rows
+
+
 def fmt(v):
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 1000 else f"{v:,.0f}"
@@ -435,6 +479,8 @@ def main(argv=None):
             rows += bench_tiled(level, device, tmp)
         if "tiled_trained" in args.sections:
             rows += bench_tiled_trained(level, device, tmp, args.trained)
+        if "onnx" in args.sections:
+            rows += bench_onnx(level, device, tmp)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
     features = f" (CPU features: {', '.join(cpu_features()) or 'unknown'})" if device.type == "cpu" else ""
     header = (f"device {name}{features}, {torch.get_num_threads()} threads, torch {torch.__version__}, float32 unless a row says "

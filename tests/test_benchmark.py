@@ -6,7 +6,7 @@ from .helpers import load_script
 def test_benchmark_tiny_run_writes_every_section(tmp_path):
     out = str(tmp_path / "bench")
     rows = load_script("scripts/benchmark").main(["--tiny", "--out", out])
-    sections = {"conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled", "tiled_trained"}
+    sections = {"conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled", "tiled_trained", "onnx"}
     assert {r["section"] for r in rows} == sections
     assert not [r for r in rows if "note" in r], "a case failed"
     saved = json.load(open(out + ".json"))
