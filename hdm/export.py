@@ -92,6 +92,8 @@ def mask_options(model):
 
 def _trace(deployed, path):
     """torch.onnx.export (torch.export with symbolic height and width) into `path`, quietly."""
+    import onnx  # the export's own dependencies (the deploy extra); Deployed and the hub need neither
+
     from hdm.deploy.dcp_masks import region_masks
 
     image = torch.from_numpy(check_photos(((64, 72),))[0])
@@ -110,6 +112,12 @@ def _trace(deployed, path):
                               dynamic_shapes=(dims,) * len(args), opset_version=OPSET, external_data=False)
         finally:
             logging.getLogger("torch.onnx").setLevel(level)
+    # The exporter annotates intermediate shapes with symbolic names; in PF-DCP's deepest pyramid levels
+    # it gives two different sizes one name, and ONNX Runtime's buffer planner then fails at some image
+    # sizes (measured at 256 x 384). Without the annotations ONNX Runtime infers the shapes itself.
+    graph = onnx.load(path)
+    del graph.graph.value_info[:]
+    onnx.save(graph, path)
 
 
 def compare(deployed, session, photos):
