@@ -8,6 +8,8 @@ Open http://127.0.0.1:8000 and choose a model, upload photos, compare with the s
 DCP maps, download the results. It binds to 127.0.0.1 (this machine only) unless --host says
 otherwise, and needs nothing from the internet.
 """
+import os
+
 from hdm.cli import Parser, UsageError, console
 
 
@@ -38,8 +40,6 @@ def main(argv=None):
         raise UsageError(f"--tile {args.tile}: a multiple of 4 above the overlap of 48")
     if not 0 < args.port < 65536 or args.max_upload_mb < 1:
         raise UsageError("--port must be 1..65535 and --max-upload-mb at least 1")
-    import os
-
     from hdm.cli.loading import load_models
     from hdm.device import resolve_device
     from hdm.web.app import create_app
