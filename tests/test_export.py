@@ -139,3 +139,21 @@ def test_a_failed_check_writes_nothing(tmp_path, monkeypatch, capsys):
     code, err = run_cli(export_cli.main, [str(tmp_path / "dcp.onnx"), "-c", str(tmp_path / "dcp.yaml")], capsys)
     assert code == 1 and len(err) == 1 and "differs from PyTorch" in err[0] and "nothing written" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dcp.yaml"]
+
+
+def test_an_onnx_runtime_failure_names_the_file_and_the_others_go_on(exported, tmp_path, monkeypatch, capsys):
+    import onnxruntime
+    path, _ = exported["dcp"]
+    write_image(tmp_path / "in" / "a.png", hazy_photo("coffee", size=(40, 50))[0])
+    write_image(tmp_path / "in" / "b.png", hazy_photo("coffee", size=(50, 40))[0])
+    real_run = onnxruntime.InferenceSession.run
+
+    def fail_on_wide(self, names, feeds, *args):
+        if feeds["image"].shape[-1] == 50:
+            raise RuntimeError("Failed to allocate memory for requested buffer of size 123")
+        return real_run(self, names, feeds, *args)
+    monkeypatch.setattr(onnxruntime.InferenceSession, "run", fail_on_wide)
+    code, err = run_cli(predict_cli.main, [str(tmp_path / "in"), str(tmp_path / "out"), "--onnx", path], capsys)
+    assert code == 1 and len(err) == 1
+    assert err[0].startswith(f"error: {tmp_path / 'in' / 'a.png'}: 50x40: ONNX Runtime failed (Failed to allocate")
+    assert sorted(os.listdir(tmp_path / "out")) == ["b.png"]

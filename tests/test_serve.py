@@ -133,3 +133,13 @@ def test_the_page_in_a_real_browser(tmp_path):
             driver.quit()
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_failure_while_restoring_is_one_line_on_the_page(app, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory\nmore")
+    monkeypatch.setattr("hdm.web.app.restore", no_memory)
+    img, _ = hazy_photo("coffee", size=(60, 80))
+    reply = app.post("/restore", data={"model": "1", "image": (io.BytesIO(png_bytes(img)), "big.png")})
+    assert reply.status_code == 500
+    assert reply.get_json()["error"].startswith("big.png: could not restore it (") and "\n" not in reply.get_json()["error"]

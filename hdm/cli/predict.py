@@ -105,7 +105,8 @@ def restore_all(files, names, output, restore_one):
             write_image(names[path], restore_one(path))
         except (OSError, ValueError) as err:
             failures += 1
-            print(f"error: {first_line(err)}", file=sys.stderr)
+            message = first_line(err)
+            print(f"error: {message if path in message else f'{path}: {message}'}", file=sys.stderr)
     print(f"restored {len(files) - failures} of {len(files)} image(s) into {output} in {time.time() - start:.1f} s")
     return 1 if failures else 0
 

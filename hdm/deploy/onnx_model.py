@@ -62,7 +62,10 @@ class OnnxModel:
         if self.masks is not None:
             padded = np.pad(x, ((0, 0), (0, 0), (0, -h % 4), (0, -w % 4)), mode="edge")
             feeds["masks"] = region_masks(padded, **self.masks["options"])
-        return self.session.run(["restored"], feeds)[0]
+        try:
+            return self.session.run(["restored"], feeds)[0]
+        except Exception as err:  # noqa: BLE001 - ONNX Runtime's own exception types (allocation failures among them)
+            raise ValueError(f"{w}x{h}: ONNX Runtime failed ({str(err).splitlines()[0][:160]})") from err
 
     def __call__(self, image):
         x = image.astype(np.float32) / 255 if image.dtype == np.uint8 else image.astype(np.float32)

@@ -80,14 +80,17 @@ def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
         model = models[index]
         lq = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).to(device)  # uint8, or float for 16-bit files
         start = time.perf_counter()
-        with torch.inference_mode():
-            h, w = rgb.shape[:2]
-            out = restore(model, lq, tile=tile if max(h, w) > tile else None, overlap=overlap)
-            seconds = time.perf_counter() - start
-            maps = {}
-            if hasattr(model, "maps"):
-                x = lq.float() / 255 if lq.dtype == torch.uint8 else lq
-                maps = {k: png_data_url(v) for k, v in colour_maps(model.maps(x), (h, w)).items()}
+        h, w = rgb.shape[:2]
+        try:
+            with torch.inference_mode():
+                out = restore(model, lq, tile=tile if max(h, w) > tile else None, overlap=overlap)
+                seconds = time.perf_counter() - start
+                maps = {}
+                if hasattr(model, "maps"):
+                    x = lq.float() / 255 if lq.dtype == torch.uint8 else lq
+                    maps = {k: png_data_url(v) for k, v in colour_maps(model.maps(x), (h, w)).items()}
+        except (RuntimeError, ValueError) as err:  # out of memory, above all
+            return jsonify(error=f"{name}: could not restore it ({str(err).splitlines()[0][:160]})"), 500
         result = (out[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
         return jsonify(output=png_data_url(result), maps=maps, seconds=round(seconds, 3), size=[w, h],
                        tiled=max(h, w) > tile, name=os.path.splitext(name)[0] + "_restored.png")
