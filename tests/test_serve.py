@@ -126,6 +126,10 @@ def test_the_page_in_a_real_browser(tmp_path):
         errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".error")]
         assert len(errors) == 1 and errors[0].startswith("broken.jpg:") and "\n" not in errors[0]
         driver.execute_script("const s = document.querySelector('.slider'); s.value = 35; s.dispatchEvent(new Event('input'));")
+        assert "35%" in output.value_of_css_property("clip-path")
+        result.find_element(By.CSS_SELECTOR, ".side-by-side-toggle").click()  # the two images next to each other
+        before = result.find_element(By.CSS_SELECTOR, "img.before")
+        assert output.value_of_css_property("clip-path") == "none" and output.location["x"] > before.location["x"] + 10
         if os.environ.get("HDM_SCREENSHOT"):
             driver.save_screenshot(os.environ["HDM_SCREENSHOT"])
     finally:
