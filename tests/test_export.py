@@ -116,6 +116,9 @@ def test_export_refusals_are_one_line(exported, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "exists" in err[0] and "--overwrite" in err[0]
     code, err = run_cli(export_cli.main, [str(tmp_path / "x.onx"), "-c", os.path.join(folder, "dcp.yaml")], capsys)
     assert code == 2 and ".onnx" in err[0]
+    (tmp_path / "a_file").write_text("")
+    code, err = run_cli(export_cli.main, [str(tmp_path / "a_file" / "x.onnx"), "-c", os.path.join(folder, "dcp.yaml")], capsys)
+    assert code == 2 and "no such folder" in err[0]
     (tmp_path / "depth.yaml").write_text(yaml.safe_dump({"model": {"type": "HDM", "region": "depth", "dim": 8}}))
     torch.save({"model": build_model({"type": "HDM", "region": "depth", "dim": 8}).state_dict()}, tmp_path / "d.pth")
     code, err = run_cli(export_cli.main, [str(tmp_path / "d.onnx"), "-c", str(tmp_path / "depth.yaml"),

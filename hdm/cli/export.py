@@ -12,6 +12,7 @@ hdm-predict --onnx FILE runs it with ONNX Runtime alone.
 import os
 
 from hdm.cli import Parser, UsageError, console, first_line
+from hdm.image_io import ensure_writable
 
 
 def main(argv=None):
@@ -34,6 +35,10 @@ def main(argv=None):
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         raise UsageError(f"{folder}: no such folder")
+    try:
+        ensure_writable(folder)
+    except OSError as err:
+        raise UsageError(first_line(err)) from err
 
     import torch  # after the checks of the arguments, which need no torch
 
