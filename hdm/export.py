@@ -167,7 +167,10 @@ def export(model, path, cfg, record, check_sizes=CHECK_SIZES):
     os.close(fd)
     try:
         _trace(deployed, tmp)
-        diffs = compare(deployed, OnnxModel(tmp, meta=meta), check_photos(check_sizes))
+        try:
+            diffs = compare(deployed, OnnxModel(tmp, meta=meta), check_photos(check_sizes))
+        except ValueError as err:  # ONNX Runtime could not load or run the graph
+            raise RuntimeError(f"{path}: the exported graph fails in ONNX Runtime ({err}); nothing written") from err
         meta["check"] = {"onnxruntime": onnxruntime.__version__, "sizes": [list(s) for s in check_sizes],
                          "max_abs_diff": diffs, "tolerance": TOLERANCE}
         if not max(diffs) <= TOLERANCE:
