@@ -47,7 +47,7 @@ def test_routes(app):
 def test_bad_uploads_are_one_line(app):
     cases = [({"model": "0", "image": (io.BytesIO(b"not an image"), "notes.txt")}, 400, "notes.txt: not a readable image"),
              ({"model": "0", "image": (io.BytesIO(b""), "empty.png")}, 400, "empty.png: empty file"),
-             ({"model": "7", "image": (io.BytesIO(b"x"), "a.png")}, 400, "model 7: no such model"),
+             ({"model": "7", "image": (io.BytesIO(b"x"), "a.png")}, 400, "model '7': no such model (0 to 1)"),
              ({"model": "0"}, 400, "no image"),
              ({"model": "0", "image": (io.BytesIO(bytes(2 * 1024 * 1024)), "big.png")}, 413, "larger than the limit of 1 MB")]
     bomb = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + (65535).to_bytes(4, "big") * 2 + bytes.fromhex("0802000000")

@@ -68,9 +68,10 @@ def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
     def restore_upload():
         upload = request.files.get("image")
         try:
-            index = int(request.form.get("model", "0"))
+            raw = request.form.get("model", "0")
+            index = int(raw) if raw.isdigit() else -1
             if not 0 <= index < len(models):
-                raise ValueError(f"model {index}: no such model")
+                raise ValueError(f"model {raw!r}: no such model (0 to {len(models) - 1})")
             if upload is None:
                 raise ValueError("no image in the request")
             name = os.path.basename(upload.filename or "upload")
