@@ -37,6 +37,12 @@ def load_checkpoint(path):
     return ckpt
 
 
+def stored_run_config(ckpt):
+    """The config a checkpoint carries: train.py's whole run config, or {'model': ...} for converted
+    release weights; None when it has neither."""
+    return ckpt.get("config") or ({"model": ckpt["model_config"]} if "model_config" in ckpt else None)
+
+
 def list_checkpoints(folder):
     """(iteration, path) of the `iter_<n>.pth` files in a folder, oldest first."""
     if not os.path.isdir(folder):

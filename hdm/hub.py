@@ -10,39 +10,36 @@ import warnings
 
 import torch
 
-from hdm.checkpoint import load_checkpoint
+from hdm.checkpoint import load_checkpoint, stored_run_config
 from hdm.export import Deployed
 from hdm.inference import load_model
+from hdm.models import build_model
 
 ENTRIES = {"hdm": "HDM", "aecrnet": "AECRNet", "hybrid": "HybridNet", "dcp": "DCP", "pfdcp": "PFDCP"}
 
 
-def stored_model_config(ckpt):
-    return (ckpt.get("config") or {}).get("model") or ckpt.get("model_config")
+PARAMETER_FREE = ("DCP", "PFDCP")
 
 
 def hub_model(entry, weights=None, **kwargs):
     kind = ENTRIES[entry]
     cfg = {"type": kind}
     if weights is not None:
-        stored = stored_model_config(load_checkpoint(weights))
-        if stored is not None:
-            if stored["type"] != kind:
-                raise ValueError(f"{weights}: holds a {stored['type']} model, not {kind}; use the entry "
-                                 f"{next(k for k, v in ENTRIES.items() if v == stored['type'])!r}")
-            cfg = copy.deepcopy(stored)
+        stored = (stored_run_config(load_checkpoint(weights)) or {}).get("model")
+        if stored is not None and stored["type"] != kind:
+            entries = {v: k for k, v in ENTRIES.items()}
+            use = f"use the entry {entries[stored['type']]!r}" if stored["type"] in entries else "it has no hub entry"
+            raise ValueError(f"{weights}: holds a {stored['type']} model, not {kind}; {use}")
+        cfg = copy.deepcopy(stored or cfg)
     cfg.update(kwargs)
-    model = load_model(cfg, weights, torch.device("cpu"), fmt="contiguous") if weights is not None or kind in ("DCP", "PFDCP") \
-        else _untrained(cfg)
+    trained = weights is not None or kind in PARAMETER_FREE
+    if trained:
+        model = load_model(cfg, weights, torch.device("cpu"), fmt="contiguous")
+    else:
+        warnings.warn(f"{kind} without weights is UNTRAINED (random initialisation): its outputs mean nothing; "
+                      f"pass weights=PATH to a checkpoint", stacklevel=3)
+        model = build_model(cfg).eval()
     deployed = Deployed(model)
-    deployed.trained = weights is not None or kind in ("DCP", "PFDCP")
+    deployed.trained = trained
     deployed.config = cfg
     return deployed
-
-
-def _untrained(cfg):
-    from hdm.models import build_model
-
-    warnings.warn(f"{cfg['type']} without weights is UNTRAINED (random initialisation): its outputs mean nothing; "
-                  f"pass weights=PATH to a checkpoint", stacklevel=3)
-    return build_model(cfg).eval()

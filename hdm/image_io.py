@@ -178,16 +178,22 @@ def to_uint8(img):
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
 
 
+def encode_image(img, ext=".png", name=None):
+    """The bytes of an RGB (H, W, 3) or grey (H, W) image, float in [0, 1] (array or tensor) or uint8, in
+    the format of `ext`; OSError naming `name` (or the format) when it cannot be encoded."""
+    if img.dtype != np.uint8:
+        img = to_uint8(img)
+    with quiet_stderr():
+        ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img)
+    if not ok:
+        raise OSError(f"{name or 'image'}: could not encode image as {ext}")
+    return buf.tobytes()
+
+
 def write_image(path, img):
     """Write an RGB (H, W, 3) or grey (H, W) image, float in [0, 1] or uint8, atomically (nothing partial
     is left on a write error, which names the file)."""
     path = os.fspath(path)
-    if img.dtype != np.uint8:
-        img = to_uint8(img)
-    ext = os.path.splitext(path)[1] or ".png"
-    with quiet_stderr():
-        ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img)
-    if not ok:
-        raise OSError(f"{path}: could not encode image as {ext}")
+    data = encode_image(img, os.path.splitext(path)[1] or ".png", path)
     with atomic_write(path) as f:
-        f.write(buf.tobytes())
+        f.write(data)

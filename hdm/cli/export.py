@@ -43,11 +43,10 @@ def main(argv=None):
     import torch  # after the checks of the arguments, which need no torch
 
     from hdm.checkpoint import load_checkpoint, selection_record
-    from hdm.cli.loading import load_models, run_config
+    from hdm.cli.loading import load_one
     from hdm.export import export
 
-    cfg = run_config(args.config, args.weights, args.overrides)
-    model = load_models([(args.config, args.weights)], torch.device("cpu"), args.overrides, fmt="contiguous")[0]
+    model, cfg = load_one(args.config, args.weights, torch.device("cpu"), args.overrides, fmt="contiguous")
     if args.weights:
         record = selection_record(args.weights, load_checkpoint(args.weights), None)
     else:

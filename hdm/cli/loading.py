@@ -3,7 +3,7 @@ the config stored in a checkpoint, dotted overrides, the weights; every problem 
 ConfigError naming the file."""
 import copy
 
-from hdm.checkpoint import load_checkpoint
+from hdm.checkpoint import load_checkpoint, stored_run_config
 from hdm.cli import UsageError, first_line
 from hdm.config import DEFAULTS, ConfigError, apply_override, load_config, merge, validate
 from hdm.inference import load_model
@@ -18,7 +18,7 @@ def run_config(cfg_path, weights, overrides=()):
         ckpt = load_checkpoint(weights)
     except (OSError, RuntimeError) as err:
         raise UsageError(f"--weights: {first_line(err)}") from err
-    stored = ckpt.get("config") or ({"model": ckpt["model_config"]} if "model_config" in ckpt else None)
+    stored = stored_run_config(ckpt)
     if stored is None:
         raise UsageError(f"{weights}: holds no config; give -c CONFIG")
     cfg = merge(DEFAULTS, copy.deepcopy(stored))
@@ -27,18 +27,22 @@ def run_config(cfg_path, weights, overrides=()):
     return validate(cfg)
 
 
+def load_one(cfg_path, weights, device, overrides=(), fmt="auto"):
+    """(model ready for inference (image input only), its whole config) of a config path or None and a
+    weights path or None."""
+    try:
+        cfg = run_config(cfg_path, weights, overrides)
+        model = load_model(cfg["model"], weights, device, fmt)
+    except ConfigError as err:
+        raise ConfigError(f"{cfg_path or weights}: {err}") from err
+    except (ValueError, OSError, RuntimeError) as err:
+        raise UsageError(f"{cfg_path or weights}: {first_line(err)}") from err
+    if model.extra_inputs:
+        raise UsageError(f"{cfg_path or weights}: the model needs {model.extra_inputs} besides the image; only the "
+                         f"image can be given here")
+    return model, cfg
+
+
 def load_models(specs, device, overrides=(), fmt="auto"):
     """[(config path or None, weights path or None)] -> models ready for inference (image input only)."""
-    models = []
-    for cfg_path, weights in specs:
-        try:
-            model = load_model(run_config(cfg_path, weights, overrides)["model"], weights, device, fmt)
-        except ConfigError as err:
-            raise ConfigError(f"{cfg_path or weights}: {err}") from err
-        except (ValueError, OSError, RuntimeError) as err:
-            raise UsageError(f"{cfg_path or weights}: {first_line(err)}") from err
-        if model.extra_inputs:
-            raise UsageError(f"{cfg_path or weights}: the model needs {model.extra_inputs} besides the image; only the "
-                             f"image can be given here")
-        models.append(model)
-    return models
+    return [load_one(cfg_path, weights, device, overrides, fmt)[0] for cfg_path, weights in specs]

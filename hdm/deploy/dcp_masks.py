@@ -10,8 +10,6 @@ import math
 
 import numpy as np
 
-F32_MAX = np.finfo(np.float32).max
-
 
 def _window(k):
     return k // 2, k - 1 - k // 2
@@ -28,12 +26,15 @@ def _min_along(x, before, after, axis):
     pad = [(0, 0)] * x.ndim
     pad[axis] = (before, after)
     m = np.pad(x, pad, constant_values=np.finfo(x.dtype).max)
+    def part(start, length):
+        return m[(slice(None),) * axis + (slice(start, start + length),)]
+
     span = 1
     while 2 * span <= k:
         length = m.shape[axis] - span
-        m = np.minimum(m.take(range(length), axis), m.take(range(span, span + length), axis))
+        m = np.minimum(part(0, length), part(span, length))
         span *= 2
-    return np.minimum(m.take(range(n), axis), m.take(range(k - span, k - span + n), axis))
+    return np.minimum(part(0, n), part(k - span, n))
 
 
 def min_filter(x, k):

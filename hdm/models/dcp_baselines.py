@@ -26,6 +26,12 @@ def recover(img, atmosphere, t, t0):
     return ((img - a) / t.clamp_min(t0) + a).clamp(0, 1)
 
 
+def _if_present(present, level, value, otherwise):
+    """value, or in an exported graph (present: PFDCP.pyramid_any_size's flags) value where the image
+    has pyramid level `level` and otherwise where it has not."""
+    return value if present is None else torch.where(present[level - 1], value, otherwise)
+
+
 class DCP(nn.Module):
     """Dark channel prior dehazing.
 
@@ -93,43 +99,32 @@ class PFDCP(DCP):
             levels.append(levels[-1][..., ::2, ::2])
         return levels
 
+    def pyramid_any_size(self, img):
+        """The pyramid as one graph for every size (hdm.export): its depth depends on the size, so these
+        are every level an image of up to EXPORT_MAX_SIDE pixels can have, with, for each level from
+        the second on, a boolean tensor saying whether this image has it (both sides >= patch; each
+        level's side is ceil(previous / 2)). Absent levels are then left out by `where`."""
+        depth = 1
+        while self.patch * 2 ** depth <= EXPORT_MAX_SIDE and (self.max_levels is None or depth < self.max_levels):
+            depth += 1
+        levels = [img[..., ::2 ** k, ::2 ** k] for k in range(depth)]
+        return levels, [torch.scalar_tensor(torch.sym_min(*level.shape[-2:])) >= self.patch for level in levels[1:]]
+
     def fused_transmission(self, lq):
-        if torch.compiler.is_exporting():
-            return self._fused_transmission_any_size(lq)
-        levels = self.pyramid(lq)
+        levels, present = self.pyramid_any_size(lq) if torch.compiler.is_exporting() else (self.pyramid(lq), None)
         estimates = torch.stack([self.atmosphere(level) for level in levels])  # (L, B, 3)
-        brightest = estimates.mean(dim=2).argmax(dim=0)  # (B,)
-        a = estimates[brightest, torch.arange(lq.shape[0], device=lq.device)]
+        brightness = estimates.mean(dim=2)  # (L, B)
+        if present is not None:
+            brightness = torch.cat([brightness[:1], torch.where(torch.stack(present).unsqueeze(1), brightness[1:], -math.inf)])
+        a = estimates[brightness.argmax(dim=0), torch.arange(lq.shape[0], device=lq.device)]
         maps = [self.refined_transmission(level, a) for level in levels]
         if len(maps) == 1:
             return a, maps[0]
         t = maps[-1]
-        for finer in reversed(maps[:-1]):
-            t = self.weight * F.interpolate(t, size=finer.shape[-2:], mode="nearest") + (1 - self.weight) * finer
-        return a, guided_filter(grey(lq), t, 2 * self.radius + 1, self.eps, border="clip")
-
-    def _fused_transmission_any_size(self, lq):
-        """fused_transmission as one graph for every size (hdm.export): the pyramid's depth depends on
-        the size, so every level an image of up to EXPORT_MAX_SIDE pixels can have is computed, and
-        a level the image does not have is left out by `where` instead of by the loop. Equal to
-        fused_transmission (the same operations on the levels that exist)."""
-        depth = 1
-        while self.patch * 2 ** depth <= EXPORT_MAX_SIDE and (self.max_levels is None or depth < self.max_levels):
-            depth += 1
-        levels = [lq[..., ::2 ** k, ::2 ** k] for k in range(depth)]
-        # level k exists when both its sides are >= patch (each level's side is ceil(previous / 2))
-        exists = [torch.scalar_tensor(torch.sym_min(*level.shape[-2:])) >= self.patch for level in levels]
-        estimates = torch.stack([self.atmosphere(level) for level in levels])  # (L, B, 3)
-        brightness = torch.stack([torch.where(e, est.mean(dim=1), -math.inf) for e, est in zip(exists, estimates)])
-        a = estimates[brightness.argmax(dim=0), torch.arange(lq.shape[0], device=lq.device)]
-        maps = [self.refined_transmission(level, a) for level in levels]
-        if depth == 1:
-            return a, maps[0]
-        t = maps[-1]
-        for k in range(depth - 2, -1, -1):
+        for k in range(len(maps) - 2, -1, -1):
             fused = self.weight * F.interpolate(t, size=maps[k].shape[-2:], mode="nearest") + (1 - self.weight) * maps[k]
-            t = torch.where(exists[k + 1], fused, maps[k])
-        return a, torch.where(exists[1], guided_filter(grey(lq), t, 2 * self.radius + 1, self.eps, border="clip"), maps[0])
+            t = _if_present(present, k + 1, fused, maps[k])
+        return a, _if_present(present, 1, guided_filter(grey(lq), t, 2 * self.radius + 1, self.eps, border="clip"), maps[0])
 
     def maps(self, lq):
         self._check(lq)

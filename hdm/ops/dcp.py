@@ -49,12 +49,11 @@ def _min_along(x, before, after, dim):
     n - 1 first (a window covering the whole axis is the axis minimum). The rest is a doubling
     (sparse-table) scheme: minima over 1, 2, 4, ... positions, then any window as the minimum of two
     overlapping power-of-two windows: about log2(k) vectorised minimum operations."""
+    n = x.shape[dim]
     if not torch.compiler.is_exporting():  # shortcuts that depend on the size; an exported graph has none
-        n = x.shape[dim]
         before, after = min(before, n - 1), min(after, n - 1)
         if before == after == n - 1:
             return x.amin(dim=dim, keepdim=True).expand_as(x)
-    n = x.shape[dim]
     k = before + after + 1
     if k == 1:
         return x

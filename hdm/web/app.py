@@ -12,21 +12,16 @@ import tempfile
 import time
 from importlib import resources
 
-import cv2
-import numpy as np
 import torch
 from flask import Flask, jsonify, request
 
-from hdm.image_io import is_image, quiet_stderr, read_rgb
+from hdm.image_io import encode_image, is_image, read_rgb
 from hdm.inference import colour_maps, restore
 
 
 def png_data_url(rgb):
-    with quiet_stderr():
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("could not encode the result as PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+    """RGB (H, W, 3), uint8 or float in [0, 1] (array or tensor), as a data: URL of a PNG."""
+    return "data:image/png;base64," + base64.b64encode(encode_image(rgb)).decode("ascii")
 
 
 def decode_upload(name, data):
@@ -92,8 +87,7 @@ def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
                     maps = {k: png_data_url(v) for k, v in colour_maps(model.maps(x), (h, w)).items()}
         except (RuntimeError, ValueError) as err:  # out of memory, above all
             return jsonify(error=f"{name}: could not restore it ({str(err).splitlines()[0][:160]})"), 500
-        result = (out[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
-        return jsonify(output=png_data_url(result), maps=maps, seconds=round(seconds, 3), size=[w, h],
+        return jsonify(output=png_data_url(out[0].permute(1, 2, 0).float()), maps=maps, seconds=round(seconds, 3), size=[w, h],
                        tiled=max(h, w) > tile, name=os.path.splitext(name)[0] + "_restored.png")
 
     return app
