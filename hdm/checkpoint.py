@@ -37,6 +37,19 @@ def load_checkpoint(path):
     return ckpt
 
 
+def model_weights(ckpt, path="checkpoint"):
+    """The one rule for which weights a checkpoint gives to every tool that restores images: the EMA
+    weights when a run kept them (an iteration checkpoint's 'ema' state dict, as validation used them;
+    best.pth stores the weights it validated under 'model' and marks EMA ones with 'ema_weights'),
+    else 'model'. Returns (state dict, 'ema' or 'model'); RuntimeError naming the file otherwise."""
+    ema = ckpt.get("ema")
+    state, kind = (ema, "ema") if isinstance(ema, dict) else \
+        (ckpt.get("model"), "ema" if ckpt.get("ema_weights") or ema is True else "model")
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise RuntimeError(f"{path}: its {kind!r} entry is not a state dict of tensors")
+    return state, kind
+
+
 def stored_run_config(ckpt):
     """The config a checkpoint carries: train.py's whole run config, or {'model': ...} for converted
     release weights; None when it has neither."""

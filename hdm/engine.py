@@ -290,7 +290,7 @@ def validate_and_select(run, state):
         selection = {"by": "best validation psnr", "iteration": state.iteration, "psnr": mean["psnr"],
                      "val_set": info, "on_test_set": info["test_set"]}
         atomic_save({"model": state.eval_model.state_dict(), "iteration": state.iteration, "val": mean,
-                     "config": run.cfg, "selection": selection, "ema": state.ema is not None},
+                     "config": run.cfg, "selection": selection, "ema_weights": state.ema is not None},
                     os.path.join(run.ckpt_dir, "best.pth"))
 
 

@@ -1,5 +1,6 @@
 """The errors a tool reports as one line with exit code 2 (found before any work). They import
-nothing, so the tools that run without torch (hdm-predict --onnx) classify them too."""
+nothing heavy, so the tools that run without torch (hdm-predict --onnx) classify them too."""
+import os
 
 
 class ConfigError(ValueError):
@@ -16,3 +17,10 @@ class RunFolderError(RuntimeError):
 
 class UsageError(Exception):
     """A wrong argument found before any work."""
+
+
+def shown(path):
+    """A file name as a message prints it: bytes that are not UTF-8 as \\xNN and control characters (a
+    newline in a name) escaped, so that a message naming any file stays one printable line."""
+    text = os.fsdecode(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

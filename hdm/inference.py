@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hdm.checkpoint import load_checkpoint
+from hdm.checkpoint import load_checkpoint, model_weights
 from hdm.device import memory_format
 from hdm.models import build_model, count_parameters
 
@@ -27,8 +27,7 @@ def load_model(model_cfg, weights, device, fmt="auto"):
             raise ValueError(f"{model_cfg['type']} has parameters: a weights file is needed")
     else:
         try:
-            ckpt = load_checkpoint(weights)
-            model.load_state_dict(ckpt.get("ema") or ckpt["model"])  # the EMA weights when the run kept them
+            model.load_state_dict(model_weights(load_checkpoint(weights), weights)[0])
         except RuntimeError as err:
             raise ValueError(f"{weights}: weights do not fit model {model_cfg} ({str(err).splitlines()[0]})") from err
     return model.to(device, memory_format=memory_format(fmt, device)).eval()

@@ -204,7 +204,7 @@ def test_resume_with_ema_is_bitwise_equal_and_validation_uses_the_ema(tmp_path, 
     assert not all(torch.equal(straight["model"][k], straight["ema"][k]) for k in straight["model"])
     best = load_checkpoint(str(tmp_path / "runs" / "run" / "checkpoints" / "best.pth"))
     step = load_checkpoint(str(tmp_path / "runs" / "run" / "checkpoints" / f"iter_{best['iteration']}.pth"))
-    assert best["ema"] and all(torch.equal(best["model"][k], step["ema"][k]) for k in best["model"])
+    assert best["ema_weights"] and all(torch.equal(best["model"][k], step["ema"][k]) for k in best["model"])
 
 
 def test_gan_resume_under_bf16_is_bitwise_equal(tmp_path, demo_root, monkeypatch):

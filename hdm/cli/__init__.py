@@ -34,13 +34,17 @@ class Parser(argparse.ArgumentParser):
 
 
 def first_line(err):
-    text = str(err).strip()
+    """The first line of an error's message, printable (bytes of a file name that are not UTF-8 as \\xNN)."""
+    text = str(err).strip().encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return text.splitlines()[0] if text else type(err).__name__
 
 
 def console(main, argv=None):
     """Run main(argv) as a command: one line and an exit code for every failure (see the module doc)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 never stops a tool at a print
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     debug = "--debug" in argv
     if debug:
         argv.remove("--debug")
