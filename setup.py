@@ -27,6 +27,6 @@ setup(
         # hdm-export, hdm-predict --onnx, hdm-serve (docs/deploy.md)
         "deploy": ["onnx", "onnxscript", "onnxruntime", "flask"],
         # the browser test drives Debian's chromium through its chromedriver
-        "test": ["pytest", "ruff==0.17.6", "onnx", "onnxscript", "onnxruntime", "flask", "selenium"],
+        "test": ["pytest", "hypothesis", "ruff==0.17.6", "onnx", "onnxscript", "onnxruntime", "flask", "selenium"],
     },
 )
