@@ -6,6 +6,7 @@ import re
 import torch
 
 from hdm.files import atomic_write
+from hdm.identity import same_path
 
 logger = logging.getLogger("hdm")
 
@@ -91,12 +92,17 @@ def prune_checkpoints(folder, keep, protect=()):
 
 
 def same_set(a, b):
-    """Whether two dataset descriptions (PairedDataset.describe()) name the same samples."""
+    """Whether two dataset descriptions (PairedDataset.describe()) name the same samples: by their content
+    fingerprints (hdm.identity.set_fingerprint), or, for descriptions written before fingerprints were
+    recorded, by the same folders (hdm.identity.same_path) read the same way."""
     if not a or not b:
         return False
-    roots = lambda d: [os.path.realpath(r) for r in ([d["root"]] if isinstance(d["root"], str) else d["root"])]  # noqa: E731
+    if a.get("fingerprint") and b.get("fingerprint"):
+        return a["fingerprint"] == b["fingerprint"]
+    roots = lambda d: [d["root"]] if isinstance(d["root"], str) else d["root"]  # noqa: E731
     keys = ("type", "split", "holdout", "take")
-    return roots(a) == roots(b) and all(a.get(k) == b.get(k) for k in keys)
+    return len(roots(a)) == len(roots(b)) and all(same_path(x, y) for x, y in zip(roots(a), roots(b))) and \
+        all(a.get(k) == b.get(k) for k in keys)
 
 
 def selection_record(path, ckpt, tested):

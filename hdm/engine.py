@@ -27,6 +27,7 @@ from hdm.data import build_dataset
 from hdm.data.prepare import describe
 from hdm.data.sampler import EpochSampler, SeededSamples
 from hdm.device import autocast, memory_format, resolve_device
+from hdm.errors import NonFiniteOutput
 from hdm.evaluation import Interrupted, evaluate, summarize, test_split
 from hdm.inference import load_model
 from hdm.losses import WeightedLosses
@@ -343,6 +344,10 @@ def _validate(run, state, val_set):
     except Interrupted:
         logger.info("validation at iteration %d abandoned (%s)", state.iteration, run.stop.signal)
         return None
+    except NonFiniteOutput as err:
+        raise TrainingStopped(f"validation at iteration {state.iteration} gave non-finite outputs ({err}): the weights "
+                              f"are broken; training stopped; the last good checkpoint is "
+                              f"{last_good_checkpoint(run, state)}") from err
     finally:
         state.model.train()
     mean = summarize(rows)

@@ -19,6 +19,10 @@ class UsageError(Exception):
     """A wrong argument found before any work."""
 
 
+class NonFiniteOutput(RuntimeError):
+    """A model gave NaN or infinite values for an image: a failure (exit code 1), never a result."""
+
+
 def shown(path):
     """A file name as a message prints it: bytes that are not UTF-8 as \\xNN and control characters (a
     newline in a name) escaped, so that a message naming any file stays one printable line."""

@@ -5,7 +5,10 @@ import os
 import numpy as np
 import torch
 
+from hdm.errors import NonFiniteOutput, shown
 from hdm.image_io import write_image
+from hdm.inference import clamp_finite
+from hdm.outputs import unique_stems
 
 
 class Interrupted(Exception):
@@ -18,24 +21,35 @@ def evaluate(model, dataset, metric, device, save_dir=None, num_examples=0, stop
     <metric>: value, ..., 'input_<metric>': value, ...} (input_*: the degraded input scored the same
     way), and (lq, out, gt) CPU tensors (3, H, W) of the first `num_examples` images (gt None when
     absent) for figures. Samples without 'gt' (unpaired folders) are scored with gt=None, which only
-    no-reference presets accept. stop: a callable checked before each image (Interrupted when true)."""
+    no-reference presets accept. stop: a callable checked before each image (Interrupted when true).
+    Rows and saved images are named by the inputs' stems, made unique (hdm.outputs.unique_stems). An
+    image whose output is NaN or infinite is never scored: the others go on, then NonFiniteOutput names
+    them."""
     model.eval()
-    rows, examples = [], []
+    rows, examples, failed = [], [], []
+    names = unique_stems([s[0] for s in dataset.samples]) if hasattr(dataset, "samples") else {}
     for i in range(len(dataset)):
         if stop is not None and stop():
             raise Interrupted
         sample = dataset[i]
+        name = names.get(sample["lq_path"]) or os.path.splitext(os.path.basename(sample["lq_path"]))[0]
         lq = sample["lq"].unsqueeze(0).to(device)
         gt = sample["gt"].unsqueeze(0).to(device) if "gt" in sample else None
-        out = model(lq, **_extras(model, sample, device)).clamp(0, 1)
+        try:
+            out = clamp_finite(model(lq, **_extras(model, sample, device)))
+        except NonFiniteOutput:
+            failed.append(shown(sample["lq_path"]))
+            continue
         scores, baseline = metric(out, gt, lq=lq), metric(lq, gt, lq=lq)
-        name = os.path.splitext(os.path.basename(sample["lq_path"]))[0]
         rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()},
                      **{f"input_{k}": float(v[0]) for k, v in baseline.items()}})
         if save_dir is not None:
             write_image(os.path.join(save_dir, name + ".png"), out[0].permute(1, 2, 0))
         if i < num_examples:
             examples.append((sample["lq"], out[0].float().cpu(), sample.get("gt")))
+    if failed:
+        raise NonFiniteOutput(f"{len(failed)} of {len(dataset)} images gave NaN or infinite outputs ({', '.join(failed[:3])}"
+                              f"{', ...' if len(failed) > 3 else ''})")
     return rows, examples
 
 

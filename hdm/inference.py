@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from hdm.checkpoint import load_checkpoint, model_weights
 from hdm.device import memory_format
+from hdm.errors import NonFiniteOutput
 from hdm.models import build_model, count_parameters
 
 
@@ -33,6 +34,16 @@ def load_model(model_cfg, weights, device, fmt="auto"):
     return model.to(device, memory_format=memory_format(fmt, device)).eval()
 
 
+def clamp_finite(out):
+    """`out` clamped to [0, 1]; NonFiniteOutput when a value is NaN or infinite (a clamp alone would turn
+    an infinity into 0 or 1). Every restored image passes here: restore, its tiles, the ensemble and
+    hdm.evaluation.evaluate."""
+    bad = out.numel() - int(torch.isfinite(out).sum())
+    if bad:
+        raise NonFiniteOutput(f"{bad} of {out.numel()} output values are NaN or infinite")
+    return out.clamp(0, 1)
+
+
 def _dihedral(x, k, flip):
     return torch.rot90(x.flip(-1) if flip else x, k, dims=(-2, -1))
 
@@ -49,7 +60,7 @@ def self_ensemble(fn, lq, **extras):
     for k in range(4):
         for flip in (False, True):
             out = fn(_dihedral(lq, k, flip), **{n: _dihedral(v, k, flip) for n, v in extras.items()})
-            total = total + _undo_dihedral(out.float().clamp(0, 1), k, flip)
+            total = total + _undo_dihedral(clamp_finite(out.float()), k, flip)
     return total / 8
 
 
@@ -132,7 +143,7 @@ def restore(model, lq, tile=None, overlap=48, ensemble=False, **extras):
     if ensemble:
         return self_ensemble(lambda x, **moved: restore(model, x, tile, overlap, **moved), lq, **extras)
     if tile is None:
-        return model(_unit(lq), **extras).clamp(0, 1)
+        return clamp_finite(model(_unit(lq), **extras))
     if tile % 4 or overlap % 4 or not 0 <= overlap < tile:
         raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of 4 with 0 <= overlap < tile")
     b, _, h, w = lq.shape
@@ -193,7 +204,7 @@ def _restore_split(model, x, tile, overlap, mask):
         _, skips = encode(r, c)
         piece = model.decode(middle[:, :, r[0] // 4:r[1] // 4, c[0] // 4:c[1] // 4], skips)
         inside, where = core(r, c, 1)
-        out[where] = piece[inside].float().clamp(0, 1)
+        out[where] = clamp_finite(piece[inside].float())
     return out
 
 
@@ -230,7 +241,7 @@ def _restore_strips(model, x, tile, overlap):
             u0 = model.streams(_unit(x[:, :, r[0]:r[1], c[0]:c[1]]))[0]
             piece = model.fuse(torch.cat([u0, edges[:, :, r[0]:r[1], c[0]:c[1]]], dim=1))
             inside = (slice(None), slice(None), slice(r[2] - r[0], r[3] - r[0]), slice(c[2] - c[0], c[3] - c[0]))
-            out[:, :, r[2]:r[3], c[2]:c[3]] = piece[inside].float().clamp(0, 1)
+            out[:, :, r[2]:r[3], c[2]:c[3]] = clamp_finite(piece[inside].float())
     return out[..., :h4, :w4]
 
 
@@ -247,7 +258,7 @@ def _restore_blended(model, x, tile, overlap, mask, extras):
             kwargs = {k: v[window] for k, v in extras.items()}
             if mask is not None:
                 kwargs["mask"] = mask[:, :, top // 4:(top + th) // 4, left // 4:(left + tw) // 4]
-            piece = model(_unit(x[window]), **kwargs).float().clamp(0, 1)
+            piece = clamp_finite(model(_unit(x[window]), **kwargs).float())
             wgt = _ramp(th, overlap, torch.float32, x.device).view(-1, 1) * _ramp(tw, overlap, torch.float32, x.device)
             out[window] += piece * wgt
             weight[window] += wgt

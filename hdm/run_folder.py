@@ -18,7 +18,7 @@ import yaml
 
 from hdm.checkpoint import latest_readable_checkpoint, list_checkpoints, load_checkpoint
 from hdm.config import dump_config
-from hdm.data.prepare import DataError, prepare
+from hdm.data.prepare import DataError, describe, prepare
 from hdm.device import amp_mode, keep_freed_memory, resolve_device
 from hdm.errors import RunFolderError
 from hdm.runtime import StopRequest, distributed_setup, run_dir_of, setup_logging
@@ -31,6 +31,7 @@ RESUMABLE = ("train.iterations", "train.val_every", "train.save_every", "train.l
              "train.num_workers", "train.num_val_images", "train.max_nonfinite", "train.find_unused_parameters",
              "device", "work_dir", "eval.save_images", "eval.grid_images")
 MOVABLE_DATA_KEYS = ("root", "lq_dir", "gt_dir", "trans_dir")
+TRAINING_STATE = ("optimizer", "scheduler", "iteration", "data_position", "rng")  # what best.pth and release weights lack
 
 
 def flatten(cfg, prefix=""):
@@ -83,18 +84,32 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                other = self._read()
-                if other.get("host") == me["host"] and not _pid_alive(int(other.get("pid", -1))):
+                if self.holder() is None:
                     os.remove(self.path)  # stale: its process is gone
                     continue
-                raise RunFolderError(f"{os.path.dirname(self.path)} is in use by process {other.get('pid')} on "
-                                     f"{other.get('host')} since {other.get('since')}; wait for it, use another "
-                                     f"name=..., or remove {self.path} if that process is gone") from None
+                raise self.in_use() from None
             with os.fdopen(fd, "w") as f:
                 yaml.safe_dump(me, f)
             self.held = True
             return
         raise RunFolderError(f"{self.path}: could not take the lock")
+
+    def holder(self):
+        """The lock's record ({pid, host, since}) when a live process holds it (or one on another host,
+        which cannot be checked from here); None when there is no lock or its process is gone."""
+        if not os.path.exists(self.path):
+            return None
+        other = self._read()
+        pid = other.get("pid")
+        if other.get("host") == socket.gethostname() and not (isinstance(pid, int) and _pid_alive(pid)):
+            return None
+        return other
+
+    def in_use(self):
+        other = self._read()
+        return RunFolderError(f"{os.path.dirname(self.path)} is in use by process {other.get('pid')} on "
+                              f"{other.get('host')} since {other.get('since')}; wait for it, use another "
+                              f"name=..., or remove {self.path} if that process is gone")
 
     def _read(self):
         try:
@@ -110,7 +125,11 @@ class RunLock:
 
 
 def move_aside(run_dir):
-    """Move an existing run folder to <run_dir>.old-<time> (never delete); returns the new path."""
+    """Move an existing run folder to <run_dir>.old-<time> (never delete); returns the new path. A folder
+    a live process holds (its .lock) is never moved: RunFolderError."""
+    lock = RunLock(run_dir)
+    if lock.holder() is not None:
+        raise lock.in_use()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     target = f"{run_dir.rstrip(os.sep)}.old-{stamp}"
     n = 1
@@ -231,12 +250,36 @@ def find_resume(cfg, run, resume):
             path, ckpt = resume, load_checkpoint(resume)
         except (OSError, RuntimeError) as err:
             raise RunFolderError(f"--resume: {str(err).splitlines()[0]}") from err
+    missing = [key for key in TRAINING_STATE if key not in ckpt]
+    if missing:
+        raise RunFolderError(f"--resume {path}: holds weights, not a training state (no {', '.join(missing)}); "
+                             f"resume from a run's checkpoints/iter_<n>.pth, or start a new run from scratch")
     stored = ckpt.get("config") or stored_config(run.dir)
     allowed, refused = config_changes(stored, cfg) if stored else ([], [])
+    refused += other_data(ckpt.get("data"), run.sets, [k for k in allowed if k.startswith("data.")])
     if refused:
         raise RunFolderError(f"--resume {path}: the config differs from the run's in {', '.join(refused)}, which a "
                              f"run cannot change; start a new run (name=...) to change them")
     return (path, ckpt), allowed
+
+
+def other_data(recorded, sets, moved):
+    """The data sections whose images differ from those a checkpoint recorded (its content fingerprints,
+    hdm.identity.set_fingerprint): a moved copy is the same data, another set or a changed folder is not.
+    A section whose folder moved is refused when the checkpoint predates fingerprints (it cannot be
+    verified). `moved`: the changed data keys."""
+    out = []
+    for split, dataset in sets.items():
+        old = (recorded or {}).get(split) or {}
+        new = describe(dataset) if dataset is not None else {}
+        if old.get("fingerprint") and new.get("fingerprint"):
+            if old["fingerprint"] != new["fingerprint"]:
+                out.append(f"data.{split} (other images: {new['samples']} samples now, {old['samples']} when "
+                           f"the run started, or the same number with other names, sizes or content)")
+        elif any(key.startswith(f"data.{split}.") for key in moved):
+            out.append(f"data.{split} (moved, and the checkpoint records no fingerprint to show it holds the same "
+                       f"images)")
+    return out
 
 
 def close_run(run):

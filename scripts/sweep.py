@@ -8,7 +8,8 @@
 Each run lives in <out>/<variant>_s<seed>/ and writes result.json when its test is done, with the
 digests of its resolved config and of the package's code. A result is reused only when both match
 (a changed --set, --with, config or code runs it again; the old run folder is moved aside, never
-deleted), and an interrupted run continues. Each run is evaluated once: on data.test, or, when the
+deleted, and never while a process holds it), and an interrupted run continues. One sweep at a time
+works in a folder (<out>/.lock); a second one on the same --out is refused. Each run is evaluated once: on data.test, or, when the
 config has none, on data.val, which is then not also validated during training. The table
 (<out>/table.md and table.csv) states the sweep's settings and has one row per variant: PSNR and
 SSIM (mean +- sample std over seeds), parameters, MACs at --macs-size, wall time per run, and how many
@@ -31,7 +32,7 @@ from hdm.files import atomic_write
 from hdm.models import count_parameters
 from hdm.models.complexity import macs
 from hdm.results import code_digest, provenance
-from hdm.run_folder import config_changes, move_aside, stored_config
+from hdm.run_folder import RunLock, config_changes, move_aside, stored_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -151,12 +152,16 @@ def main(argv=None):
     first = args.configs[0] if args.configs else args.base
     out_dir = args.out or os.path.join("runs", "sweeps", os.path.splitext(os.path.basename(first))[0])
     os.makedirs(out_dir, exist_ok=True)
-
-    results = []
-    for label, path, overrides in variants:
-        for seed in args.seeds:
-            print(f"== {label} (seed {seed})", flush=True)
-            results.append(run_one(label, path, overrides, extra, seed, out_dir, args.macs_size))
+    lock = RunLock(out_dir)  # one live sweep per folder: a second one would move the first one's runs
+    lock.acquire()
+    try:
+        results = []
+        for label, path, overrides in variants:
+            for seed in args.seeds:
+                print(f"== {label} (seed {seed})", flush=True)
+                results.append(run_one(label, path, overrides, extra, seed, out_dir, args.macs_size))
+    finally:
+        lock.release()
     rows = table(results, [v[0] for v in variants])
     title = args.title or f"{len(variants)} variants, metric preset {results[0]['preset']}, {results[0]['images']} test image(s)"
     settings = (f"settings: {'--configs ' + ' '.join(args.configs) if args.configs else '--base ' + args.base}"

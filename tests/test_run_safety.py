@@ -300,8 +300,10 @@ def test_sigterm_during_validation_stops_within_an_image(tmp_path, demo_root, mo
     import shutil
 
     import hdm.engine as engine
-    val = tmp_path / "val"  # three validation images
+    val = tmp_path / "val"  # three validation images (the training ones mirrored: not the same images)
     shutil.copytree(f"{demo_root}/train", val)
+    for image in list((val / "hazy").iterdir()) + list((val / "clear").iterdir()):
+        write_image(image, read_image(image)[:, ::-1])
     cfg = load_config(write_config(tmp_path, demo_root, iterations=6, val_every=2, save_every=6))
     cfg["data"]["val"] = {"type": "PairedFolder", "lq_dir": str(val / "hazy"), "gt_dir": str(val / "clear")}
     real = engine.evaluate
@@ -364,7 +366,7 @@ def test_predict_output_names_never_collide_or_replace_inputs(tmp_path, capsys):
     before = (tmp_path / "same" / "b.png").read_bytes()
     code, err = run_cli(predict_cli.main, [str(tmp_path / "same"), str(tmp_path / "same"), "-c", str(tmp_path / "c.yaml")],
                         capsys)
-    assert code == 2 and "an output would replace this input" in err[0]
+    assert code == 2 and "an output would replace an input" in err[0]
     assert (tmp_path / "same" / "b.png").read_bytes() == before
 
 

@@ -9,8 +9,10 @@
 
 A target larger than its result by an equal border on every side (SOTS-indoor's 640x480 ground truth
 for 620x460 results) is centre-cropped, as in training and test.py (--no-crop-gt-border turns it off);
-any other size difference is an error. Writes per_image.csv, summary.md and meta.json (preset,
-options, library versions) into --out.
+any other size difference is an error. Pairing refuses ambiguity: two targets with one key (rain-1 and
+norain-1 in one folder, or 1 and 01, by number) is an error naming both. Writes per_image.csv,
+summary.md and meta.json (preset, options, library versions) into --out, or a new <pred_dir>_eval[_N]
+folder; an --out that holds results is refused unless --overwrite, which moves them aside.
 """
 import os
 import re
@@ -21,8 +23,10 @@ from hdm.cli import Parser, UsageError, console
 from hdm.config import parse_value
 from hdm.data.io import to_tensor
 from hdm.data.paired import images_by_stem, size_problem, target_border
+from hdm.errors import shown
 from hdm.image_io import read_image
 from hdm.metrics import METRIC_PRESETS, NO_REFERENCE, get_metric
+from hdm.outputs import results_folder
 from hdm.results import provenance, write_results
 
 
@@ -44,7 +48,14 @@ def pairs(pred_dir, gt_dir, pairing):
     if gt_dir is None:
         return [(k, p, None) for k, p in sorted(preds.items())]
     key = PAIRINGS[pairing]
-    gts = {key(k): p for k, p in images_by_stem(gt_dir).items()}
+    gts = {}
+    for stem, path in images_by_stem(gt_dir).items():
+        k = key(stem)
+        if k is not None and k in gts:
+            raise UsageError(f"{shown(gt_dir)}: two targets for one {pairing} key {k!r}: {shown(gts[k])} and "
+                             f"{shown(path)}; pairing by {pairing} needs one target per key (point GT_DIR at the "
+                             f"targets only, or choose another --pairing)")
+        gts[k] = path
     missing = sorted(k for k in preds if key(k) not in gts)
     if not preds or missing:
         raise UsageError(f"{pred_dir}: {len(missing)} of {len(preds)} images have no target in {gt_dir} "
@@ -61,7 +72,10 @@ def main(argv=None):
     parser.add_argument("--pairing", default="stem", choices=list(PAIRINGS))
     parser.add_argument("--no-crop-gt-border", dest="crop_gt_border", action="store_false",
                         help="a target larger by an equal border is an error instead of centre-cropped")
-    parser.add_argument("--out", default=None, help="results folder (default: <pred_dir>_eval)")
+    parser.add_argument("--out", default=None, help="results folder (default: <pred_dir>_eval, or a new _2, _3, ... "
+                                                    "when that one holds results)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="--out may hold earlier results: they are moved to <out>.old-<time> (nothing is deleted)")
     args = parser.parse(argv)
     options = {k: parse_value(v) for k, _, v in (o.partition("=") for o in args.option)}
     if args.gt_dir is None and args.preset not in NO_REFERENCE:
@@ -84,7 +98,9 @@ def main(argv=None):
         gt = to_tensor(gt).unsqueeze(0) if gt is not None else None
         scores = metric(pred, gt)
         rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()}})
-    out_dir = args.out or args.pred_dir.rstrip("/") + "_eval"
+    out_dir, moved = results_folder(args.out, args.pred_dir.rstrip("/") + "_eval", args.overwrite)
+    if moved:
+        print(f"the earlier results in {shown(out_dir)} were moved to {shown(moved)}")
     meta = {**provenance(args.preset, options), "pred_dir": args.pred_dir, "gt_dir": args.gt_dir,
             "pairing": args.pairing, "crop_gt_border": args.crop_gt_border, "images": len(rows)}
     text = write_results(out_dir, rows, os.path.basename(args.pred_dir.rstrip("/")), meta)

@@ -10,15 +10,25 @@
 
 Any image size works (the models pad and crop); --tile splits large images into overlapping tiles.
 With --models, each model restores the previous one's output (HDM paper Fig. 6: derain, then dehaze).
-Unreadable inputs are skipped with one error line each, and the exit code is then 1; outputs are
-written atomically, so no partial file is left behind.
+Outputs are <input name>.png (<name>_<ext>.png when two inputs share a name, a.png and a.jpg or
+A.PNG; maps <name>_<map>.png), unique on case-insensitive filesystems too; an output never replaces an
+input, and one that exists is replaced only with --overwrite. Unreadable inputs, and images whose
+outputs are NaN or infinite, are skipped with one error line each, and the exit code is then 1;
+outputs are written atomically, so no partial file is left behind.
 """
 import os
 import sys
 import time
 
+import numpy as np
+
 from hdm.cli import Parser, UsageError, console, first_line
-from hdm.image_io import ensure_writable, images_in, is_image, read_rgb, write_image
+from hdm.errors import NonFiniteOutput, shown
+from hdm.image_io import ensure_writable, images_in, read_rgb, write_image
+from hdm.outputs import check_writable_outputs, plan_outputs
+
+# the maps --save-maps may write (HDM: all three; DCP, PF-DCP: the first two), named <output>_<map>.png
+MAP_NAMES = ("dark_channel", "transmission", "regions")
 
 
 def inputs_of(path):
@@ -31,22 +41,6 @@ def inputs_of(path):
     if not files:
         raise UsageError(f"{path}: no images found")
     return files
-
-
-def output_names(files, output):
-    """{input path: output path}: <name>.png, or <name>_<ext>.png for inputs that share a name (a.png and
-    a.jpg); UsageError when an output would replace one of the inputs."""
-    stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
-    shared = {s for s in stems if stems.count(s) > 1}
-    names = {}
-    for path, stem in zip(files, stems):
-        ext = os.path.splitext(path)[1].lstrip(".").lower()
-        names[path] = os.path.join(output, f"{stem}_{ext}.png" if stem in shared else f"{stem}.png")
-    inputs = {os.path.realpath(f) for f in files}
-    clash = sorted(p for p in names.values() if os.path.realpath(p) in inputs)
-    if clash:
-        raise UsageError(f"{clash[0]}: an output would replace this input; write to another folder")
-    return names
 
 
 def parse_model_specs(args):
@@ -76,14 +70,18 @@ def main(argv=None):
                         help="also write the first model's dark channel, transmission and region masks (colour-mapped)")
     parser.add_argument("--onnx", help="an exported .onnx file (hdm-export), run by ONNX Runtime without torch")
     parser.add_argument("--threads", type=int, default=None, help="with --onnx: ONNX Runtime's threads (default: all cores)")
+    parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist (never an input)")
     args = parser.parse(argv)
     if args.tile is not None and (args.tile % 4 or args.overlap % 4 or not 0 <= args.overlap < args.tile):
         raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: multiples of 4 with 0 <= overlap < tile")
     files = inputs_of(args.input)
-    names = output_names(files, args.output)
+    plan, notes = plan_outputs(files, args.output, MAP_NAMES if args.save_maps else ())
+    check_writable_outputs([p for outputs in plan.values() for p in outputs.values()], files, args.overwrite)
+    for note in notes:
+        print(note)
     if args.onnx:
-        return predict_onnx(args, files, names)
-    return predict_torch(args, files, names)
+        return predict_onnx(args, files, plan)
+    return predict_torch(args, files, plan)
 
 
 def prepare_output(folder):
@@ -93,25 +91,37 @@ def prepare_output(folder):
         raise UsageError(first_line(err)) from err
 
 
-def restore_all(files, names, output, restore_one):
-    """restore_one(path) -> RGB (H, W, 3) in [0, 1] for every file, written to names[path]; a file that
-    fails is one error line and the others go on (exit code 1 then)."""
+def restore_all(files, plan, output, restore_one, weights):
+    """restore_one(path) -> RGB (H, W, 3) in [0, 1] for every file, written to plan[path][""]; a file that
+    fails (unreadable, too large, NaN or infinite outputs of `weights`) is one error line and the
+    others go on (exit code 1 then)."""
     failures = 0
     start = time.time()
     for path in files:
         try:
-            if not is_image(path):
-                raise OSError(f"{path}: not an image file name")
-            write_image(names[path], restore_one(path))
-        except (OSError, ValueError) as err:
+            restored = restore_one(path)
+            if count_nonfinite(restored):
+                raise NonFiniteOutput("NaN or infinite output values")
+            write_image(plan[path][""], restored)
+        except (OSError, ValueError, MemoryError, NonFiniteOutput) as err:
             failures += 1
-            message = first_line(err)
-            print(f"error: {message if path in message else f'{path}: {message}'}", file=sys.stderr)
-    print(f"restored {len(files) - failures} of {len(files)} image(s) into {output} in {time.time() - start:.1f} s")
+            message = first_line(err) if not isinstance(err, MemoryError) else "not enough memory to restore it; try --tile 512"
+            if isinstance(err, NonFiniteOutput):
+                message += f" with {weights}: nothing written (the weights may be broken)"
+            name = shown(path)
+            print(f"error: {message if name in message else f'{name}: {message}'}", file=sys.stderr)
+    print(f"restored {len(files) - failures} of {len(files)} image(s) into {shown(output)} in {time.time() - start:.1f} s")
     return 1 if failures else 0
 
 
-def predict_onnx(args, files, names):
+def count_nonfinite(img):
+    """The number of NaN or infinite values of an image (array or tensor)."""
+    if hasattr(img, "detach"):  # a torch tensor, without importing torch here
+        img = img.detach().float().cpu().numpy()
+    return int(img.size - np.count_nonzero(np.isfinite(img)))
+
+
+def predict_onnx(args, files, plan):
     """The ONNX route: NumPy, OpenCV and ONNX Runtime only (torch is never imported)."""
     unsupported = [flag for flag, value in (("-c", args.config), ("--weights", args.weights), ("--models", args.models),
                                             ("--tile", args.tile), ("--ensemble", args.ensemble), ("--amp", args.amp),
@@ -126,10 +136,10 @@ def predict_onnx(args, files, names):
     except ValueError as err:
         raise UsageError(f"--onnx: {first_line(err)}") from err
     prepare_output(args.output)
-    return restore_all(files, names, args.output, lambda path: model(read_rgb(path)))
+    return restore_all(files, plan, args.output, lambda path: model(read_rgb(path)), shown(args.onnx))
 
 
-def predict_torch(args, files, names):
+def predict_torch(args, files, plan):
     import torch
 
     from hdm.cli.loading import load_models
@@ -140,7 +150,8 @@ def predict_torch(args, files, names):
     device = resolve_device(args.device)
     if device.type == "cpu":
         keep_freed_memory()
-    models = load_models(parse_model_specs(args), device, args.overrides)
+    specs = parse_model_specs(args)
+    models = load_models(specs, device, args.overrides)
     prepare_output(args.output)
     amp = amp_mode("auto" if args.amp else "off", device)
 
@@ -154,15 +165,16 @@ def predict_torch(args, files, names):
                 if args.save_maps and hasattr(models[0], "maps"):
                     lq = lq.float() / 255 if lq.dtype == torch.uint8 else lq
                     for key, img in colour_maps(models[0].maps(lq), lq.shape[-2:]).items():
-                        write_image(f"{os.path.splitext(names[path])[0]}_{key}.png", img)
+                        write_image(plan[path][key], img)
         except RuntimeError as err:  # allocation failures; anything else is a bug and keeps its traceback
             if "memory" not in str(err).lower() and "alloc" not in str(err).lower():
                 raise
-            raise OSError(f"{path}: too large to restore in memory on {device} ({str(err).splitlines()[0][:80]}); "
+            raise OSError(f"{shown(path)}: too large to restore in memory on {device} ({str(err).splitlines()[0][:80]}); "
                           f"use --tile 512") from err
         return x[0].permute(1, 2, 0)
 
-    return restore_all(files, names, args.output, restore_one)
+    weights = " -> ".join(shown(w or c) for c, w in specs)
+    return restore_all(files, plan, args.output, restore_one, weights)
 
 
 def run():

@@ -9,7 +9,9 @@ comparison grid, and the restored images when asked.
     python test.py -c CONFIG --weights W data.test.type=ImageFolder data.test.root=DICM --preset niqe
 
 Results go to <run folder>/test/<weights>_<test set>/ by default (the run folder of the weights when
-they lie in one), a new folder for each new combination, so nothing is overwritten.
+they are a run's, else work_dir/name of the config), a new _2, _3, ... folder when that one holds
+results; an --out that holds results is refused unless --overwrite, which moves them aside. An image
+whose output is NaN or infinite is a failure (exit 1, nothing written), never a score.
 """
 import os
 import shutil
@@ -22,10 +24,12 @@ from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import ConfigError, check_data_paths, load_config
 from hdm.data.prepare import build_checked, describe
 from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
+from hdm.errors import NonFiniteOutput
 from hdm.evaluation import evaluate, summarize, test_split
 from hdm.image_io import ensure_writable, write_image
 from hdm.inference import SelfEnsemble, load_model
 from hdm.metrics import NO_REFERENCE, get_metrics
+from hdm.outputs import results_folder
 from hdm.results import caption, comparison_grid, provenance, write_results
 from hdm.runtime import run_dir_of
 
@@ -38,16 +42,14 @@ def set_name(info):
 
 
 def default_out(cfg, weights, info):
-    """<run>/test/<weights stem>_<set>, with _2, _3, ... when that folder already holds results."""
+    """<run>/test/<weights stem>_<set>: the run folder of the weights when they are a run's (in its
+    checkpoints/ folder, with the run's config.yaml beside it), else the config's (work_dir/name)."""
     parent = os.path.dirname(os.path.abspath(weights)) if weights else None
-    run_dir = os.path.dirname(parent) if parent and os.path.basename(parent) == "checkpoints" else run_dir_of(cfg)
+    in_run = parent and os.path.basename(parent) == "checkpoints" and \
+        os.path.isfile(os.path.join(os.path.dirname(parent), "config.yaml"))
+    run_dir = os.path.dirname(parent) if in_run else run_dir_of(cfg)
     stem = os.path.splitext(os.path.basename(weights))[0] if weights else "no_weights"
-    base = os.path.join(run_dir, "test", f"{stem}_{set_name(info)}")
-    out, n = base, 1
-    while os.path.exists(os.path.join(out, "meta.json")):
-        n += 1
-        out = f"{base}_{n}"
-    return out
+    return os.path.join(run_dir, "test", f"{stem}_{set_name(info)}")
 
 
 def main(argv=None):
@@ -57,7 +59,10 @@ def main(argv=None):
                         help="checkpoint (.pth) written by train.py or convert_official.py (none for DCP / PF-DCP)")
     parser.add_argument("--preset", nargs="+", default=None,
                         help="metric preset(s), scored in one pass (default: the config's eval.preset)")
-    parser.add_argument("--out", default=None, help="results folder (default: <run folder>/test/<weights>_<set>)")
+    parser.add_argument("--out", default=None, help="results folder (default: <run folder>/test/<weights>_<set>, or "
+                                                    "a new _2, _3, ... when that one holds results)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="--out may hold earlier results: they are moved to <out>.old-<time> (nothing is deleted)")
     parser.add_argument("--save-images", action="store_true", help="save restored images as PNG")
     parser.add_argument("--amp", action="store_true", help="inference under autocast (bf16 on CPU, fp16 on CUDA)")
     parser.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips and rotations; 8x the time)")
@@ -97,11 +102,13 @@ def main(argv=None):
         raise UsageError(f"--weights: {first_line(err)}") from err
     if args.ensemble:
         model = SelfEnsemble(model)
-    out_dir = args.out or default_out(cfg, args.weights, describe(dataset))
+    out_dir, moved = results_folder(args.out, default_out(cfg, args.weights, describe(dataset)), args.overwrite)
     try:
         ensure_writable(out_dir)
     except OSError as err:
         raise UsageError(first_line(err)) from err
+    if moved:
+        print(f"the earlier results in {out_dir} were moved to {moved}")
     print(f"scoring {record['weights'] or cfg['model']['type']}: {record['chosen']}")
     if record["selected_on_tested_set"]:
         print(f"warning: these weights were selected on the set being tested ({describe(dataset)['root']}): "
@@ -112,8 +119,10 @@ def main(argv=None):
         with torch.inference_mode(), autocast(device, amp_mode("auto" if args.amp else "off", device)):
             rows, examples = evaluate(model, dataset, get_metrics(presets), device,
                                       save_dir=partial if save_images else None, num_examples=cfg["eval"]["grid_images"])
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(partial, ignore_errors=True)  # no partial results
+        if isinstance(err, NonFiniteOutput):
+            raise NonFiniteOutput(f"{args.weights or cfg['model']['type']}: {err}; nothing was scored or written") from err
         raise
     if save_images:
         publish(partial, os.path.join(out_dir, "images"))

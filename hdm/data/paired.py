@@ -7,6 +7,7 @@ import re
 import numpy as np
 from torch.utils.data import Dataset
 
+from hdm.identity import set_fingerprint
 from hdm.image_io import image_header, images_in, read_gray, read_image
 
 from . import benchmarks
@@ -136,16 +137,21 @@ class PairedDataset(Dataset):
         entry = benchmarks.BENCHMARKS.get(self.benchmark)
         return bool(entry and entry.test_set) or self.split == "test"
 
+    def targets(self):
+        """The target file of every sample (the input itself for samples without one), distinct."""
+        return list(dict.fromkeys(gt or lq for lq, gt, _ in self.samples))
+
+    def fingerprint(self):
+        """hdm.identity.set_fingerprint of the samples (computed once): equal for a moved copy."""
+        if getattr(self, "_fingerprint", None) is None:
+            self._fingerprint = set_fingerprint(self.samples)
+        return self._fingerprint
+
     def describe(self):
         """What was read, for logs, checkpoints and result files."""
         return {"type": type(self).__name__, "root": self.root, "benchmark": self.benchmark, "version": self.version,
                 "split": self.split, "holdout": self.holdout, "take": self.take, "samples": len(self),
-                "test_set": self.is_test_set}
-
-    def identity(self):
-        """Equal for two datasets that read the same samples."""
-        roots = [self.root] if isinstance(self.root, str) else self.root
-        return (type(self).__name__, tuple(os.path.realpath(r) for r in roots), self.split, self.holdout, self.take)
+                "test_set": self.is_test_set, "fingerprint": self.fingerprint()}
 
     def _check_sample(self, lq, gt, trans):
         """(problem or None, border, grey images) of one sample, from the files' headers."""

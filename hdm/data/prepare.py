@@ -4,7 +4,8 @@ neither overlap training nor are a test set without saying so."""
 import logging
 import time
 
-from hdm.errors import DataError
+from hdm.errors import DataError, shown
+from hdm.identity import shared_images
 
 from . import benchmarks, build_dataset
 from .paired import PairedDataset
@@ -36,7 +37,7 @@ def describe(dataset):
     if isinstance(dataset, PairedDataset):
         return dataset.describe()
     return {"type": type(dataset).__name__, "root": "", "benchmark": None, "version": "", "split": None, "holdout": 0,
-            "take": "rest", "samples": len(dataset), "test_set": False}
+            "take": "rest", "samples": len(dataset), "test_set": False, "fingerprint": None}
 
 
 def report_notes(where, dataset, report, seconds):
@@ -69,11 +70,11 @@ def prepare(cfg, splits):
             notes += more
     train, val = sets.get("train"), sets.get("val")
     if isinstance(train, PairedDataset) and isinstance(val, PairedDataset):
-        shared = sorted({gt for _, gt, _ in val.samples} & {gt for _, gt, _ in train.samples})
+        shared = shared_images(train.targets(), val.targets())  # by content: copies and links count
         if shared:
-            raise DataError(f"data.val shares {len(shared)} target images with data.train (e.g. {shared[0]}); a "
-                            f"validation split must not overlap training: give both sections the same holdout, "
-                            f"with take: holdout in data.val")
+            raise DataError(f"data.val shares {len(shared)} target images with data.train (e.g. {shown(shared[0][1])} "
+                            f"is {shown(shared[0][0])}); a validation split must not overlap training: give both "
+                            f"sections the same holdout, with take: holdout in data.val")
     if val is not None and describe(val)["test_set"]:
         kept = "kept, and marked as selected on a test set" if cfg["train"]["select_on_test"] else \
             "not kept (train.select_on_test: true keeps it, marked)"

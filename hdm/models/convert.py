@@ -57,5 +57,11 @@ def convert_official_checkpoint(src, dst, kind="hdm"):
     if not isinstance(released, dict) or not all(torch.is_tensor(v) for v in released.values()):
         raise ValueError(f"{src}: expected {{'model': state_dict}} or a state dict of tensors")
     state, dropped = convert_state_dict(released, kind)
-    atomic_save({"model": state, "model_config": dict(RELEASES[kind]["model"]), "source": str(src)}, dst)
+    save_converted(state, RELEASES[kind]["model"], src, dst)
     return dropped
+
+
+def save_converted(state, model_cfg, source, dst):
+    """The converted checkpoint format: the weights, the model's config, and the file they came from (how
+    they were chosen is not recorded in a release)."""
+    atomic_save({"model": state, "model_config": dict(model_cfg), "source": str(source)}, dst)

@@ -1,0 +1,110 @@
+"""Where the tools put what they write, by one rule: an output never replaces an input, never shares
+a name with another output of the same call (compared as a case-insensitive filesystem compares
+names, hdm.identity.name_key), and never silently replaces an earlier result: an existing result is
+replaced only with --overwrite, and a default results folder that already holds results gives way to a
+new one (`<folder>_2`, `_3`, ...). No torch here: hdm-predict --onnx uses it too.
+"""
+import datetime
+import os
+
+from hdm.errors import UsageError, shown
+from hdm.identity import name_key, path_key
+
+# the files a results folder of test.py or hdm-evaluate holds (results_folder decides by them)
+RESULT_FILES = ("per_image.csv", "summary.md", "meta.json", "comparison.png", "images")
+
+
+def unique_stems(paths):
+    """{path: output stem}: the file's stem, or `<stem>_<ext>` when two inputs share a stem (a.png and
+    a.jpg), with `_2`, `_3`, ... until no two stems are equal by name_key (a.png and A.PNG)."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    counts = {}
+    for stem in stems:
+        counts[name_key(stem)] = counts.get(name_key(stem), 0) + 1
+    taken, out = set(), {}
+    for path, stem in zip(paths, stems):
+        base = stem if counts[name_key(stem)] == 1 else f"{stem}_{os.path.splitext(path)[1].lstrip('.').lower()}"
+        candidate, n = base, 1
+        while name_key(candidate) in taken:
+            n += 1
+            candidate = f"{base}_{n}"
+        taken.add(name_key(candidate))
+        out[path] = candidate
+    return out
+
+
+def plan_outputs(inputs, folder, extras=(), ext=".png"):
+    """{input: {"": main output path, extra: path, ...}} for every input: the main output is
+    `<unique stem><ext>`; each extra (e.g. a map) is `<stem>_<extra><ext>`, followed by `_2`, `_3`, ...
+    when that name is another output's. Returns (plan, notes): notes say which extras were renamed."""
+    stems = unique_stems(inputs)
+    taken = {name_key(stem + ext) for stem in stems.values()}
+    plan, notes = {}, []
+    for path in inputs:
+        names = {"": stems[path] + ext}
+        for extra in extras:
+            wanted = name = f"{stems[path]}_{extra}{ext}"
+            n = 1
+            while name_key(name) in taken:
+                n += 1
+                name = f"{stems[path]}_{extra}_{n}{ext}"
+            if name != wanted:
+                notes.append(f"note: the {extra} of {shown(path)} is written as {shown(name)} ({shown(wanted)} is "
+                             f"another output's name)")
+            taken.add(name_key(name))
+            names[extra] = name
+        plan[path] = {key: os.path.join(folder, name) for key, name in names.items()}
+    return plan, notes
+
+
+def check_writable_outputs(outputs, inputs=(), overwrite=False):
+    """UsageError when an output would replace an input (always refused), or an existing file and not
+    `overwrite`. `outputs`, `inputs`: paths."""
+    sources = {path_key(p) for p in inputs}
+    existing = []
+    for out in outputs:
+        if path_key(out) in sources:
+            raise UsageError(f"{shown(out)}: an output would replace an input; write to another folder")
+        if os.path.lexists(out):
+            existing.append(out)
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more outputs)" if len(existing) > 1 else ""
+        raise UsageError(f"{shown(existing[0])}: exists{more}; give --overwrite to replace, or write to another folder")
+
+
+def holds_results(folder):
+    return any(os.path.lexists(os.path.join(folder, name)) for name in RESULT_FILES)
+
+
+def results_folder(explicit, default, overwrite=False):
+    """(folder, where earlier results went or None): the folder a tool writes its results into.
+    `explicit` (--out) when given: when it holds results, they are refused (UsageError) unless
+    `overwrite`, which moves them aside to `<folder>.old-<time>/` (nothing is deleted, and nothing of an
+    earlier result mixes with the new one). Without --out, `default`, or `default_2`, `default_3`, ...
+    when it already holds results."""
+    if explicit is not None:
+        if not holds_results(explicit):
+            return explicit, None
+        if not overwrite:
+            raise UsageError(f"{shown(explicit)}: holds results already; give --overwrite to move them aside, or "
+                             f"another --out")
+        return explicit, set_aside(explicit)
+    out, n = default, 1
+    while holds_results(out):
+        n += 1
+        out = f"{default}_{n}"
+    return out, None
+
+
+def set_aside(folder):
+    """Move the result files of `folder` (RESULT_FILES) into a new `<folder>.old-<time>` beside it."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target, n = f"{folder.rstrip(os.sep)}.old-{stamp}", 1
+    while os.path.lexists(target):
+        n += 1
+        target = f"{folder.rstrip(os.sep)}.old-{stamp}-{n}"
+    os.makedirs(target)
+    for name in RESULT_FILES:
+        if os.path.lexists(os.path.join(folder, name)):
+            os.replace(os.path.join(folder, name), os.path.join(target, name))
+    return target
