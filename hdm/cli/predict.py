@@ -29,6 +29,7 @@ from hdm.outputs import check_writable_outputs, plan_outputs
 
 # the maps --save-maps may write (HDM: all three; DCP, PF-DCP: the first two), named <output>_<map>.png
 MAP_NAMES = ("dark_channel", "transmission", "regions")
+TOO_LARGE = "the torch route restores large images in tiles: --tile 512"
 
 
 def inputs_of(path):
@@ -100,12 +101,15 @@ def restore_all(files, plan, output, restore_one, weights):
     for path in files:
         try:
             restored = restore_one(path)
-            if count_nonfinite(restored):
-                raise NonFiniteOutput("NaN or infinite output values")
+            bad = count_nonfinite(restored)
+            if bad:
+                raise NonFiniteOutput(f"{bad} of {restored.numel() if hasattr(restored, 'numel') else restored.size} "
+                                      f"output values are NaN or infinite")
             write_image(plan[path][""], restored)
         except (OSError, ValueError, MemoryError, NonFiniteOutput) as err:
             failures += 1
-            message = first_line(err) if not isinstance(err, MemoryError) else "not enough memory to restore it; try --tile 512"
+            message = first_line(err) if not isinstance(err, MemoryError) else \
+                f"not enough memory to restore it whole ({TOO_LARGE})"
             if isinstance(err, NonFiniteOutput):
                 message += f" with {weights}: nothing written (the weights may be broken)"
             name = shown(path)
