@@ -29,6 +29,12 @@ def same_path(a, b):
     return path_key(a) == path_key(b)
 
 
+def contains(folder, path):
+    """Whether `path` is `folder` or lies inside it (both resolved: symlinks and spellings see through)."""
+    folder, path = os.path.realpath(folder), os.path.realpath(path)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def name_key(name):
     """The key under which a case-insensitive, normalising filesystem stores `name`."""
     return unicodedata.normalize("NFC", os.fsdecode(name)).casefold()

@@ -8,7 +8,7 @@ import datetime
 import os
 
 from hdm.errors import UsageError, shown
-from hdm.identity import name_key, path_key
+from hdm.identity import contains, name_key, path_key
 
 # the files a results folder of test.py or hdm-evaluate holds (results_folder decides by them)
 RESULT_FILES = ("per_image.csv", "summary.md", "meta.json", "comparison.png", "images")
@@ -76,12 +76,19 @@ def holds_results(folder):
     return any(os.path.lexists(os.path.join(folder, name)) for name in RESULT_FILES)
 
 
-def results_folder(explicit, default, overwrite=False):
+def results_folder(explicit, default, overwrite=False, inputs=()):
     """(folder, where earlier results went or None): the folder a tool writes its results into.
     `explicit` (--out) when given: when it holds results, they are refused (UsageError) unless
     `overwrite`, which moves them aside to `<folder>.old-<time>/` (nothing is deleted, and nothing of an
     earlier result mixes with the new one). Without --out, `default`, or `default_2`, `default_3`, ...
-    when it already holds results."""
+    when it already holds results. `inputs` (files or folders the tool reads) never lie where a result
+    file would be written or moved: UsageError."""
+    for folder in ([explicit] if explicit is not None else []):
+        for name in RESULT_FILES:
+            clash = next((p for p in inputs if contains(os.path.join(folder, name), p)), None)
+            if clash is not None:
+                raise UsageError(f"{shown(folder)}: its {name} would be written over the input {shown(clash)}; "
+                                 f"choose another --out")
     if explicit is not None:
         if not holds_results(explicit):
             return explicit, None

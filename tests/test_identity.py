@@ -311,3 +311,14 @@ def test_resume_from_weights_only_is_refused_before_work(tmp_path, demo_root, ca
     best = tmp_path / "runs" / "run" / "checkpoints" / "best.pth"
     code, err = run_cli(train_cli.main, ["-c", cfg, "--resume", str(best), "train.iterations=4"], capsys)
     assert code == 2 and len(err) == 1 and "holds weights, not a training state" in err[0]
+
+
+def test_results_never_move_or_cover_an_input(tmp_path, capsys):
+    res, gt = tmp_path / "res", tmp_path / "gt"
+    img = RNG.random((16, 16, 3))
+    write_image(res / "images" / "0.png", img)  # a results folder of test.py whose images are now scored
+    write_image(gt / "0.png", img)
+    (res / "summary.md").write_text("earlier\n")
+    code, err = run_cli(evaluate_cli.main, [str(res / "images"), str(gt), "--out", str(res), "--overwrite"], capsys)
+    assert code == 2 and len(err) == 1 and "would be written over the input" in err[0]
+    assert os.listdir(res / "images") == ["0.png"] and (res / "summary.md").read_text() == "earlier\n"

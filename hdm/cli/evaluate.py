@@ -84,8 +84,13 @@ def main(argv=None):
         metric = get_metric(args.preset, **options)
     except (KeyError, ValueError, TypeError) as err:
         raise UsageError(f"--option: {err}") from err
+    matched = pairs(args.pred_dir, args.gt_dir, args.pairing)
+    out_dir, moved = results_folder(args.out, args.pred_dir.rstrip("/") + "_eval", args.overwrite,
+                                    [d for d in (args.pred_dir, args.gt_dir) if d])
+    if moved:
+        print(f"the earlier results in {shown(out_dir)} were moved to {shown(moved)}")
     rows = []
-    for name, pred_path, gt_path in pairs(args.pred_dir, args.gt_dir, args.pairing):
+    for name, pred_path, gt_path in matched:
         pred = read_image(pred_path)
         gt = read_image(gt_path) if gt_path else None
         if gt is not None and gt.shape != pred.shape:
@@ -98,9 +103,6 @@ def main(argv=None):
         gt = to_tensor(gt).unsqueeze(0) if gt is not None else None
         scores = metric(pred, gt)
         rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()}})
-    out_dir, moved = results_folder(args.out, args.pred_dir.rstrip("/") + "_eval", args.overwrite)
-    if moved:
-        print(f"the earlier results in {shown(out_dir)} were moved to {shown(moved)}")
     meta = {**provenance(args.preset, options), "pred_dir": args.pred_dir, "gt_dir": args.gt_dir,
             "pairing": args.pairing, "crop_gt_border": args.crop_gt_border, "images": len(rows)}
     text = write_results(out_dir, rows, os.path.basename(args.pred_dir.rstrip("/")), meta)

@@ -102,7 +102,8 @@ def main(argv=None):
         raise UsageError(f"--weights: {first_line(err)}") from err
     if args.ensemble:
         model = SelfEnsemble(model)
-    out_dir, moved = results_folder(args.out, default_out(cfg, args.weights, describe(dataset)), args.overwrite)
+    inputs = sorted({os.path.dirname(f) for sample in getattr(dataset, "samples", ()) for f in sample if f})
+    out_dir, moved = results_folder(args.out, default_out(cfg, args.weights, describe(dataset)), args.overwrite, inputs)
     try:
         ensure_writable(out_dir)
     except OSError as err:
