@@ -104,7 +104,7 @@ def judge(read, size, header, quick=False):
 
 def _unpack(fmt, data, what):
     if len(data) < struct.calcsize(fmt):
-        raise ImageDataError(f"truncated {what}")
+        raise ImageDataError(f"not a readable image (its {what} is missing or cut short)")
     return struct.unpack(fmt, data[:struct.calcsize(fmt)])
 
 

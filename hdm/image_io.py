@@ -76,50 +76,51 @@ def available_memory():
 
 
 @contextlib.contextmanager
-def _named(name):
-    """ImageDataError from hdm.image_format as OSError, with the file's name in front."""
+def _named(path):
+    """ImageDataError from hdm.image_format as OSError, with the file's name in front (as shown)."""
     try:
         yield
     except ImageDataError as err:
-        raise OSError(f"{name}: {err}") from err
+        raise OSError(f"{shown(path)}: {err}") from err
 
 
 def _size(n):
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
-def _check_pixels(header, name):
+def _check_pixels(header, path):
     h, w, limit = header.height, header.width, max_pixels()
     if h * w >= limit:
-        raise OSError(f"{name}: {w}x{h} = {h * w / 1e6:.0f} Mpixels, at or above the limit of {limit / 1e6:.0f} "
+        raise OSError(f"{shown(path)}: {w}x{h} = {h * w / 1e6:.0f} Mpixels, at or above the limit of {limit / 1e6:.0f} "
                       f"Mpixels (set HDM_MAX_PIXELS to allow it)")
 
 
-def _admit(read, size, name, grey):
+def _admit(read, size, path, grey):
     """The header of the image behind `read` (`size` bytes), after the checks that decode nothing: a
     known format, a sane header, under the pixel limit, and room in memory to decode it."""
-    with _named(name):
+    with _named(path):
         header = read_header(read)
-    _check_pixels(header, name)
+    _check_pixels(header, path)
     h, w = header.height, header.width
     samples = h * w * (1 if grey else 3)
     needed = size + samples * max(1, header.bits // 8) + samples * 4  # the file, the decoded array, float32
     available = available_memory()
     if available is not None and needed > available:
-        raise OSError(f"{name}: {w}x{h} needs about {_size(needed)} to read, more than the {_size(available)} of "
-                      f"memory available now; restore large images in tiles (hdm-predict --tile 512) or free memory")
+        raise OSError(f"{shown(path)}: {w}x{h} needs about {_size(needed)} to read, more than the "
+                      f"{_size(available)} of memory available now; restore large images in tiles "
+                      f"(hdm-predict --tile 512) or free memory")
     return header
 
 
-def _open(path, name):
+def _open(path):
     try:
         return open(path, "rb")
     except FileNotFoundError:
-        raise OSError(f"{name}: no such file") from None
+        raise OSError(f"{shown(path)}: no such file") from None
     except IsADirectoryError:
-        raise OSError(f"{name}: a folder, expected an image file") from None
+        raise OSError(f"{shown(path)}: a folder, expected an image file") from None
     except OSError as err:
-        raise OSError(f"{name}: cannot be read ({err.strerror or err})") from err
+        raise OSError(f"{shown(path)}: cannot be read ({err.strerror or err})") from err
 
 
 @contextlib.contextmanager
@@ -141,9 +142,9 @@ def quiet_stderr():
         os.close(devnull)
 
 
-def _decode(data, header, name, grey):
+def _decode(data, header, path, grey):
     """RGB (H, W, 3) or grey (H, W) pixels as stored (uint8, uint16 or float) of an admitted image's bytes."""
-    with _named(name):
+    with _named(path):
         data = judge(bytes_reader(data), len(data), header) or data
     flags = (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) | cv2.IMREAD_ANYDEPTH
     try:
@@ -152,26 +153,26 @@ def _decode(data, header, name, grey):
     except cv2.error:
         img = None
     if img is None and header.format == "TIFF":
-        return _pil_decode(data, name, grey)
+        return _pil_decode(data, path, grey)
     if img is None:
-        raise OSError(f"{name}: not a readable image (corrupt {header.format} data)")
+        raise OSError(f"{shown(path)}: not a readable image (corrupt {header.format} data)")
     return img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _pil_decode(data, name, grey):
+def _pil_decode(data, path, grey):
     """A TIFF that OpenCV cannot decode, as PIL reads it (its orientation applied, as OpenCV would)."""
     from PIL import Image, ImageOps
 
     pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our own limit applies (max_pixels)
     try:
-        with Image.open(io.BytesIO(data), formats=["TIFF"]) as im:
+        with quiet_stderr(), Image.open(io.BytesIO(data), formats=["TIFF"]) as im:
             im = ImageOps.exif_transpose(im)
             if im.mode in ("F", "I", "I;16", "I;16B", "I;16L", "I;16N"):  # float32, int32 (refused), uint16
                 img = np.asarray(im).astype({"F": np.float32, "I": np.int32}.get(im.mode, np.uint16))
             else:
                 img = np.asarray(im.convert("L" if grey and im.mode in ("1", "L", "LA") else "RGB"))
     except Exception as err:  # noqa: BLE001 - PIL's parsers raise many types on corrupt data; each is one line
-        raise OSError(f"{name}: not a readable image (a TIFF that neither OpenCV nor PIL decodes: "
+        raise OSError(f"{shown(path)}: not a readable image (a TIFF that neither OpenCV nor PIL decodes: "
                       f"{type(err).__name__})") from err
     finally:
         Image.MAX_IMAGE_PIXELS = pil_limit
@@ -184,17 +185,16 @@ def read_pixels(path, grey=False):
     """The pixels of an image file as stored: RGB (H, W, 3), or (H, W) with `grey`, uint8, uint16 or
     float. OSError with one line naming the file when it cannot be read, is not a complete image of a
     known format, or is refused before decoding (pixel limit, memory)."""
-    name = shown(path)
-    with _open(path, name) as f:
-        header = _admit(file_reader(f), os.fstat(f.fileno()).st_size, name, grey)
+    with _open(path) as f:
+        header = _admit(file_reader(f), os.fstat(f.fileno()).st_size, path, grey)
         f.seek(0)
         data = f.read()
-    return _decode(data, header, name, grey)
+    return _decode(data, header, path, grey)
 
 
 def decode_pixels(data, name, grey=False):
     """read_pixels for an image's bytes held in memory (an upload); `name` is what messages call it."""
-    name, data = shown(name), bytes(data)
+    data = bytes(data)
     return _decode(data, _admit(bytes_reader(data), len(data), name, grey), name, grey)
 
 
@@ -203,18 +203,17 @@ def image_header(path):
     transpose it swap height and width; colour False for grey images), from its header and a cheap check
     of its structure, no pixel decoded (see hdm.image_format.judge). OSError naming the file when it is
     not a complete image of a known format or has HDM_MAX_PIXELS pixels or more."""
-    name = shown(path)
-    with _open(path, name) as f:
+    with _open(path) as f:
         read = file_reader(f)
-        with _named(name):
+        with _named(path):
             header = read_header(read)
-        _check_pixels(header, name)
-        with _named(name):
+        _check_pixels(header, path)
+        with _named(path):
             judge(read, os.fstat(f.fileno()).st_size, header, quick=True)
     return header.height, header.width, header.colour
 
 
-def _to_unit(img, name):
+def _to_unit(img, path):
     """uint8 / 255, uint16 / 65535, float as it is, as float32 in [0, 1]; non-finite pixels are an error,
     and float values outside [0, 1] are clipped."""
     if img.dtype == np.uint8:
@@ -222,16 +221,16 @@ def _to_unit(img, name):
     if img.dtype == np.uint16:
         return img.astype(np.float32) / 65535.0
     if img.dtype.kind != "f":
-        raise OSError(f"{name}: {img.dtype} samples are not supported (expected 8 or 16-bit unsigned, or float)")
+        raise OSError(f"{shown(path)}: {img.dtype} samples are not supported (expected 8 or 16-bit unsigned, or float)")
     img = img.astype(np.float32)
     bad = int(np.size(img) - np.count_nonzero(np.isfinite(img)))
     if bad:
-        raise OSError(f"{name}: {bad} non-finite pixel values (NaN or inf); expected finite values in [0, 1]")
+        raise OSError(f"{shown(path)}: {bad} non-finite pixel values (NaN or inf); expected finite values in [0, 1]")
     return np.clip(img, 0.0, 1.0)
 
 
-def _rgb(img, name):
-    return img if img.dtype == np.uint8 else _to_unit(img, name)
+def _rgb(img, path):
+    return img if img.dtype == np.uint8 else _to_unit(img, path)
 
 
 def read_image(path):
@@ -241,23 +240,23 @@ def read_image(path):
     float images (TIFF) are taken as values in [0, 1] (clipped; NaN or inf is an error), CMYK JPEGs
     are converted, and the EXIF orientation is applied (OpenCV's IMREAD_COLOR), the same for inputs
     and targets."""
-    return _to_unit(read_pixels(path), shown(path))
+    return _to_unit(read_pixels(path), path)
 
 
 def read_rgb(path):
     """RGB (H, W, 3) as stored: uint8 for 8-bit images (a quarter of float32's memory), else float32 in
     [0, 1] as read_image."""
-    return _rgb(read_pixels(path), shown(path))
+    return _rgb(read_pixels(path), path)
 
 
 def decode_rgb(data, name):
     """read_rgb for an image's bytes held in memory (an upload); `name` is what messages call it."""
-    return _rgb(decode_pixels(data, name), shown(name))
+    return _rgb(decode_pixels(data, name), name)
 
 
 def read_gray(path):
     """Single-channel float32 (H, W, 1) in [0, 1] (e.g. a transmission map)."""
-    return _to_unit(read_pixels(path, grey=True), shown(path))[..., None]
+    return _to_unit(read_pixels(path, grey=True), path)[..., None]
 
 
 def ensure_writable(folder):

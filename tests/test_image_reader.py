@@ -37,7 +37,8 @@ from hdm.image_io import (
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REALDATA = os.path.join(os.path.dirname(ROOT), "shared", "realdata")
 # names a file may have: bytes that are not UTF-8, a newline, spaces, a leading dash, non-Latin scripts
-STEMS = [b"caf\xe9", b"new\nline", b" two  spaces ", b"-leading-dash", "日本語の写真".encode(), "Ελληνικά".encode(), b"\xff\xfe"]
+STEMS = [b"caf\xe9", b"new\nline", b" two  spaces ", b"-leading-dash", "日本語の写真".encode(), "Ελληνικά".encode(),
+         b"\xff\xfe"]
 FUZZ_SEED = 20221010
 
 
