@@ -29,6 +29,7 @@ ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (
 JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 JPEG_EOI, JPEG_SOS = 0xD9, 0xDA
 SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")  # in entropy-coded data, FF is followed by 00 or a restart marker
+MARKER = re.compile(rb"\xff[^\x00\xff]")
 TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap height and width
 TIFF_TAGS = {256: "width", 257: "height", 258: "bits", 262: "photometric", 274: "orientation", 277: "samples"}
 BMP_INFO_SIZES = (12, 40, 52, 56, 64, 108, 124)
@@ -206,8 +207,11 @@ def _jpeg_markers(read):
         if len(head) < 2:
             return
         marker = head[1]
-        if head[0] != 0xFF or marker == 0:
-            raise ImageDataError(f"not a readable image (JPEG data without a marker at byte {pos})")
+        if head[0] != 0xFF or marker == 0:  # stray bytes: skipped to the next marker, as libjpeg does
+            pos = _find(read, pos, MARKER)
+            if pos is None:
+                return
+            continue
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
@@ -225,18 +229,19 @@ def _jpeg_markers(read):
         yield pos, marker, length
         pos += 2 + length
         if marker == JPEG_SOS:
-            pos = _scan_end(read, pos)
+            pos = _find(read, pos, SCAN_END)
             if pos is None:
                 return
 
 
-def _scan_end(read, pos):
-    """Position of the marker that ends the entropy-coded data starting at `pos`, None if the data end first."""
+def _find(read, pos, pattern):
+    """Position of the first match of a two-byte `pattern` at or after `pos` (a marker after entropy-coded
+    data or stray bytes), None if the data end first."""
     while True:
         block = read(pos, BLOCK)
         if len(block) < 2:
             return None
-        found = SCAN_END.search(block)
+        found = pattern.search(block)
         if found:
             return pos + found.start()
         pos += len(block) - 1  # a final FF is searched again together with the byte after it

@@ -25,6 +25,7 @@ from hdm.image_format import ImageDataError, bytes_reader, file_reader, judge, r
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 400_000_000  # a 69-byte PNG can claim 65535 x 65535; 8K is 33 M
+UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}  # suffixes of HDM_MAX_PIXELS and HDM_MEMORY_LIMIT
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our errors name the file instead
 
 
@@ -44,20 +45,20 @@ def images_in(folder, recursive=False):
     return sorted(os.path.join(top, n) for top, _, names in os.walk(folder) for n in names if is_image(n))
 
 
-def _environment_bytes(key):
-    """The integer value of environment variable `key` (a K, M or G suffix multiplies by 1024 each), or None."""
+def _environment_number(key):
+    """The whole number environment variable `key` gives (a K, M or G suffix multiplies by 1024 each), or None."""
     text = os.environ.get(key, "").strip()
     if not text:
         return None
-    found = re.fullmatch(r"(\d+)\s*([KMG]?)i?B?", text, re.IGNORECASE)
+    found = re.fullmatch(r"(\d+)\s*(?:([KMG])i?)?B?", text, re.IGNORECASE)
     if not found:
         raise ValueError(f"{key}={text!r}: expected a whole number, e.g. 400000000 or 8G")
-    return int(found.group(1)) * 1024 ** " KMG".index(found.group(2).upper() or " ")
+    return int(found.group(1)) * UNITS[(found.group(2) or "").upper()]
 
 
 def max_pixels():
     """Images with this many pixels or more are refused before decoding (HDM_MAX_PIXELS, default 400 M)."""
-    limit = _environment_bytes("HDM_MAX_PIXELS")
+    limit = _environment_number("HDM_MAX_PIXELS")
     return DEFAULT_MAX_PIXELS if limit is None else limit
 
 
@@ -67,11 +68,11 @@ def available_memory():
     available = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         with open("/proc/meminfo", "rb") as f:
-            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith(b"MemAvailable:"))
+            available = next((int(line.split()[1]) * 1024 for line in f if line.startswith(b"MemAvailable:")), None)
     if available is None:
         with contextlib.suppress(AttributeError, ValueError, OSError):
             available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    cap = _environment_bytes("HDM_MEMORY_LIMIT")
+    cap = _environment_number("HDM_MEMORY_LIMIT")
     return cap if available is None else available if cap is None else min(available, cap)
 
 
@@ -85,14 +86,16 @@ def _named(path):
 
 
 def _size(n):
+    """Bytes as MiB or GiB, for messages."""
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def _check_pixels(header, path):
+    """OSError when the image has max_pixels() pixels or more."""
     h, w, limit = header.height, header.width, max_pixels()
     if h * w >= limit:
-        raise OSError(f"{shown(path)}: {w}x{h} = {h * w / 1e6:.0f} Mpixels, at or above the limit of {limit / 1e6:.0f} "
-                      f"Mpixels (set HDM_MAX_PIXELS to allow it)")
+        raise OSError(f"{shown(path)}: {w}x{h} = {h * w / 1e6:.0f} Mpixels, at or above the limit of "
+                      f"{limit / 1e6:.0f} Mpixels (set HDM_MAX_PIXELS to allow it)")
 
 
 def _admit(read, size, path, grey):
@@ -113,6 +116,7 @@ def _admit(read, size, path, grey):
 
 
 def _open(path):
+    """The file open for reading, or OSError naming it."""
     try:
         return open(path, "rb")
     except FileNotFoundError:
@@ -171,7 +175,7 @@ def _pil_decode(data, path, grey):
                 img = np.asarray(im).astype({"F": np.float32, "I": np.int32}.get(im.mode, np.uint16))
             else:
                 img = np.asarray(im.convert("L" if grey and im.mode in ("1", "L", "LA") else "RGB"))
-    except Exception as err:  # noqa: BLE001 - PIL's parsers raise many types on corrupt data; each is one line
+    except Exception as err:  # PIL's parsers raise many types on corrupt data; each is one line here
         raise OSError(f"{shown(path)}: not a readable image (a TIFF that neither OpenCV nor PIL decodes: "
                       f"{type(err).__name__})") from err
     finally:
@@ -221,11 +225,13 @@ def _to_unit(img, path):
     if img.dtype == np.uint16:
         return img.astype(np.float32) / 65535.0
     if img.dtype.kind != "f":
-        raise OSError(f"{shown(path)}: {img.dtype} samples are not supported (expected 8 or 16-bit unsigned, or float)")
+        raise OSError(f"{shown(path)}: {img.dtype} samples are not supported (expected 8 or 16-bit unsigned "
+                      f"integers, or floats)")
     img = img.astype(np.float32)
     bad = int(np.size(img) - np.count_nonzero(np.isfinite(img)))
     if bad:
-        raise OSError(f"{shown(path)}: {bad} non-finite pixel values (NaN or inf); expected finite values in [0, 1]")
+        raise OSError(f"{shown(path)}: {bad} non-finite pixel values (NaN or inf); expected finite values in "
+                      f"[0, 1]")
     return np.clip(img, 0.0, 1.0)
 
 

@@ -105,6 +105,18 @@ def png_chunks(data):
     return spans
 
 
+def jpeg_segments(data):
+    """(start, end) of each marker segment of a JPEG up to its first scan's header."""
+    spans, pos = [], 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        spans.append((pos, end))
+        if data[pos + 1] == 0xDA:
+            break
+        pos = end
+    return spans
+
+
 def handmade_png(width, height, iend=True):
     """A PNG that claims width x height pixels but holds a few compressed bytes (nothing is allocated)."""
     def chunk(kind, body):
@@ -232,6 +244,17 @@ def test_a_cut_jpeg_without_extension_is_refused_as_truncated(tmp_path):
         with pytest.raises(OSError) as err:
             read(tmp_path / "photo")
         assert str(err.value) == message
+
+
+@settings(max_examples=30, deadline=None)
+@given(label=st.sampled_from(["jpeg", "jpeg-progressive", "jpeg-exif"]), at=st.integers(0, 100),
+       stray=st.lists(st.integers(0, 254), min_size=1, max_size=40))
+def test_stray_bytes_between_jpeg_segments_are_skipped_as_libjpeg_does(label, at, stray):
+    data = ENCODINGS[label][0]
+    end = jpeg_segments(data)[at % (len(jpeg_segments(data)) - 1)][1]  # after a segment before the scan header
+    damaged = data[:end] + bytes(stray) + data[end:]
+    expected = cv2.cvtColor(cv2.imdecode(np.frombuffer(damaged, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(decode_rgb(damaged, "stray"), expected)
 
 
 @settings(max_examples=40, deadline=None)
@@ -370,18 +393,6 @@ def test_hdm_predict_restores_the_others_and_names_each_bad_file_in_one_line(tmp
 
 
 # the fuzz: mutated real files, decoded in a child process
-
-def jpeg_segments(data):
-    """(start, end) of each marker segment of a JPEG up to its first scan's header."""
-    spans, pos = [], 2
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
-        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
-        spans.append((pos, end))
-        if data[pos + 1] == 0xDA:
-            break
-        pos = end
-    return spans
-
 
 def dimension_fields(data):
     """(offset, size in bytes, byte order) of the header fields that hold an image's width and height."""
