@@ -6,9 +6,11 @@ file's bytes in Python and decodes them from memory, so no file name ever reache
 name works (bytes that are not UTF-8, newlines). The format is decided from the bytes, never from the
 name; hdm.image_format parses the header and judges completeness. Before decoding, an image is refused
 (OSError, one line naming the file) when it has HDM_MAX_PIXELS pixels or more (default 400 M), or when
-its decoded array and a float32 copy would not fit in the memory available now (`available_memory`).
-Pixels are OpenCV's (cv2.imdecode), as the metric presets' community scripts read them; only TIFFs that
-OpenCV cannot decode (single-channel float, an orientation tag) are read as PIL reads them.
+its decoded array and a float32 copy would not fit in the memory available now (`available_memory`:
+Linux's MemAvailable, capped by HDM_MEMORY_LIMIT, e.g. 8G). Pixels are OpenCV's (cv2.imdecode), as the
+metric presets' community scripts read them; only TIFFs that OpenCV cannot decode (single-channel
+float, an orientation tag) are read as PIL reads them. Every failure is OSError with one line naming
+the file as hdm.errors.shown prints it; hdm-predict then goes on with the other files.
 """
 import contextlib
 import io
@@ -207,13 +209,11 @@ def image_header(path):
     transpose it swap height and width; colour False for grey images), from its header and a cheap check
     of its structure, no pixel decoded (see hdm.image_format.judge). OSError naming the file when it is
     not a complete image of a known format or has HDM_MAX_PIXELS pixels or more."""
-    with _open(path) as f:
+    with _open(path) as f, _named(path):
         read = file_reader(f)
-        with _named(path):
-            header = read_header(read)
-        _check_pixels(header, path)
-        with _named(path):
-            judge(read, os.fstat(f.fileno()).st_size, header, quick=True)
+        header = read_header(read)
+        _check_pixels(header, path)  # before the structure check, which may inflate a PNG's data
+        judge(read, os.fstat(f.fileno()).st_size, header, quick=True)
     return header.height, header.width, header.colour
 
 

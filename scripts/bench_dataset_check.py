@@ -15,26 +15,27 @@ import shutil
 import tempfile
 import time
 
-import cv2
 import numpy as np
 
 from hdm.cli import Parser, console
 from hdm.data import RESIDE
+from hdm.image_io import encode_image
 
 
 def make_its(root, scenes, per_scene=10, size=(460, 620)):
     """ITS v2 as distributed: hazy/<id>_<k>_<beta>.png, clear/<id>.png, trans/<id>_<k>.png."""
     for sub in ("hazy", "clear", "trans"):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
-    colour = np.empty((*size, 3), np.uint8)
-    grey = np.empty(size, np.uint8)
+    maps = [encode_image(np.full(size, k, np.uint8)) for k in range(1, per_scene + 1)]
     for i in range(1, scenes + 1):
-        colour[:] = i % 256
-        cv2.imwrite(os.path.join(root, "clear", f"{i}.png"), colour)
+        colour = encode_image(np.full((*size, 3), i % 256, np.uint8))
+        files = {os.path.join("clear", f"{i}.png"): colour}
         for k in range(1, per_scene + 1):
-            grey[:] = k
-            cv2.imwrite(os.path.join(root, "hazy", f"{i}_{k}_0.{80 + k}.png"), colour)
-            cv2.imwrite(os.path.join(root, "trans", f"{i}_{k}.png"), grey)
+            files[os.path.join("hazy", f"{i}_{k}_0.{80 + k}.png")] = colour
+            files[os.path.join("trans", f"{i}_{k}.png")] = maps[k - 1]
+        for rel, data in files.items():
+            with open(os.path.join(root, rel), "wb") as f:
+                f.write(data)
 
 
 def main(argv=None):
