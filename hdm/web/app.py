@@ -8,14 +8,14 @@ POST /restore   form fields `model` (an id) and `image` (a file) -> {"output", "
 """
 import base64
 import os
-import tempfile
 import time
 from importlib import resources
 
 import torch
 from flask import Flask, jsonify, request
 
-from hdm.image_io import encode_image, is_image, read_rgb
+from hdm.errors import shown
+from hdm.image_io import decode_rgb, encode_image
 from hdm.inference import colour_maps, restore
 
 
@@ -25,19 +25,15 @@ def png_data_url(rgb):
 
 
 def decode_upload(name, data):
-    """RGB (H, W, 3) of uploaded bytes, with every check hdm-predict applies to a file (readable, not
-    truncated, under the pixel limit before decoding); ValueError naming the upload otherwise."""
+    """RGB (H, W, 3) of uploaded bytes, decoded from memory with every check hdm-predict applies to a file
+    (a complete image of a known format, under the pixel limit and the memory available, before
+    decoding); ValueError with one line naming the upload otherwise."""
     if not data:
-        raise ValueError(f"{name}: empty file")
-    ext = os.path.splitext(name)[1].lower()
-    with tempfile.TemporaryDirectory(prefix="hdm-serve-") as folder:
-        path = os.path.join(folder, "upload" + (ext if is_image(name) else ".img"))
-        with open(path, "wb") as f:
-            f.write(data)
-        try:
-            return read_rgb(path)
-        except OSError as err:
-            raise ValueError(str(err).replace(path, name)) from err
+        raise ValueError(f"{shown(name)}: empty file")
+    try:
+        return decode_rgb(data, name)
+    except OSError as err:
+        raise ValueError(str(err)) from err
 
 
 def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
