@@ -14,6 +14,9 @@ the transmission map named by the part before the second '_'. Pairing is by name
 scene (for held-out validation splits) is a clear image with all its hazy versions.
 """
 import os
+from typing import Optional
+
+from hdm.kinds import check_arguments
 
 from . import benchmarks
 from .paired import PairedDataset, images_by_stem
@@ -36,8 +39,9 @@ class RESIDE(PairedDataset):
         crop, augment, crop_gt_border, holdout, take, benchmark: see PairedDataset.
     """
 
-    def __init__(self, root, trans=False, crop=None, augment=False, crop_gt_border=True, holdout=0, take="rest",
-                 benchmark="auto"):
+    def __init__(self, root: str, trans=False, crop: Optional[int] = None, augment=False, crop_gt_border=True,
+                 holdout=0, take="rest", benchmark: Optional[str] = "auto"):
+        check_arguments(RESIDE, locals())
         hazy_name, gt_name = _one_of(root, ("hazy", "haze")), _one_of(root, ("clear", "gt", "GT"))
         if hazy_name is None or gt_name is None:
             found = sorted(os.listdir(root)) if os.path.isdir(root) else "no such folder"

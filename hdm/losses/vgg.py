@@ -76,8 +76,9 @@ class VGGFeatures(nn.Module):
             raise ValueError(f"arch {arch!r} is not one of {', '.join(CONFIGS)}")
         names = layer_names(arch)
         unknown = [layer for layer in layers if layer not in names]
-        if unknown:
-            raise ValueError(f"unknown {arch} layers {unknown}; valid: {', '.join(names)}")
+        if unknown or not layers:
+            raise ValueError(f"layers: expected {arch} layer names, at least one; got {unknown or 'none'}; valid: "
+                             f"{', '.join(names)}")
         self.layers = list(layers)
         self.index = {name: names.index(name) for name in layers}
         modules, in_ch = [], 3
