@@ -42,10 +42,11 @@ class DuplicateKey(yaml.YAMLError):
     """A mapping that names a key twice (plain YAML keeps the last silently)."""
 
     def __init__(self, key, first, second):
-        super().__init__(f"key {brief(key)} appears twice, at line {first} and line {second}; keep one")
+        where = f"at line {first} and line {second}" if first != second else f"twice on line {first}"
+        super().__init__(f"key {brief(key)} is given {where}; keep one")
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when PyYAML has it (faster)
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
@@ -239,8 +240,6 @@ def _check_section(value, path, kind):
         _check_schema({k: v for k, v in value.items() if k != "discriminator"}, ADVERSARIAL, f"{path}.")
     elif value is not None or kind == "model":
         _check_typed(value, path, kind)
-        if kind == "model":
-            _check_constructible(value, path, kind)
 
 
 def check_data_paths(cfg, splits=("train", "val", "test")):
@@ -318,12 +317,19 @@ def _check_constructible(section, path, kind):
         raise ConfigError(keyed(path, message, _class(section, kind))) from err
 
 
-def check_losses(cfg):
-    """ConfigError for a loss its constructor would reject (e.g. a VGG loss whose weights file is absent);
-    training calls this before work, testing does not need the losses."""
+def check_training(cfg):
+    """ConfigError for what only training needs (testing does not): a loss its constructor would reject
+    (e.g. a VGG loss whose weights file is absent), a model without parameters to train."""
     for i, spec in enumerate(cfg["losses"]):
         spec = {k: v for k, v in spec.items() if k != "weight"}
         _check_constructible(spec, f"losses.{i}", "loss")
+    import torch
+
+    from hdm.models import build_model
+
+    with torch.device("meta"):
+        if not any(p.requires_grad for p in build_model(cfg["model"]).parameters()):
+            raise ConfigError(f"model: {cfg['model']['type']} has no parameters to train; score it with hdm-test")
 
 
 def resolve(cfg):
@@ -345,6 +351,9 @@ def validate(cfg):
     _check_device(cfg["device"])
     _check_eval(cfg["eval"])
     _check_between(cfg)
+    _check_constructible(cfg["model"], "model", "model")
+    if cfg["adversarial"]:
+        _check_constructible(cfg["adversarial"]["discriminator"], "adversarial.discriminator", "model")
     return cfg
 
 

@@ -17,6 +17,7 @@ of a mapping are strings.
 """
 import collections.abc
 import difflib
+import functools
 import inspect
 import math
 import numbers
@@ -293,9 +294,11 @@ def _parameter_kinds(function, name, strict=True):
     return kinds
 
 
+@functools.lru_cache(maxsize=None)
 def argument_kinds(cls):
     """{argument: kind} of a class's constructor: the annotation, else the default's type (a tuple of
-    numbers: that many numbers). TypeError for an argument whose kind follows from neither."""
+    numbers: that many numbers). TypeError for an argument whose kind follows from neither. The dict
+    is shared: do not change it."""
     return _parameter_kinds(cls.__init__, cls.__name__)
 
 

@@ -234,7 +234,7 @@ BAD_OVERRIDES = [("optim.type=SGD", "optim.type: 'SGD' is not one of Adam, AdamW
                  ("data.train.crop=-5", "data.train.crop: expected null or an integer >= 1, got -5"),
                  ("device=tpu", "device: 'tpu' is not a device"),
                  ("name=[unclosed", "override name: '[unclosed' is not a valid YAML value"),
-                 ("losses=[{type: Perceptual}]", "losses.0: the vgg16 loss needs torchvision's ImageNet weights"),
+                 ("losses=[{type: Perceptual}]", "losses.0.weights_path: null, and the vgg16 loss needs"),
                  ("data.train.lq_dir=/nonexistent", "data.train.lq_dir: no such folder"),
                  ("train.ema_decay=1.5", "train.ema_decay: expected a number in [0, 1), got 1.5")]
 

@@ -3,16 +3,17 @@
     python train.py -c configs/demo/hdm_demo.yaml [key.path=value ...] [--resume auto|PATH] [--overwrite] [--check]
 
 Everything that can be checked is checked before any work: the config (keys, kinds, ranges, every
-constructor argument, values that must go together), the losses' weight files, every pair of the
-data (readable headers, a crop that fits the smallest image, inputs as large as the discriminator
-takes, one size per batch), the run folder and the resume rules. A run folder holds one run: a
-second start with the same name needs --resume auto, another name=..., or --overwrite (which moves
-the old folder aside). --check does all of these checks, prints what would run and exits with 0,
-writing nothing (no run folder, lock or log). Exit codes: 2 for those errors, 1 for a stop while
+constructor argument, values that must go together), the losses' weight files, a model with
+parameters to train, every pair of the data (readable headers, a crop that fits the smallest image,
+inputs as large as the discriminator takes, one size per batch, targets), the run folder and the
+resume rules. A run folder holds one run: a second start with the same name needs --resume auto,
+another name=..., or --overwrite (which moves the old folder aside). --check does all of these
+checks, prints what would run and exits with 0, writing nothing (no run folder, lock or log; the
+lock of a live run is only met at the start). Exit codes: 2 for those errors, 1 for a stop while
 training (the checkpoint it names is safe); --debug shows a traceback.
 """
 from hdm.cli import Parser, console
-from hdm.config import check_data_paths, check_losses, load_config
+from hdm.config import check_data_paths, check_training, load_config
 from hdm.engine import fit
 from hdm.run_folder import open_run
 
@@ -28,7 +29,7 @@ def main(argv=None):
                         help="check everything that is checked before work, say what would run, write nothing")
     args = parser.parse(argv)
     cfg = load_config(args.config, args.overrides)
-    check_losses(cfg)
+    check_training(cfg)
     check_data_paths(cfg, ("train", "val"))  # data.test is test.py's
     if args.check:
         print(summary(open_run(cfg, args.resume, args.overwrite, check_only=True), args.overwrite))

@@ -38,7 +38,7 @@ class NumberedHaze(PairedDataset):
             lq, gt = numbered(names, r"(\d+)_hazy"), numbered(names, r"(\d+)_(?:GT|gt)")
             version = "one folder of <nn>_hazy / <nn>_GT"
         else:
-            raise FileNotFoundError(f"{root}: no such folder; expected {LAYOUT}")
+            raise FileNotFoundError(f"root: {root}: no such folder; expected {LAYOUT}")
         lo, hi = {"train": train_range, "test": test_range, "all": (0, 10 ** 9)}[split]
         keep = lambda d: {k: v for k, v in d.items() if lo <= k <= hi}  # noqa: E731
         samples, keys = check_pairs(root, keep(lq), keep(gt), f"{LAYOUT} (split {split}: numbers {lo}-{hi})")

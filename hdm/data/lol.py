@@ -37,7 +37,7 @@ class LOL(PairedDataset):
                  holdout=0, take="rest", benchmark: Optional[str] = "auto"):
         check_arguments(LOL, locals())
         if _first(root, ("Real_captured",)) and _first(root, ("Synthetic",)):
-            raise ValueError(f"{root}: holds both LOL-v2 sets; point root at {root}/Real_captured or {root}/Synthetic")
+            raise ValueError(f"root: {root}: holds both LOL-v2 sets; point root at {root}/Real_captured or {root}/Synthetic")
         if _first(root, LOW):
             folder, split = root, benchmarks.split_of(benchmarks.tokens(root))
         else:
@@ -45,7 +45,7 @@ class LOL(PairedDataset):
         low, high = _first(folder, LOW), _first(folder, HIGH)
         if not (low and high):
             found = sorted(os.listdir(root)) if os.path.isdir(root) else "no such folder"
-            raise FileNotFoundError(f"{root}: expected {LAYOUT}; found {found}")
+            raise FileNotFoundError(f"root: {root}: expected {LAYOUT}; found {found}")
         lq, gt = images_by_stem(low), images_by_stem(high)
         if set(lq) != set(gt) and lq and gt:  # LOL-v2 real: low00001 / normal00001
             lq, gt = numbered(lq, r"\D*(\d+)"), numbered(gt, r"\D*(\d+)")

@@ -216,7 +216,7 @@ def check_pairs(root, lq, gt, layout):
     """Pairs of two {key: path} dicts, sorted by key; one clear error naming the layout otherwise."""
     missing_gt, missing_lq = sorted(set(lq) - set(gt)), sorted(set(gt) - set(lq))
     if not lq or missing_gt or missing_lq:
-        raise ValueError(f"{root}: expected {layout}; found {len(lq)} inputs and {len(gt)} targets"
+        raise ValueError(f"root: {root}: expected {layout}; found {len(lq)} inputs and {len(gt)} targets"
                          f"{f', inputs without target: {missing_gt[:5]}' if missing_gt else ''}"
                          f"{f', targets without input: {missing_lq[:5]}' if missing_lq else ''}")
     keys = sorted(lq, key=natural_key)

@@ -64,11 +64,11 @@ def _inputs(cfg, split, report):
     return min(h, w), f"the smallest image of data.{split} is {h}x{w} ({shown(path)})"
 
 
-def check_fit(cfg, split, dataset, report):
+def check_fit(cfg, split, dataset, report, model_reads=()):
     """DataError when what the config asks of data.<split> does not fit its images: a crop larger than
     the smallest image, a model or discriminator (MIN_INPUT_SIDE) that takes larger inputs, images of
-    several sizes batched without a crop, pairs without targets, or a model that needs transmission
-    maps ('trans') the set does not have."""
+    several sizes batched without a crop, pairs without targets, or a model that reads transmission
+    maps the set does not have (model_reads: the model's extra_inputs)."""
     section, where = cfg["data"][split], f"data.{split}"
     if report.smallest is None:  # no samples: nothing to fit
         return
@@ -91,7 +91,7 @@ def check_fit(cfg, split, dataset, report):
                         f"be batched: set {where}.crop, or train.batch_size=1")
     if any(gt is None for _, gt, _ in dataset.samples):
         raise DataError(f"{where}: {section['type']} has no targets; training and validation need pairs")
-    if "trans" in _model_reads(cfg["model"]) and any(trans is None for _, _, trans in dataset.samples):
+    if "trans" in model_reads and any(trans is None for _, _, trans in dataset.samples):
         raise DataError(f"{where}: the model reads transmission maps (model.region: depth), which {section['type']} "
                         f"does not give here (PairedFolder: trans_dir; RESIDE: trans: true)")
 
@@ -127,13 +127,13 @@ def prepare(cfg, splits):
     (each fits the config: check_fit). With both 'train' and 'val': DataError when they share target
     images; a note when validation runs on a test set (checkpoints are then not selected on it unless
     train.select_on_test)."""
-    sets, notes = {}, []
+    sets, notes, reads = {}, [], _model_reads(cfg["model"])
     for split in splits:
         sets[split] = None
         if cfg["data"].get(split) is not None:
             sets[split], report, more = _build_checked(cfg, split)
             if report is not None:
-                check_fit(cfg, split, sets[split], report)
+                check_fit(cfg, split, sets[split], report, reads)
             notes += more
     train, val = sets.get("train"), sets.get("val")
     if isinstance(train, PairedDataset) and isinstance(val, PairedDataset):

@@ -38,7 +38,7 @@ class Rain(PairedDataset):
                  take="rest", benchmark: Optional[str] = "auto"):
         check_arguments(Rain, locals())
         if not os.path.isdir(root):
-            raise FileNotFoundError(f"{root}: no such folder; expected {RAIN_LAYOUT}")
+            raise FileNotFoundError(f"root: {root}: no such folder; expected {RAIN_LAYOUT}")
         if _sub(root, "input") and _sub(root, "target"):
             lq = numbered(images_by_stem(os.path.join(root, "input")), r"\D*(\d+)")
             gt = numbered(images_by_stem(os.path.join(root, "target")), r"\D*(\d+)")
@@ -70,7 +70,7 @@ class SideBySide(PairedDataset):
         self.lq_side = lq_side
         files = [path for folder in ([root] if isinstance(root, str) else root) for path in images_in(folder)]
         if not files:
-            raise ValueError(f"{root}: expected images holding a rainy/clean pair side by side; found none")
+            raise ValueError(f"root: {root}: expected images holding a rainy/clean pair side by side; found none")
         layout = "images holding a rainy/clean pair side by side (even width)"
         self._setup(root, [(path, path, None) for path in files],
                     [os.path.splitext(os.path.basename(p))[0] for p in files], (len(files), len(files)), layout,

@@ -32,7 +32,7 @@ class DarkenedFolder(ImageFolder):
         check_arguments(DarkenedFolder, locals())
         files = images_in(root)
         if not files:
-            raise ValueError(f"{root}: expected a folder of clean images to darken; found none")
+            raise ValueError(f"root: {root}: expected a folder of clean images to darken; found none")
         self.gamma, self.noise, self.seed = gamma, noise, seed
         self._setup(root, [(f, f, None) for f in files], files, (len(files), len(files)), "a folder of clean images",
                     "one folder, darkened on the fly", benchmark=None, recognised=None, holdout=holdout, take=take,

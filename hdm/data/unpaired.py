@@ -17,7 +17,7 @@ class ImageFolder(PairedDataset):
         check_arguments(ImageFolder, locals())
         files = images_in(root, recursive)
         if not files:
-            raise ValueError(f"{root}: expected a folder of images (.png, .jpg, .bmp, .tif); found none")
+            raise ValueError(f"root: {root}: expected a folder of images (.png, .jpg, .bmp, .tif); found none")
         self._setup(root, [(f, None, None) for f in files], files, (len(files), 0), "a folder of images",
                     "one folder" + (" and its sub-folders" if recursive else ""), benchmark=benchmark,
                     recognised=benchmarks.guess("ImageFolder", root), holdout=0, take="rest", crop=None,
