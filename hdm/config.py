@@ -3,10 +3,16 @@
 - `base: other.yaml` (relative to the file) is loaded first; dicts merge deeply, lists and scalars
   are replaced. A base may not have a base of its own.
 - Overrides `a.b.c=value` (list items by index: `losses.0.weight=0.5`) are parsed as YAML values.
-- Numbers such as `2e-4` are floats (plain YAML 1.1 would read them as strings).
-- Every key is checked against the schema below; for `type`d sections (model, datasets, losses) the
-  valid keys are the constructor arguments of the named class. Unknown keys are errors that name
-  the closest valid keys. The fully resolved config is what a run saves next to its outputs.
+- Numbers such as `2e-4` are floats (plain YAML 1.1 would read them as strings). A key given twice
+  in one mapping is an error naming the file and both lines (read_yaml reads every config YAML: a
+  config file, its base, a sweep's --with file).
+- Every key is checked against the schema below, with its kind and limits (hdm.kinds: numbers finite
+  and within meaningful ranges). For `type`d sections (model, datasets, losses, the discriminator)
+  the valid keys are the constructor arguments of the named class, of the kinds of their defaults
+  or annotations and within the class's LIMITS; the constructor, built on the meta device, is the
+  backstop. Values that must go together are checked here too (_check_between); values that must
+  fit the data in hdm.data.prepare. Unknown keys are errors that name the closest valid keys. The
+  fully resolved config (defaults filled in) is what a run saves next to its outputs.
 """
 import collections.abc
 import copy

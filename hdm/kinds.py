@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Optional, Union
 
 from hdm.errors import ConfigError
 
-INT_LIMIT = 2 ** 31  # every count, size and seed reaches torch, NumPy or OpenCV, whose sizes are 32-bit at least
+INT_LIMIT = 2 ** 31  # counts, sizes and seeds reach torch, NumPy and OpenCV: 32 bits is what all of them take
 FLOAT32_MAX = 3.4028234663852886e38
 MAX_TEXT = 4096  # PATH_MAX on Linux; no config string needs more
 
@@ -234,7 +234,7 @@ def _why_not(value):
     if isinstance(value, float) and not math.isfinite(value):
         return " (not a finite number)"
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) >= INT_LIMIT:
-        return " (integers here stay below 2**31)"
+        return " (integers here fit 32 bits)"
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and abs(value) > FLOAT32_MAX:
         return " (beyond float32's range)"
     if isinstance(value, str) and "\0" in value:
