@@ -3,29 +3,68 @@
 - `base: other.yaml` (relative to the file) is loaded first; dicts merge deeply, lists and scalars
   are replaced. A base may not have a base of its own.
 - Overrides `a.b.c=value` (list items by index: `losses.0.weight=0.5`) are parsed as YAML values.
-- Numbers such as `2e-4` are floats (plain YAML 1.1 would read them as strings).
-- Every key is checked against the schema below; for `type`d sections (model, datasets, losses) the
-  valid keys are the constructor arguments of the named class. Unknown keys are errors that name
-  the closest valid keys. The fully resolved config is what a run saves next to its outputs.
+- Numbers such as `2e-4` are floats (plain YAML 1.1 would read them as strings). A key given twice
+  in one mapping is an error naming the file and both lines (read_yaml reads every config YAML: a
+  config file, its base, a sweep's --with file).
+- Every key is checked against the schema below, with its kind and limits (hdm.kinds: numbers finite
+  and within meaningful ranges). For `type`d sections (model, datasets, losses, the discriminator)
+  the valid keys are the constructor arguments of the named class, of the kinds of their defaults
+  or annotations and within the class's LIMITS; the constructor, built on the meta device, is the
+  backstop. Values that must go together are checked here too (_check_between); values that must
+  fit the data in hdm.data.prepare. Unknown keys are errors that name the closest valid keys. The
+  fully resolved config (defaults filled in) is what a run saves next to its outputs.
 """
+import collections.abc
 import copy
 import difflib
 import inspect
 import os
 import re
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Tuple
 
 import yaml
 
 from hdm.device import MEMORY_FORMATS
-from hdm.errors import ConfigError
+from hdm.errors import ConfigError, shown
+from hdm.kinds import (
+    PATH,
+    RUN_NAME,
+    Keywords,
+    OneOf,
+    Range,
+    argument_kinds,
+    brief,
+    check_arguments,
+    check_value,
+    keyed,
+    required_arguments,
+)
 from hdm.optim import OPTIMIZERS, SCHEDULES
 
 # ----- YAML with numbers such as 2e-4 read as floats -----
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+class DuplicateKey(yaml.YAMLError):
+    """A mapping that names a key twice (plain YAML keeps the last silently)."""
+
+    def __init__(self, key, first, second):
+        where = f"at line {first} and line {second}" if first != second else f"twice on line {first}"
+        super().__init__(f"key {brief(key)} is given {where}; keep one")
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when PyYAML has it (faster)
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, collections.abc.Hashable) and key in seen:
+                raise DuplicateKey(key, seen[key], line)
+            if isinstance(key, collections.abc.Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep)
 
 
 _FLOAT = re.compile(r"""^(?:
@@ -41,6 +80,8 @@ def parse_value(text, where="override"):
     """A command-line value as YAML (numbers, booleans, lists, null; anything else a string)."""
     try:
         return yaml.load(text, Loader=_Loader) if text.strip() else ""
+    except DuplicateKey as err:
+        raise ConfigError(f"{where}: {err}") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{where}: {text!r} is not a valid YAML value ({str(err).splitlines()[0]}); quote it "
                           f"as a string or close its brackets") from err
@@ -50,14 +91,10 @@ def parse_value(text, where="override"):
 
 
 class Field(NamedTuple):
-    """One leaf of the schema: its default, its type (int values are accepted where float is expected;
-    None: any), its allowed range (low, whether low itself is allowed; high, excluded) and choices."""
+    """One leaf of the schema: its default, its kind and its limit (see hdm.kinds)."""
     default: object
-    kind: Optional[type] = None
-    low: Optional[float] = None
-    low_allowed: bool = True
-    high: Optional[float] = None
-    choices: Optional[tuple] = None
+    kind: object = Any
+    limit: object = None
 
 
 class Typed(NamedTuple):
@@ -67,32 +104,45 @@ class Typed(NamedTuple):
 
 
 F = Field
-OPTIMIZER = {"type": F("Adam", str, choices=tuple(OPTIMIZERS)), "lr": F(2e-4, float, 0, False),
-             "betas": F([0.9, 0.999], list), "weight_decay": F(0.0, float, 0)}
-# The one schema: defaults, types, ranges and choices. `model`, `data.*`, `losses` and
-# `adversarial.discriminator` are checked against the constructors of their `type` (hdm.build tables).
+COUNT = Range(1)
+# SeededSamples seeds torch with (seed * 1_000_003 + epoch) * 10_000_019 + index, which must fit 64 bits
+SEED_LIMIT = 2 ** 20
+# relative weights of loss terms: 0 or less would drop a term or ascend its gradient; beyond 1e6 one term
+# is the only one, and the weighted loss nears float32's range
+WEIGHT = Range(0, 1e6, low_open=True)
+OPTIMIZER = {"type": F("Adam", str, OneOf(tuple(OPTIMIZERS))),
+             "lr": F(2e-4, float, Range(0, 1, low_open=True)),  # Adam's steps are about lr: above 1 they jump
+             # moving-average decays of the gradient and its square: 1 would never move (Adam divides by 1 - beta^t)
+             "betas": F([0.9, 0.999], Tuple[float, float], Range(0, 1, high_open=True)),
+             "weight_decay": F(0.0, float, Range(0, 1))}  # a fraction of the weights taken per step at most
+ADVERSARIAL = {"weight": F(1e-3, float, WEIGHT), "optim": OPTIMIZER}
+# The one schema: defaults, kinds and limits. `model`, `data.*`, `losses` and `adversarial.discriminator`
+# are checked against the constructors of their `type` (hdm.build tables; kinds and LIMITS: hdm.kinds).
 SCHEMA = {
-    "name": F("run", str),
-    "seed": F(0, int, 0),
+    "name": F("run", str, RUN_NAME),  # the run folder is work_dir/name
+    "seed": F(0, int, Range(0, SEED_LIMIT, high_open=True)),
     "device": F("auto", str),
-    "work_dir": F("runs", str),
+    "work_dir": F("runs", str, PATH),
     "model": Typed("model", {"type": "HDM"}),
     "data": {"train": Typed("dataset"), "val": Typed("dataset"),  # val: checkpoint selection (best.pth)
              "test": Typed("dataset")},                           # test: what test.py scores
     "losses": Typed("loss", [{"type": "L1", "weight": 1.0}]),     # a list, each with an optional weight
     "optim": OPTIMIZER,
-    "schedule": {"type": F("cosine", str, choices=tuple(SCHEDULES)), "eta_min": F(0.0, float, 0),
-                 "step_size": F(8000, int, 1), "gamma": F(0.5, float, 0, False)},  # step_size, gamma: type step
+    # step_size, gamma: type step (gamma above 1 would grow the rate every step_size iterations)
+    "schedule": {"type": F("cosine", str, OneOf(tuple(SCHEDULES))), "eta_min": F(0.0, float, Range(0, 1)),
+                 "step_size": F(8000, int, COUNT), "gamma": F(0.5, float, Range(0, 1, low_open=True))},
     "adversarial": Typed("adversarial"),  # {discriminator: {type: ...}, weight: ..., optim: {...}} for GAN training
-    "train": {"iterations": F(1000, int, 1), "batch_size": F(16, int, 1), "num_workers": F(0, int, 0),
-              "val_every": F(500, int, 1), "save_every": F(500, int, 1), "log_every": F(50, int, 1),
-              "num_val_images": F(3, int, 0), "keep_last": F(3, int, 1), "max_nonfinite": F(3, int, 1),
-              "amp": F("off", str, choices=("off", "bf16", "fp16")),
-              "memory_format": F("auto", str, choices=MEMORY_FORMATS),
+    "train": {"iterations": F(1000, int, COUNT), "batch_size": F(16, int, COUNT),
+              "num_workers": F(0, int, Range(0, 256)),  # worker processes: more is a typo, not a machine
+              "val_every": F(500, int, COUNT), "save_every": F(500, int, COUNT), "log_every": F(50, int, COUNT),
+              "num_val_images": F(3, int, Range(0)), "keep_last": F(3, int, COUNT), "max_nonfinite": F(3, int, COUNT),
+              "amp": F("off", str, OneOf(("off", "bf16", "fp16"))),
+              "memory_format": F("auto", str, OneOf(MEMORY_FORMATS)),
               "find_unused_parameters": F(False, bool), "select_on_test": F(False, bool),
-              "ema_decay": F(0.0, float, 0, True, 1.0)},  # 0: no EMA
+              # 0: no EMA; 1 would keep the initial weights for ever
+              "ema_decay": F(0.0, float, Range(0, 1, high_open=True))},
     "eval": {"preset": F("ffa_rgb", str), "options": F({}, dict), "save_images": F(False, bool),
-             "grid_images": F(4, int, 0)},
+             "grid_images": F(4, int, Range(0))},
 }
 
 
@@ -125,45 +175,47 @@ def _table(kind):
     return table
 
 
-def _check_typed(section, path, kind, extra=()):
+def _class(section, kind):
+    """The class a checked section names."""
+    return _table(kind)[section["type"]]
+
+
+def _argument(section, kind, name):
+    """The value a checked section gives its class's argument `name`: its own, or the constructor's default."""
+    if name in section:
+        return section[name]
+    return inspect.signature(_class(section, kind).__init__).parameters[name].default
+
+
+def _check_typed(section, path, kind, extra=None):
+    """A section naming a class of a table: its type, no unknown or missing keys, every argument of the
+    kind and within the limits the class states (hdm.kinds.check_arguments). extra: {key: Field} the
+    section takes besides the arguments (a loss's weight)."""
     if not isinstance(section, dict):
-        raise ConfigError(f"{path}: expected a mapping with a 'type' key, got {section!r}")
-    table = _table(kind)
+        raise ConfigError(f"{path}: expected a mapping with a 'type' key, got {brief(section)}")
+    table, extra = _table(kind), extra or {}
     name = section.get("type")
-    if name not in table:
-        raise ConfigError(f"{path}.type: unknown {kind} type {name!r}{_closest(name, table)}")
-    params = inspect.signature(table[name].__init__).parameters
-    valid = {p for p in params if p != "self"} | {"type"} | set(extra)
-    for key in section:
-        if key not in valid:
-            raise ConfigError(f"{path}.{key}: not an argument of {kind} {name}{_closest(key, valid)}")
-    required = [p for p, v in params.items() if p != "self" and v.default is inspect.Parameter.empty
-                and v.kind is v.POSITIONAL_OR_KEYWORD]
-    missing = [p for p in required if p not in section]
+    if not isinstance(name, str) or name not in table:
+        raise ConfigError(f"{path}.type: unknown {kind} type {brief(name)}{_closest(name, table)}")
+    cls = table[name]
+    kinds = argument_kinds(cls)
+    for key, value in section.items():
+        if key in extra:
+            _check_field(value, extra[key], f"{path}.{key}")
+        elif key not in kinds and key != "type":
+            raise ConfigError(f"{path}.{key}: not an argument of {kind} {name}{_closest(key, set(kinds) | set(extra))}")
+    check_arguments(cls, section, f"{path}.")
+    missing = [p for p in required_arguments(cls) if p not in section]
     if missing:
         raise ConfigError(f"{path}: {kind} {name} needs {', '.join(missing)} (missing)")
 
 
 def _check_field(value, field, path):
-    kind = field.kind
-    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ConfigError(f"{path}: expected a number, got {value!r}")
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{path}: expected an integer, got {value!r}")
-    if kind not in (None, int, float) and not isinstance(value, kind):
-        raise ConfigError(f"{path}: expected {kind.__name__}, got {value!r}")
-    if field.choices is not None and value not in field.choices:
-        near = difflib.get_close_matches(str(value), field.choices, n=1, cutoff=0.5)
-        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(field.choices)}"
-                          f"{f'; did you mean {near[0]}?' if near else ''}")
-    if field.low is not None and (value < field.low or (value == field.low and not field.low_allowed)):
-        raise ConfigError(f"{path}: must be {'>=' if field.low_allowed else '>'} {field.low}, got {value}")
-    if field.high is not None and value >= field.high:
-        raise ConfigError(f"{path}: must be < {field.high}, got {value}")
+    check_value(value, field.kind, field.limit, path)
 
 
 def _check_schema(cfg, schema, path=""):
-    """Unknown keys, types, ranges and choices of the plain keys; typed sections go to _check_section."""
+    """Unknown keys, kinds and limits of the plain keys; typed sections go to _check_section."""
     for key, value in cfg.items():
         where = f"{path}{key}"
         if key not in schema:
@@ -171,7 +223,7 @@ def _check_schema(cfg, schema, path=""):
         node = schema[key]
         if isinstance(node, dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+                raise ConfigError(f"{where}: expected a mapping, got {brief(value)}")
             _check_schema(value, node, where + ".")
         elif isinstance(node, Typed):
             _check_section(value, where, node.kind)
@@ -182,23 +234,18 @@ def _check_schema(cfg, schema, path=""):
 def _check_section(value, path, kind):
     if kind == "loss":
         if not isinstance(value, list) or not value:
-            raise ConfigError(f"{path}: expected a non-empty list, got {value!r}")
+            raise ConfigError(f"{path}: expected a non-empty list of losses, got {brief(value)}")
         for i, loss in enumerate(value):
-            _check_typed(loss, f"{path}.{i}", "loss", extra=("weight",))
-            if "weight" in loss:
-                _check_field(loss["weight"], F(1.0, float), f"{path}.{i}.weight")
+            _check_typed(loss, f"{path}.{i}", "loss", extra={"weight": F(1.0, float, WEIGHT)})
     elif kind == "adversarial":
         if value is None:
             return
         if not isinstance(value, dict) or set(value) != {"discriminator", "weight", "optim"}:
-            raise ConfigError(f"{path}: expected null or a mapping with discriminator, weight, optim; got {value!r}")
+            raise ConfigError(f"{path}: expected null or a mapping with discriminator, weight, optim; got {brief(value)}")
         _check_section(value["discriminator"], f"{path}.discriminator", "model")
-        _check_field(value["weight"], F(1e-3, float, 0), f"{path}.weight")
-        _check_schema(value["optim"], OPTIMIZER, f"{path}.optim.")
+        _check_schema({k: v for k, v in value.items() if k != "discriminator"}, ADVERSARIAL, f"{path}.")
     elif value is not None or kind == "model":
         _check_typed(value, path, kind)
-        if kind == "model":
-            _check_constructible(value, path, kind)
 
 
 def check_data_paths(cfg, splits=("train", "val", "test")):
@@ -210,7 +257,7 @@ def check_data_paths(cfg, splits=("train", "val", "test")):
             value = (section or {}).get(key)
             for folder in ([value] if isinstance(value, str) else value or []):
                 if not os.path.isdir(folder):
-                    raise ConfigError(f"data.{split}.{key}: no such folder {folder!r} (datasets/README.md lists "
+                    raise ConfigError(f"data.{split}.{key}: no such folder {brief(folder)} (datasets/README.md lists "
                                       f"the layout each dataset type expects)")
 
 
@@ -220,17 +267,50 @@ def _check_device(name):
     try:
         device = torch.device("cpu" if name == "auto" else name)
     except (RuntimeError, ValueError) as err:
-        raise ConfigError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:<n>)") from err
+        raise ConfigError(f"device: {brief(name)} is not a device (auto, cpu, cuda, cuda:<n>)") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r}, but CUDA is not available here (device=auto uses it when it is)")
+        raise ConfigError(f"device: {brief(name)}, but CUDA is not available here (device=auto uses it when it is)")
     if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device: {name!r} is not supported (auto, cpu, cuda, cuda:<n>)")
+        raise ConfigError(f"device: {brief(name)} is not supported (auto, cpu, cuda, cuda:<n>)")
+
+
+def _check_eval(section):
+    """The metric preset exists, and its options are its own, of the kinds of their defaults."""
+    from hdm.metrics import METRIC_PRESETS, get_metric
+
+    preset = section["preset"]
+    if preset not in METRIC_PRESETS:
+        raise ConfigError(f"eval.preset: unknown metric preset {brief(preset)}{_closest(preset, METRIC_PRESETS)}")
+    check_value(section["options"], dict, Keywords(METRIC_PRESETS[preset], ("out", "gt", "lq")), "eval.options")
+    try:
+        get_metric(preset, **section["options"])  # e.g. lpips looks for its weight files
+    except (KeyError, ValueError, TypeError, OSError) as err:
+        raise ConfigError(f"eval.options: {err.args[0] if err.args else err}") from err
+
+
+def _check_between(cfg):
+    """Constraints between keys whose values are each valid alone (those with the data: hdm.data.prepare)."""
+    schedule, gan = cfg["schedule"], cfg["adversarial"]
+    for where, optim in [("optim", cfg["optim"])] + ([("adversarial.optim", gan["optim"])] if gan else []):
+        if schedule["type"] == "cosine" and schedule["eta_min"] > optim["lr"]:
+            raise ConfigError(f"schedule.eta_min: {schedule['eta_min']} is above {where}.lr={optim['lr']}: the cosine "
+                              f"schedule would raise the learning rate instead of lowering it")
+    batch = cfg["train"]["batch_size"]
+    for i, loss in enumerate(cfg["losses"]):
+        if loss["type"] == "Contrastive" and _argument(loss, "loss", "negatives") > batch:
+            raise ConfigError(f"losses.{i}.negatives: {loss['negatives']} negatives are drawn from the batch: "
+                              f"train.batch_size must be at least that, got {batch}")
+    if gan and gan["discriminator"]["type"] == "Discriminator":
+        channels = _argument(gan["discriminator"], "model", "in_channels")
+        if channels != 3:
+            raise ConfigError(f"adversarial.discriminator.in_channels: the discriminator sees the model's RGB "
+                              f"output: expected 3, got {channels}")
 
 
 def _check_constructible(section, path, kind):
     """Build the object on the meta device (no memory, no arithmetic): every value its constructor would
-    reject is found here, before any folder is created or data read. VGG losses only look for their
-    weights file there."""
+    reject is found here, before any folder is created or data read; the message names the argument
+    when the constructor's does (hdm.kinds.keyed). VGG losses only look for their weights file there."""
     import torch
 
     try:
@@ -238,29 +318,48 @@ def _check_constructible(section, path, kind):
             from hdm.build import build
 
             build(_table(kind), section, kind)
-    except (ValueError, TypeError, KeyError, AssertionError, OSError, RuntimeError) as err:
-        raise ConfigError(f"{path}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from err
+    except Exception as err:  # noqa: BLE001 - whatever a constructor raises is this section's config error
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(keyed(path, message, _class(section, kind))) from err
 
 
-def check_losses(cfg):
-    """ConfigError for a loss its constructor would reject (e.g. a VGG loss whose weights file is absent);
-    training calls this before work, testing does not need the losses."""
+def check_training(cfg):
+    """ConfigError for what only training needs (testing does not): a loss its constructor would reject
+    (e.g. a VGG loss whose weights file is absent), a model without parameters to train."""
     for i, spec in enumerate(cfg["losses"]):
         spec = {k: v for k, v in spec.items() if k != "weight"}
         _check_constructible(spec, f"losses.{i}", "loss")
+    import torch
+
+    from hdm.models import build_model
+
+    with torch.device("meta"):
+        if not any(p.requires_grad for p in build_model(cfg["model"]).parameters()):
+            raise ConfigError(f"model: {cfg['model']['type']} has no parameters to train; score it with hdm-test")
+
+
+def resolve(cfg):
+    """The config over the defaults (a new dict): a section an override replaced whole, or an
+    adversarial optimizer that names only some of its keys, gets the others' defaults."""
+    out = merge(DEFAULTS, cfg)
+    gan = out.get("adversarial")
+    if isinstance(gan, dict) and isinstance(gan.get("optim"), dict):
+        gan["optim"] = merge(_defaults(OPTIMIZER), gan["optim"])
+    return out
 
 
 def validate(cfg):
-    """Raise ConfigError (naming the key) on any unknown key, wrongly typed value, value out of range or
-    not among the choices, or constructor argument a model would reject."""
+    """The config over the defaults (resolve), or ConfigError naming the key on any unknown key, value
+    not of its kind or outside its limits, constructor argument a model would reject, or values that
+    do not go together."""
+    cfg = resolve(cfg)
     _check_schema(cfg, SCHEMA)
     _check_device(cfg["device"])
-    from hdm.metrics import get_metric
-
-    try:
-        get_metric(cfg["eval"]["preset"], **cfg["eval"]["options"])
-    except (KeyError, ValueError, TypeError, OSError) as err:
-        raise ConfigError(f"eval: {err.args[0] if err.args else err}") from err
+    _check_eval(cfg["eval"])
+    _check_between(cfg)
+    _check_constructible(cfg["model"], "model", "model")
+    if cfg["adversarial"]:
+        _check_constructible(cfg["adversarial"]["discriminator"], "adversarial.discriminator", "model")
     return cfg
 
 
@@ -287,19 +386,24 @@ def merge(base, update):
 
 
 def read_yaml(path):
+    """A YAML mapping read as config (a config file, its base, a sweep's shared settings): ConfigError
+    naming the file when it is missing, not UTF-8, not YAML, not a mapping, or names a key twice."""
     if not os.path.isfile(path):
-        raise ConfigError(f"{path}: no such config file")
+        raise ConfigError(f"{shown(path)}: no such config file")
     try:
         with open(path, encoding="utf-8") as f:
             cfg = yaml.load(f, Loader=_Loader) or {}
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
+        raise ConfigError(f"{shown(path)}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
+    except DuplicateKey as err:
+        raise ConfigError(f"{shown(path)}: {err}") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(err, 'problem', None) or 'parse error'})") from err
+        raise ConfigError(f"{shown(path)}: not valid YAML{where} ({getattr(err, 'problem', None) or 'parse error'})"
+                          ) from err
     if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{shown(path)}: expected a mapping at the top level")
     return cfg
 
 
@@ -309,12 +413,12 @@ def load_file(path):
     base_name = cfg.pop("base", None)
     if base_name is None:
         return cfg
-    if not isinstance(base_name, str):
-        raise ConfigError(f"{path}: base: expected the path of a config file, got {base_name!r}")
+    if not isinstance(base_name, str) or not base_name or "\0" in base_name:
+        raise ConfigError(f"{shown(path)}: base: expected the path of a config file, got {brief(base_name)}")
     base_path = os.path.join(os.path.dirname(os.path.abspath(path)), base_name)
     base = read_yaml(base_path)
     if "base" in base:
-        raise ConfigError(f"{base_path}: a base config may not have a base of its own (one level only)")
+        raise ConfigError(f"{shown(base_path)}: a base config may not have a base of its own (one level only)")
     return merge(base, cfg)
 
 
@@ -329,7 +433,7 @@ def apply_override(cfg, text):
         last = depth == len(keys) - 1
         where = ".".join(keys[:depth + 1])
         if isinstance(node, list):
-            if not key.isdigit() or int(key) >= len(node):
+            if not (key.isascii() and key.isdigit()) or int(key) >= len(node):
                 raise ConfigError(f"override {where}: list index out of range (the list has {len(node)} items)")
             key = int(key)
         elif not isinstance(node, dict):
@@ -350,7 +454,7 @@ def _retype(section, new_type, keys):
     (e.g. crop and augment when a dataset becomes a PairedFolder); the others belonged to the old one."""
     kind = "model" if keys[0] in ("model", "adversarial") else "dataset" if keys[0] == "data" else "loss"
     table = _table(kind)
-    if new_type not in table:
+    if not isinstance(new_type, str) or new_type not in table:
         return  # validation names the unknown type
     valid = set(inspect.signature(table[new_type].__init__).parameters) | ({"weight"} if kind == "loss" else set())
     for key in [k for k in section if k not in valid and k != "type"]:
@@ -359,7 +463,7 @@ def _retype(section, new_type, keys):
 
 def load_config(path, overrides=(), extra=None):
     """Defaults <- file (<- its base) <- extra (a dict, e.g. a sweep's shared settings) <- overrides,
-    validated. Returns a plain dict."""
+    validated (with the defaults of anything an override replaced). Returns a plain dict."""
     cfg = merge(DEFAULTS, load_file(path))
     if extra:
         cfg = merge(cfg, extra)

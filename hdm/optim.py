@@ -19,7 +19,9 @@ SCHEDULES = {
 
 
 def build_optimizer(cfg, params):
-    return OPTIMIZERS[cfg["type"]](params, lr=cfg["lr"], betas=tuple(cfg["betas"]), weight_decay=cfg["weight_decay"])
+    """cfg: a checked optim section (numbers may be ints: torch takes betas as floats only)."""
+    return OPTIMIZERS[cfg["type"]](params, lr=float(cfg["lr"]), betas=tuple(map(float, cfg["betas"])),
+                                   weight_decay=float(cfg["weight_decay"]))
 
 
 def build_scheduler(cfg, optimizer, iterations):

@@ -191,10 +191,11 @@ class Run:
         return os.path.join(self.dir, "checkpoints")
 
 
-def open_run(cfg, resume, overwrite):
+def open_run(cfg, resume, overwrite, check_only=False):
     """Everything checked before anything is written, then the run folder taken: the data (every pair's
     headers), the folder (a start over an existing run is refused), the resume checkpoint (readable,
-    its config differing only in resumable keys). Then the lock, the log and config.yaml."""
+    its config differing only in resumable keys). Then the lock, the log and config.yaml. check_only:
+    return the Run just before the first write (hdm-train --check); nothing is written or moved."""
     rank, world, local_rank = distributed_setup()  # under torchrun: one process per device
     tcfg = cfg["train"]
     if cfg["data"]["train"] is None:
@@ -203,8 +204,10 @@ def open_run(cfg, resume, overwrite):
     if len(sets["train"]) < tcfg["batch_size"]:
         raise DataError(f"data.train has {len(sets['train'])} samples, fewer than train.batch_size={tcfg['batch_size']}")
     run = Run(cfg, run_dir_of(cfg), rank, world, local_rank, sets)
-    moved = check_start(run.dir, resume, overwrite) if run.main else None
+    moved = check_start(run.dir, resume, overwrite) if run.main and not (check_only and overwrite) else None
     run.resume_from, changes = find_resume(cfg, run, resume)
+    if check_only:
+        return run
     if run.main:
         try:
             os.makedirs(run.ckpt_dir, exist_ok=True)

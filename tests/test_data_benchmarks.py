@@ -15,7 +15,7 @@ from hdm.cli import UsageError
 from hdm.cli import evaluate as evaluate_cli
 from hdm.cli import test as test_cli
 from hdm.cli import train as train_cli
-from hdm.config import ConfigError, load_config
+from hdm.config import ConfigError, load_config, resolve
 from hdm.data import LOL, RESIDE, ImageFolder, NumberedHaze, Rain, SideBySide, benchmarks
 from hdm.data.prepare import DataError, prepare
 from hdm.image_io import read_image, write_image
@@ -250,9 +250,8 @@ def test_holdout_has_no_scene_in_common_with_training(tmp_path):
 
 def test_overlapping_validation_is_refused_before_work(tmp_path):
     root = str(make_its(tmp_path / "ITS", scenes=12))
-    cfg = {"data": {"train": {"type": "RESIDE", "root": root, "holdout": 2},
-                    "val": {"type": "RESIDE", "root": root, "holdout": 3, "take": "holdout"}},
-           "train": {"select_on_test": False}}
+    cfg = resolve({"data": {"train": {"type": "RESIDE", "root": root, "holdout": 2},
+                            "val": {"type": "RESIDE", "root": root, "holdout": 3, "take": "holdout"}}})
     with pytest.raises(DataError, match="data.val shares 1 target images with data.train"):
         prepare(cfg, ("train", "val"))
     # a smaller validation holdout draws a subset of a larger training one (the same permutation): allowed

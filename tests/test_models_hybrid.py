@@ -86,7 +86,7 @@ def test_darkened_folder_protocols(tmp_path):
     train = DarkenedFolder(str(tmp_path), crop=16, augment=True)
     s = train[0]
     assert s["lq"].shape == s["gt"].shape == (3, 16, 16) and s["lq"].mean() < s["gt"].mean()
-    with pytest.raises(ValueError, match="ranges"):
+    with pytest.raises(ValueError, match=r"gamma: expected a \[low, high\] pair"):
         DarkenedFolder(str(tmp_path), gamma=[4.0, 2.0])
 
 

@@ -229,13 +229,14 @@ def test_gan_resume_under_bf16_is_bitwise_equal(tmp_path, demo_root, monkeypatch
 
 BAD_OVERRIDES = [("optim.type=SGD", "optim.type: 'SGD' is not one of Adam, AdamW"),
                  ("schedule.type=warmup", "schedule.type: 'warmup' is not one of cosine, step"),
-                 ("model.dim=-1", "model: need"), ("model.region=bogus", "model: region 'bogus'"),
-                 ("data.train.crop=-5", "data.train: crop: expected a positive number"),
+                 ("model.dim=-1", "model.dim: expected an integer in [8, 1024], got -1"),
+                 ("model.region=bogus", "model.region: 'bogus' is not one of dcp, learned, depth"),
+                 ("data.train.crop=-5", "data.train.crop: expected null or an integer >= 1, got -5"),
                  ("device=tpu", "device: 'tpu' is not a device"),
                  ("name=[unclosed", "override name: '[unclosed' is not a valid YAML value"),
-                 ("losses=[{type: Perceptual}]", "losses.0: the vgg16 loss needs torchvision's ImageNet weights"),
+                 ("losses=[{type: Perceptual}]", "losses.0.weights_path: null, and the vgg16 loss needs"),
                  ("data.train.lq_dir=/nonexistent", "data.train.lq_dir: no such folder"),
-                 ("train.ema_decay=1.5", "train.ema_decay: must be < 1")]
+                 ("train.ema_decay=1.5", "train.ema_decay: expected a number in [0, 1), got 1.5")]
 
 
 @pytest.mark.parametrize("override,message", BAD_OVERRIDES)

@@ -1,4 +1,9 @@
-"""Datasets, built by name from an explicit table. Samples are dicts of RGB float tensors in [0, 1]."""
+"""Datasets, built by name from an explicit table. Samples are dicts of RGB float tensors in [0, 1].
+
+Constructor arguments: each has the kind of its default, or its annotation; a class states their
+limits once, in LIMITS (hdm.kinds; the shared ones: PairedDataset.LIMITS), which the config check
+(before work) and the constructor apply. A reader's error about one argument starts with its name
+(`root: ...`), so the tools name the key (`data.train.root: ...`)."""
 from hdm.build import build
 
 from .haze_numbered import NumberedHaze

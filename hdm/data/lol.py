@@ -9,6 +9,9 @@ training or test part; `root` may also be one split folder holding the low and n
 Pairs match by name, or by number when the names differ (low00001 / normal00001).
 """
 import os
+from typing import Optional
+
+from hdm.kinds import OneOf, check_arguments
 
 from . import benchmarks
 from .paired import PairedDataset, check_pairs, images_by_stem, numbered
@@ -28,12 +31,13 @@ class LOL(PairedDataset):
     split is read from its path. crop, augment, crop_gt_border, holdout, take, benchmark: see
     PairedDataset (a scene is a pair)."""
 
-    def __init__(self, root, split="train", crop=None, augment=False, crop_gt_border=True, holdout=0, take="rest",
-                 benchmark="auto"):
-        if split not in SPLITS:
-            raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    LIMITS = {**PairedDataset.LIMITS, "split": OneOf(tuple(SPLITS))}
+
+    def __init__(self, root: str, split="train", crop: Optional[int] = None, augment=False, crop_gt_border=True,
+                 holdout=0, take="rest", benchmark: Optional[str] = "auto"):
+        check_arguments(LOL, locals())
         if _first(root, ("Real_captured",)) and _first(root, ("Synthetic",)):
-            raise ValueError(f"{root}: holds both LOL-v2 sets; point root at {root}/Real_captured or {root}/Synthetic")
+            raise ValueError(f"root: {root}: holds both LOL-v2 sets; point root at {root}/Real_captured or {root}/Synthetic")
         if _first(root, LOW):
             folder, split = root, benchmarks.split_of(benchmarks.tokens(root))
         else:
@@ -41,7 +45,7 @@ class LOL(PairedDataset):
         low, high = _first(folder, LOW), _first(folder, HIGH)
         if not (low and high):
             found = sorted(os.listdir(root)) if os.path.isdir(root) else "no such folder"
-            raise FileNotFoundError(f"{root}: expected {LAYOUT}; found {found}")
+            raise FileNotFoundError(f"root: {root}: expected {LAYOUT}; found {found}")
         lq, gt = images_by_stem(low), images_by_stem(high)
         if set(lq) != set(gt) and lq and gt:  # LOL-v2 real: low00001 / normal00001
             lq, gt = numbered(lq, r"\D*(\d+)"), numbered(gt, r"\D*(\d+)")

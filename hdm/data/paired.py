@@ -3,12 +3,14 @@ header check before work) and `PairedFolder`, two folders whose images share nam
 import collections
 import os
 import re
+from typing import Optional
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from hdm.identity import set_fingerprint
 from hdm.image_io import image_header, images_in, read_gray, read_image
+from hdm.kinds import PATH, OneOf, Range, check_arguments
 
 from . import benchmarks
 from .io import to_tensor
@@ -73,12 +75,14 @@ def holdout_scenes(scenes, holdout):
     sorted distinct keys, so every section of a config (and every run) draws the same ones."""
     ids = sorted(set(scenes), key=natural_key)
     if holdout >= len(ids):
-        raise ValueError(f"holdout={holdout} leaves no training scene: the folder has {len(ids)} scenes")
+        raise ValueError(f"holdout: {holdout} leaves no training scene: the folder has {len(ids)} scenes")
     order = np.random.default_rng(HOLDOUT_SEED).permutation(len(ids))
     return {ids[i] for i in order[:holdout]}
 
 
-CheckReport = collections.namedtuple("CheckReport", "pairs problems border_pairs border grey sizes")
+# sizes: Counter of the inputs' (height, width); smallest: (height, width, path) of the input with the
+# smallest side, or None when no sample was read
+CheckReport = collections.namedtuple("CheckReport", "pairs problems border_pairs border grey sizes smallest")
 
 
 class PairedDataset(Dataset):
@@ -94,7 +98,13 @@ class PairedDataset(Dataset):
             or 'holdout' (the held-out scenes, for validation). Use the same holdout in both sections.
         benchmark: the public set the folder is ('auto': recognised from its path and layout; a name of
             hdm.data.benchmarks.BENCHMARKS; None: none), for the count check and test-set warnings.
+    The limits of these arguments are LIMITS (hdm.kinds); each reader's constructor checks its own
+    arguments with them first (check_arguments).
     """
+
+    LIMITS = {"crop": Range(1), "holdout": Range(0), "take": OneOf(TAKES),
+              "benchmark": OneOf(("auto", *benchmarks.BENCHMARKS)), "root": PATH, "lq_dir": PATH, "gt_dir": PATH,
+              "trans_dir": PATH}
 
     samples, scenes = (), ()
     crop, augment, crop_gt_border = None, False, True
@@ -102,16 +112,8 @@ class PairedDataset(Dataset):
 
     def _setup(self, root, samples, scenes, found, layout, version, *, benchmark, recognised, holdout, take,
                crop, augment, crop_gt_border):
-        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 1):
-            raise ValueError(f"crop: expected a positive number of pixels or null, got {crop!r}")
-        if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
-            raise ValueError(f"holdout: expected a number of scenes >= 0, got {holdout!r}")
-        if take not in TAKES:
-            raise ValueError(f"take {take!r} is not one of {', '.join(TAKES)}")
         if take == "holdout" and holdout <= 0:
-            raise ValueError("take: holdout needs holdout > 0 (the number of scenes set aside)")
-        if benchmark not in (None, "auto") and benchmark not in benchmarks.BENCHMARKS:
-            raise ValueError(f"benchmark {benchmark!r} is not one of auto, null, {', '.join(benchmarks.BENCHMARKS)}")
+            raise ValueError("take: 'holdout' needs holdout > 0 (the number of scenes set aside)")
         self.root, self.layout, self.version, self.found = root, layout, version, tuple(found)
         self.benchmark = recognised if benchmark == "auto" else benchmark
         self.holdout, self.take = holdout, take
@@ -168,8 +170,9 @@ class PairedDataset(Dataset):
         """Check every sample from the image headers (no pixel is decoded): readable, not truncated,
         sizes paired after the border rule, transmission maps sized like their inputs. With
         first_only, the first problem raises ValueError (one line naming the files); otherwise all are
-        collected. Returns a CheckReport (pairs, problems, border_pairs, border, grey, sizes)."""
+        collected. Returns a CheckReport (pairs, problems, border_pairs, border, grey, sizes, smallest)."""
         problems, border_pairs, borders, grey, sizes = [], 0, set(), 0, collections.Counter()
+        smallest = None
         for sample in self.samples:
             try:
                 problem, border, n_grey, size = self._check_sample(*sample)
@@ -185,7 +188,9 @@ class PairedDataset(Dataset):
                 borders.add(border)
             grey += n_grey
             sizes[size] += 1
-        return CheckReport(len(self.samples), problems, border_pairs, sorted(borders), grey, sizes)
+            if smallest is None or min(size) < min(smallest[:2]):
+                smallest = (*size, sample[0])
+        return CheckReport(len(self.samples), problems, border_pairs, sorted(borders), grey, sizes, smallest)
 
 
 def images_by_stem(folder, recursive=False):
@@ -217,7 +222,7 @@ def check_pairs(root, lq, gt, layout):
     """Pairs of two {key: path} dicts, sorted by key; one clear error naming the layout otherwise."""
     missing_gt, missing_lq = sorted(set(lq) - set(gt)), sorted(set(gt) - set(lq))
     if not lq or missing_gt or missing_lq:
-        raise ValueError(f"{root}: expected {layout}; found {len(lq)} inputs and {len(gt)} targets"
+        raise ValueError(f"root: {root}: expected {layout}; found {len(lq)} inputs and {len(gt)} targets"
                          f"{f', inputs without target: {missing_gt[:5]}' if missing_gt else ''}"
                          f"{f', targets without input: {missing_lq[:5]}' if missing_lq else ''}")
     keys = sorted(lq, key=natural_key)
@@ -235,8 +240,9 @@ class PairedFolder(PairedDataset):
     Returns dicts {'lq', 'gt': (3, H, W) float in [0, 1], 'lq_path', 'gt_path'[, 'trans']}.
     """
 
-    def __init__(self, lq_dir, gt_dir, trans_dir=None, crop=None, augment=False, crop_gt_border=True, holdout=0,
-                 take="rest", benchmark="auto"):
+    def __init__(self, lq_dir: str, gt_dir: str, trans_dir: Optional[str] = None, crop: Optional[int] = None,
+                 augment=False, crop_gt_border=True, holdout=0, take="rest", benchmark: Optional[str] = "auto"):
+        check_arguments(PairedFolder, locals())
         lq, gt = images_by_stem(lq_dir), images_by_stem(gt_dir)
         trans = images_by_stem(trans_dir) if trans_dir else None
         unpaired = sorted(set(lq) ^ set(gt))

@@ -1,13 +1,15 @@
 """Datasets of a config, built and checked before any work: every pair's headers (readable, sizes
-paired after the border rule), counts against the distributed sizes, and validation splits that
-neither overlap training nor are a test set without saying so."""
+paired after the border rule), counts against the distributed sizes, validation splits that neither
+overlap training nor are a test set without saying so, and what the config asks of the images (crops
+that fit, inputs the discriminator takes, batches of one size, targets and transmission maps)."""
 import logging
 import time
 
 from hdm.errors import DataError, shown
 from hdm.identity import shared_images
+from hdm.kinds import keyed
 
-from . import benchmarks, build_dataset
+from . import DATASETS, benchmarks, build_dataset
 from .paired import PairedDataset
 
 WARNING, INFO = logging.WARNING, logging.INFO
@@ -20,16 +22,79 @@ def _last_line(err):
 def build_checked(cfg, split):
     """(dataset, notes) for data.<split>: built, every sample checked from its headers; notes are
     (logging level, line) pairs to log. DataError on the first problem."""
+    dataset, _, notes = _build_checked(cfg, split)
+    return dataset, notes
+
+
+def _build_checked(cfg, split):
+    """(dataset, its CheckReport or None for a reader that is not a PairedDataset, notes)."""
     where = f"data.{split}"
     try:
         dataset = build_dataset(cfg["data"][split])
         if not isinstance(dataset, PairedDataset):  # a reader registered by the user
-            return dataset, [(INFO, f"{where}: {type(dataset).__name__}: {len(dataset)} samples (not checked)")]
+            return dataset, None, [(INFO, f"{where}: {type(dataset).__name__}: {len(dataset)} samples (not checked)")]
         start = time.perf_counter()
         report = dataset.check()
     except (OSError, ValueError, TypeError, KeyError) as err:
-        raise DataError(f"{where}: {_last_line(err)}") from err
-    return dataset, report_notes(where, dataset, report, time.perf_counter() - start)
+        raise DataError(keyed(where, _last_line(err), DATASETS[cfg["data"][split]["type"]])) from err
+    return dataset, report, report_notes(where, dataset, report, time.perf_counter() - start)
+
+
+def _model_class(section):
+    from hdm.models import MODELS  # here: the models import torch's layers, which reading data does not need
+
+    return MODELS[section["type"]]
+
+
+def _model_reads(section):
+    """What the configured model reads besides the image (its extra_inputs), built on the meta device."""
+    import torch
+
+    from hdm.models import build_model
+
+    with torch.device("meta"):
+        return build_model(section).extra_inputs
+
+
+def _inputs(cfg, split, report):
+    """(side, what) of the smallest input the model meets in data.<split>: its crop, else the smallest image."""
+    crop = cfg["data"][split].get("crop")
+    if crop:
+        return crop, f"data.{split}.crop is {crop}"
+    h, w, path = report.smallest
+    return min(h, w), f"the smallest image of data.{split} is {h}x{w} ({shown(path)})"
+
+
+def check_fit(cfg, split, dataset, report, model_reads=()):
+    """DataError when what the config asks of data.<split> does not fit its images: a crop larger than
+    the smallest image, a model or discriminator (MIN_INPUT_SIDE) that takes larger inputs, images of
+    several sizes batched without a crop, pairs without targets, or a model that reads transmission
+    maps the set does not have (model_reads: the model's extra_inputs)."""
+    section, where = cfg["data"][split], f"data.{split}"
+    if report.smallest is None:  # no samples: nothing to fit
+        return
+    h, w, path = report.smallest
+    if section.get("crop") and section["crop"] > min(h, w):
+        raise DataError(f"{where}.crop: {section['crop']} is larger than the smallest image of the set "
+                        f"({h}x{w}, {shown(path)})")
+    models = [("model", cfg["model"])]
+    if split == "train" and cfg["adversarial"]:
+        models.append(("adversarial.discriminator", cfg["adversarial"]["discriminator"]))
+    for key, model in models:
+        need = getattr(_model_class(model), "MIN_INPUT_SIDE", 1)
+        side, what = _inputs(cfg, split, report)
+        if side < need:
+            raise DataError(f"{key}: {model['type']} takes inputs of at least {need} x {need}, but {what}: set "
+                            f"{where}.crop to {need} or more")
+    if split == "train" and not section.get("crop") and cfg["train"]["batch_size"] > 1 and len(report.sizes) > 1:
+        (a, _), (b, _) = report.sizes.most_common(2)
+        raise DataError(f"{where}: images of {len(report.sizes)} sizes (e.g. {a[0]}x{a[1]} and {b[0]}x{b[1]}) cannot "
+                        f"be batched: set {where}.crop, or train.batch_size=1")
+    if any(gt is None for _, gt, _ in dataset.samples):
+        raise DataError(f"{where}: {section['type']} has no targets; training and validation need pairs")
+    if "trans" in model_reads and any(trans is None for _, _, trans in dataset.samples):
+        raise DataError(f"{where}: the model reads transmission maps (model.region: depth), which {section['type']} "
+                        f"does not give here (PairedFolder: trans_dir; RESIDE: trans: true)")
 
 
 def describe(dataset):
@@ -59,14 +124,17 @@ def report_notes(where, dataset, report, seconds):
 
 
 def prepare(cfg, splits):
-    """{split: dataset or None} and the notes to log, for the given data sections of a config.
-    With both 'train' and 'val': DataError when they share target images; a note when validation
-    runs on a test set (checkpoints are then not selected on it unless train.select_on_test)."""
-    sets, notes = {}, []
+    """{split: dataset or None} and the notes to log, for the given data sections of a training config
+    (each fits the config: check_fit). With both 'train' and 'val': DataError when they share target
+    images; a note when validation runs on a test set (checkpoints are then not selected on it unless
+    train.select_on_test)."""
+    sets, notes, reads = {}, [], _model_reads(cfg["model"])
     for split in splits:
         sets[split] = None
         if cfg["data"].get(split) is not None:
-            sets[split], more = build_checked(cfg, split)
+            sets[split], report, more = _build_checked(cfg, split)
+            if report is not None:
+                check_fit(cfg, split, sets[split], report, reads)
             notes += more
     train, val = sets.get("train"), sets.get("val")
     if isinstance(train, PairedDataset) and isinstance(val, PairedDataset):

@@ -8,10 +8,12 @@ Rain100L / Rain100H / Rain200L / Rain200H, one of four layouts:
 DID-data (DID-MDN, Rain1200): JPEGs holding a pair side by side, rainy half on the left by default.
 """
 import os
+from typing import List, Optional, Union
 
 import numpy as np
 
 from hdm.image_io import image_header, images_in, read_image
+from hdm.kinds import OneOf, check_arguments
 
 from . import benchmarks
 from .io import to_tensor
@@ -32,9 +34,11 @@ class Rain(PairedDataset):
     """Rain100L/H, Rain200L/H in any of the accepted layouts, paired by the number n.
     crop, augment, crop_gt_border, holdout, take, benchmark: see PairedDataset (a scene is a number)."""
 
-    def __init__(self, root, crop=None, augment=False, crop_gt_border=True, holdout=0, take="rest", benchmark="auto"):
+    def __init__(self, root: str, crop: Optional[int] = None, augment=False, crop_gt_border=True, holdout=0,
+                 take="rest", benchmark: Optional[str] = "auto"):
+        check_arguments(Rain, locals())
         if not os.path.isdir(root):
-            raise FileNotFoundError(f"{root}: no such folder; expected {RAIN_LAYOUT}")
+            raise FileNotFoundError(f"root: {root}: no such folder; expected {RAIN_LAYOUT}")
         if _sub(root, "input") and _sub(root, "target"):
             lq = numbered(images_by_stem(os.path.join(root, "input")), r"\D*(\d+)")
             gt = numbered(images_by_stem(os.path.join(root, "target")), r"\D*(\d+)")
@@ -58,13 +62,15 @@ class SideBySide(PairedDataset):
     crop, augment, holdout, take, benchmark: see PairedDataset; a scene is a file name, across the
     folders (the same number in each density folder is held out together)."""
 
-    def __init__(self, root, lq_side="left", crop=None, augment=False, holdout=0, take="rest", benchmark="auto"):
-        if lq_side not in ("left", "right"):
-            raise ValueError(f"lq_side {lq_side!r} is not 'left' or 'right'")
+    LIMITS = {**PairedDataset.LIMITS, "lq_side": OneOf(("left", "right"))}
+
+    def __init__(self, root: Union[str, List[str]], lq_side="left", crop: Optional[int] = None, augment=False,
+                 holdout=0, take="rest", benchmark: Optional[str] = "auto"):
+        check_arguments(SideBySide, locals())
         self.lq_side = lq_side
         files = [path for folder in ([root] if isinstance(root, str) else root) for path in images_in(folder)]
         if not files:
-            raise ValueError(f"{root}: expected images holding a rainy/clean pair side by side; found none")
+            raise ValueError(f"root: {root}: expected images holding a rainy/clean pair side by side; found none")
         layout = "images holding a rainy/clean pair side by side (even width)"
         self._setup(root, [(path, path, None) for path in files],
                     [os.path.splitext(os.path.basename(p))[0] for p in files], (len(files), len(files)), layout,

@@ -14,6 +14,9 @@ the transmission map named by the part before the second '_'. Pairing is by name
 scene (for held-out validation splits) is a clear image with all its hazy versions.
 """
 import os
+from typing import Optional
+
+from hdm.kinds import check_arguments
 
 from . import benchmarks
 from .paired import PairedDataset, images_by_stem
@@ -36,17 +39,18 @@ class RESIDE(PairedDataset):
         crop, augment, crop_gt_border, holdout, take, benchmark: see PairedDataset.
     """
 
-    def __init__(self, root, trans=False, crop=None, augment=False, crop_gt_border=True, holdout=0, take="rest",
-                 benchmark="auto"):
+    def __init__(self, root: str, trans=False, crop: Optional[int] = None, augment=False, crop_gt_border=True,
+                 holdout=0, take="rest", benchmark: Optional[str] = "auto"):
+        check_arguments(RESIDE, locals())
         hazy_name, gt_name = _one_of(root, ("hazy", "haze")), _one_of(root, ("clear", "gt", "GT"))
         if hazy_name is None or gt_name is None:
             found = sorted(os.listdir(root)) if os.path.isdir(root) else "no such folder"
-            raise FileNotFoundError(f"{root}: {LAYOUT}; found {found}")
+            raise FileNotFoundError(f"root: {root}: {LAYOUT}; found {found}")
         hazy_dir = os.path.join(root, hazy_name)
         hazy, clear = images_by_stem(hazy_dir, recursive=True), images_by_stem(os.path.join(root, gt_name))
         nested = any(os.path.dirname(p) != hazy_dir for p in hazy.values())
         if trans and not os.path.isdir(os.path.join(root, "trans")):
-            raise FileNotFoundError(f"{root}: trans=true but there is no trans/ folder; {LAYOUT}")
+            raise FileNotFoundError(f"root: {root}: trans=true but there is no trans/ folder; {LAYOUT}")
         maps = images_by_stem(os.path.join(root, "trans")) if trans else {}
         samples, scenes, problems = [], [], []
         for stem, path in sorted(hazy.items()):
@@ -59,7 +63,7 @@ class RESIDE(PairedDataset):
             samples.append((path, gt, tmap))
             scenes.append(parts[0])
         if not samples or problems:
-            raise ValueError(f"{root}: {len(problems)} of {len(hazy)} hazy images have no clear image"
+            raise ValueError(f"root: {root}: {len(problems)} of {len(hazy)} hazy images have no clear image"
                              f"{' or transmission map' if trans else ''} (e.g. {problems[:3]}); {LAYOUT}")
         recognised = benchmarks.guess("RESIDE", root) or (
             "OTS" if nested else "ITS" if os.path.isdir(os.path.join(root, "trans")) else None)

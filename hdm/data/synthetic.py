@@ -7,9 +7,12 @@ gamma in (2, 4) and small noise; the paper's Table II test uses gamma = 3 and 1 
 (seed, index), so a test set is the same on every run; without it draws come from torch's global
 generator (seeded by the run, saved in checkpoints).
 """
+from typing import Optional
+
 import torch
 
 from hdm.image_io import images_in, read_image
+from hdm.kinds import Ordered, Range, check_arguments
 
 from .io import to_tensor
 from .transforms import paired_augment, paired_random_crop
@@ -20,13 +23,16 @@ class DarkenedFolder(ImageFolder):
     """Clean images from `root`, darkened on the fly. holdout, take: see PairedDataset (a scene is an
     image). Returns {'lq', 'gt', 'lq_path', 'gt_path'}."""
 
-    def __init__(self, root, gamma=(2.0, 4.0), noise=(0.0, 0.02), seed=None, crop=None, augment=False, holdout=0,
-                 take="rest"):
+    # an exponent above 100 leaves all but the brightest pixels black (0.9^100 < 3e-5); noise: sigmas on [0, 1] images
+    LIMITS = {**ImageFolder.LIMITS, "gamma": Ordered(Range(0, 100, low_open=True)), "noise": Ordered(Range(0, 1)),
+              "seed": Range(0)}
+
+    def __init__(self, root: str, gamma=(2.0, 4.0), noise=(0.0, 0.02), seed: Optional[int] = None,
+                 crop: Optional[int] = None, augment=False, holdout=0, take="rest"):
+        check_arguments(DarkenedFolder, locals())
         files = images_in(root)
         if not files:
-            raise ValueError(f"{root}: expected a folder of clean images to darken; found none")
-        if len(gamma) != 2 or len(noise) != 2 or not 0 < gamma[0] <= gamma[1] or not 0 <= noise[0] <= noise[1]:
-            raise ValueError(f"gamma and noise must be [low, high] ranges, got gamma={gamma}, noise={noise}")
+            raise ValueError(f"root: {root}: expected a folder of clean images to darken; found none")
         self.gamma, self.noise, self.seed = gamma, noise, seed
         self._setup(root, [(f, f, None) for f in files], files, (len(files), len(files)), "a folder of clean images",
                     "one folder, darkened on the fly", benchmark=None, recognised=None, holdout=holdout, take=take,

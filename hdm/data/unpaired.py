@@ -1,5 +1,8 @@
 """A folder of degraded images with no targets (DICM, LIME, MEF, DarkFace, your own photos)."""
+from typing import Optional
+
 from hdm.image_io import image_header, images_in, read_image
+from hdm.kinds import check_arguments
 
 from . import benchmarks
 from .io import to_tensor
@@ -10,10 +13,11 @@ class ImageFolder(PairedDataset):
     """Every image file in `root` (sorted by name; with recursive, in its sub-folders too).
     benchmark: see PairedDataset. Returns {'lq', 'lq_path'}."""
 
-    def __init__(self, root, recursive=False, benchmark="auto"):
+    def __init__(self, root: str, recursive=False, benchmark: Optional[str] = "auto"):
+        check_arguments(ImageFolder, locals())
         files = images_in(root, recursive)
         if not files:
-            raise ValueError(f"{root}: expected a folder of images (.png, .jpg, .bmp, .tif); found none")
+            raise ValueError(f"root: {root}: expected a folder of images (.png, .jpg, .bmp, .tif); found none")
         self._setup(root, [(f, None, None) for f in files], files, (len(files), 0), "a folder of images",
                     "one folder" + (" and its sub-folders" if recursive else ""), benchmark=benchmark,
                     recognised=benchmarks.guess("ImageFolder", root), holdout=0, take="rest", crop=None,

@@ -1,4 +1,7 @@
-"""Losses, built by name from an explicit table; weights live only in the config's loss list."""
+"""Losses, built by name from an explicit table; weights live only in the config's loss list.
+
+Constructor arguments: each has the kind of its default, or its annotation; a class states their
+limits once, in LIMITS (hdm.kinds), which the config check (before work) and the constructor apply."""
 import torch.nn as nn
 
 from hdm.build import build

@@ -1,10 +1,14 @@
 """Perceptual loss (Johnson et al., ECCV 2016) and AECR-Net's contrastive regularisation (Wu et al.,
 CVPR 2021, eq. 4). Both are forward(out, gt, lq=None) -> scalar, on RGB in [0, 1]."""
+from typing import Optional, Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .vgg import VGGFeatures
+from hdm.kinds import PATH, OneOf, Range, check_arguments
+
+from .vgg import CONFIGS, VGGFeatures
 
 DISTANCES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
@@ -17,14 +21,18 @@ class PerceptualLoss(nn.Module):
         distance: 'l1' or 'mse'; weights_path, download: where the VGG weights come from.
     """
 
-    def __init__(self, arch="vgg16", layers=("relu1_2", "relu2_2", "relu3_3"), layer_weights=None, distance="mse",
-                 weights_path=None, download=False):
+    # limits of the arguments (hdm.kinds); layer weights are relative, as the losses' weights (hdm.config.WEIGHT)
+    LIMITS = {"arch": OneOf(tuple(CONFIGS)), "layer_weights": Range(0, 1e6), "distance": OneOf(tuple(DISTANCES)),
+              "weights_path": PATH}
+
+    def __init__(self, arch="vgg16", layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3"),
+                 layer_weights: Optional[Sequence[float]] = None, distance="mse", weights_path: Optional[str] = None,
+                 download=False):
+        check_arguments(PerceptualLoss, locals())
         super().__init__()
-        if distance not in DISTANCES:
-            raise ValueError(f"distance {distance!r} is not one of {', '.join(DISTANCES)}")
         self.layer_weights = list(layer_weights) if layer_weights is not None else [1.0] * len(layers)
         if len(self.layer_weights) != len(layers):
-            raise ValueError(f"{len(layers)} layers but {len(self.layer_weights)} layer_weights")
+            raise ValueError(f"layer_weights: expected one per layer ({len(layers)}), got {len(self.layer_weights)}")
         self.distance = DISTANCES[distance]
         self.vgg = VGGFeatures(arch, layers, weights_path, download)
 
@@ -45,12 +53,14 @@ class ContrastiveLoss(nn.Module):
     """
 
     LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    # limits of the arguments (hdm.kinds): eps keeps the ratio's denominator above 0
+    LIMITS = {"negatives": Range(0), "layer_weights": Range(0, 1e6), "eps": Range(0, 1, low_open=True),
+              "weights_path": PATH}
 
     def __init__(self, negatives=1, layer_weights=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0), eps=1e-7,
-                 weights_path=None, download=False):
+                 weights_path: Optional[str] = None, download=False):
+        check_arguments(ContrastiveLoss, locals())
         super().__init__()
-        if negatives < 0:
-            raise ValueError(f"negatives must be >= 0, got {negatives}")
         self.negatives, self.layer_weights, self.eps = negatives, list(layer_weights), eps
         self.vgg = VGGFeatures("vgg19", self.LAYERS, weights_path, download)
 

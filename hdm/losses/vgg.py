@@ -37,10 +37,11 @@ def layer_names(arch):
 
 def locate_weights(arch, weights_path=None, download=False):
     """Where the ImageNet VGG weights come from: a file path, or None for a download; FileNotFoundError
-    (one line saying where to put the file) when neither is possible."""
+    (one line starting 'weights_path: ', saying where to put the file) when neither is possible."""
     if weights_path is not None:
         if not os.path.isfile(weights_path):
-            raise FileNotFoundError(f"{weights_path}: no such VGG weights file (expected torchvision's {FILES[arch]})")
+            raise FileNotFoundError(f"weights_path: {weights_path}: no such VGG weights file (expected torchvision's "
+                                    f"{FILES[arch]})")
         return weights_path
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", FILES[arch])
     if os.path.isfile(cached):
@@ -48,9 +49,9 @@ def locate_weights(arch, weights_path=None, download=False):
     if download:
         return None
     raise FileNotFoundError(
-        f"the {arch} loss needs torchvision's ImageNet weights {FILES[arch]}: put the file at {cached} or set the "
-        f"loss's weights_path (or download: true when online); to train without this loss, remove it from the "
-        f"config's `losses` list")
+        f"weights_path: null, and the {arch} loss needs torchvision's ImageNet weights {FILES[arch]}: put the file at "
+        f"{cached} or set the loss's weights_path (or download: true when online); to train without this loss, "
+        f"remove it from the config's `losses` list")
 
 
 def resolve_weights(arch, weights_path=None, download=False):
@@ -76,8 +77,9 @@ class VGGFeatures(nn.Module):
             raise ValueError(f"arch {arch!r} is not one of {', '.join(CONFIGS)}")
         names = layer_names(arch)
         unknown = [layer for layer in layers if layer not in names]
-        if unknown:
-            raise ValueError(f"unknown {arch} layers {unknown}; valid: {', '.join(names)}")
+        if unknown or not layers:
+            raise ValueError(f"layers: expected {arch} layer names, at least one; got {unknown or 'none'}; valid: "
+                             f"{', '.join(names)}")
         self.layers = list(layers)
         self.index = {name: names.index(name) for name in layers}
         modules, in_ch = [], 3

@@ -4,6 +4,11 @@ The contract every model keeps: `forward(lq, **extras)` takes RGB (B, 3, H, W) i
 and returns the restored image at the input size; `extra_inputs` names the batch keys it needs as
 extras (e.g. ('trans',) for HDM with depth-binned regions), usually none. Models with no parameters
 (the DCP baselines) need no weights file; models that can show intermediate maps have `maps(lq)`.
+A model that needs inputs of at least some side states it as MIN_INPUT_SIDE (the discriminator: 128);
+training checks its crops and images against it before work.
+
+Constructor arguments: each has the kind of its default, or its annotation; a class states their
+limits once, in LIMITS (hdm.kinds), which the config check (before work) and the constructor apply.
 """
 from hdm.build import build
 

@@ -12,6 +12,9 @@ plain skip connection SC, 'none'), `dfe` (the deformable convs on/off) and `bloc
 """
 import torch.nn as nn
 
+from hdm.kinds import OneOf, Range, check_arguments
+from hdm.ops.deform_conv import BACKENDS
+
 from .blocks import DCNBlock, FABlock, Mix, pad_rgb_input
 from .fast_deconv import FastDeconv
 
@@ -23,12 +26,14 @@ class AECRNet(nn.Module):
 
     extra_inputs = ()  # forward needs nothing besides the image
 
+    # limits of the arguments (hdm.kinds): ngf >= 2 keeps a channel in the FA block's (4 ngf) / 8;
+    # parameters grow as ngf^2 (2.6 M at 64); the FA block's repeats share weights, 64 is ten times the release
+    LIMITS = {"ngf": Range(2, 512), "block_repeats": Range(0, 64), "skip": OneOf(SKIPS),
+              "dcn_backend": OneOf(BACKENDS)}
+
     def __init__(self, ngf=64, block_repeats=6, dfe=True, skip="mix", dcn_backend="auto"):
+        check_arguments(AECRNet, locals())
         super().__init__()
-        if skip not in SKIPS:
-            raise ValueError(f"skip {skip!r} is not one of {', '.join(SKIPS)}")
-        if block_repeats < 0:
-            raise ValueError(f"block_repeats must be >= 0, got {block_repeats}")
         self.block_repeats, self.dfe, self.skip = block_repeats, dfe, skip
         self.deconv = FastDeconv(3, 3, kernel_size=3, stride=1, padding=1)
         self.down1 = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), nn.ReLU(inplace=True))

@@ -9,11 +9,13 @@ Both take RGB (B, 3, H, W) in [0, 1] on any device and return the recovered imag
 `maps(lq)` returns the dark channel and the refined transmission for figures (`predict.py --save-maps`).
 """
 import math
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hdm.kinds import Range, check_arguments
 from hdm.ops.dcp import atmospheric_light_top, dark_channel, grey, guided_filter, transmission
 
 # The longest side an exported PF-DCP graph takes (its pyramid has every level such an image can have).
@@ -43,8 +45,13 @@ class DCP(nn.Module):
     """
 
     extra_inputs = ()
+    # limits of the arguments (hdm.kinds): the windows pad the image by their size, so beyond 4096 pixels
+    # only memory grows; the recovery divides by max(t, t0) and the guided filter by (variance + eps)
+    LIMITS = {"patch": Range(1, 4096), "omega": Range(0, 1), "top": Range(0, 1, low_open=True),
+              "radius": Range(0, 4096), "eps": Range(0, 1, low_open=True), "t0": Range(0, 1, low_open=True)}
 
     def __init__(self, patch=15, omega=0.95, top=0.001, radius=60, eps=1e-4, t0=0.1):
+        check_arguments(DCP, locals())
         super().__init__()
         self.patch, self.omega, self.top, self.radius, self.eps, self.t0 = patch, omega, top, radius, eps, t0
 
@@ -87,10 +94,13 @@ class PFDCP(DCP):
         max_levels: cap on the pyramid depth (None: as deep as the patch allows).
     """
 
-    def __init__(self, patch=15, omega=0.95, top=0.001, radius=60, eps=1e-4, t0=0.1, weight=0.5, max_levels=None):
+    # the pyramid halves an image while a level still holds a patch: a 1-pixel patch never stops it
+    LIMITS = {**DCP.LIMITS, "patch": Range(2, 4096), "weight": Range(0, 1), "max_levels": Range(1)}
+
+    def __init__(self, patch=15, omega=0.95, top=0.001, radius=60, eps=1e-4, t0=0.1, weight=0.5,
+                 max_levels: Optional[int] = None):
+        check_arguments(PFDCP, locals())
         super().__init__(patch, omega, top, radius, eps, t0)
-        if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"weight must be in [0, 1], got {weight}")
         self.weight, self.max_levels = weight, max_levels
 
     def pyramid(self, img):

@@ -15,14 +15,18 @@ computes the DCP region masks from its input when none are given. Region masks c
 transmission map the dataset supplies (`region="depth"`, the paper's Table 6 "GT depth" row):
 `extra_inputs` names the batch keys `forward` then needs.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from hdm.kinds import Keywords, Letters, OneOf, Range, check_arguments
 from hdm.ops.dcp import bin_masks, dark_channel, dcp_region_masks, dcp_transmission, downscale
+from hdm.ops.deform_conv import BACKENDS
 
-from .blocks import DCNBlock, FAGroup, Mix, RegionConv, conv, pad_rgb_input
+from .blocks import REGION_CONV_STRATEGIES, DCNBlock, FAGroup, Mix, RegionConv, conv, pad_rgb_input
 
 STAGE_LETTERS = "PSR"
 REGION_SOURCES = ("dcp", "learned", "depth")
@@ -81,21 +85,23 @@ class HDM(nn.Module):
             'per_region'; see blocks.RegionConv); results are equal up to float rounding.
     """
 
+    # the limits of the arguments (hdm.kinds): dim >= 8 keeps a channel in the attention layers' C/8;
+    # parameters grow as dim^2 (2.8 M at 64), so 1024 is far beyond any use; 64 groups or blocks build
+    # twenty times the release's depth; the DCP keywords are those of dcp_transmission but the
+    # downscale, which the R level fixes at 1/4
+    LIMITS = {"dim": Range(8, 1024), "groups": Range(1, 64), "blocks_per_group": Range(0, 64),
+              "stages": Letters(STAGE_LETTERS), "region": OneOf(REGION_SOURCES), "num_regions": Range(1, 64),
+              "skip": OneOf(SKIPS), "input_mean": Range(0, 1), "input_std": Range(0, 1, low_open=True),
+              "out_act": OneOf(OUT_ACTS), "dcn_backend": OneOf(BACKENDS),
+              "dcp_options": Keywords(dcp_transmission, ("img", "downscale_factor")),
+              "region_strategy": OneOf(REGION_CONV_STRATEGIES)}
+
     def __init__(self, dim=64, groups=3, blocks_per_group=9, stages="PSRSR", region="dcp", num_regions=5,
                  skip="mix", input_mean=(0.64, 0.6, 0.58), input_std=(0.14, 0.15, 0.152), out_act="tanh",
-                 dcn_backend="auto", dcp_options=None, checkpoint_groups=False, region_strategy="auto"):
+                 dcn_backend="auto", dcp_options: Optional[dict] = None, checkpoint_groups=False,
+                 region_strategy="auto"):
+        check_arguments(HDM, locals())
         super().__init__()
-        bad = sorted(set(stages) - set(STAGE_LETTERS))
-        if bad:
-            raise ValueError(f"stages {stages!r} has letters {bad}; use only {', '.join(STAGE_LETTERS)}")
-        if region not in REGION_SOURCES:
-            raise ValueError(f"region {region!r} is not one of {', '.join(REGION_SOURCES)}")
-        if skip not in SKIPS:
-            raise ValueError(f"skip {skip!r} is not one of {', '.join(SKIPS)}")
-        if out_act not in OUT_ACTS:
-            raise ValueError(f"out_act {out_act!r} is not one of {', '.join(OUT_ACTS)}")
-        if num_regions < 1 or groups < 1 or blocks_per_group < 0 or dim < 8:
-            raise ValueError("need num_regions >= 1, groups >= 1, blocks_per_group >= 0, dim >= 8")
         self.stages, self.region, self.num_regions, self.skip, self.out_act = stages, region, num_regions, skip, out_act
         self.dcp_options = dict(dcp_options or {})
         self.checkpoint_groups = checkpoint_groups

@@ -23,10 +23,13 @@ Fusion: the content decoder's full-resolution features and the edge features are
 passed through two conv layers to the RGB output. `edge_stream=False` drops the edge stream (the
 paper's "without edge stream" ablation): the content decoder then has no edge features to concatenate.
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hdm.kinds import Range, check_arguments
 from hdm.ops.svrnn import four_direction_max
 
 from .blocks import pad_rgb_input
@@ -62,8 +65,10 @@ class HybridNet(nn.Module):
     channels of each down-conv of the multi-scale features x."""
 
     extra_inputs = ()
+    LIMITS = {"width": Range(1, 512), "ms_channels": Range(1, 512)}  # channels (hdm.kinds); 8x width at 1/8
 
     def __init__(self, width=32, ms_channels=8, edge_stream=True):
+        check_arguments(HybridNet, locals())
         super().__init__()
         w = width
         self.edge_stream = edge_stream
@@ -147,19 +152,26 @@ class Discriminator(nn.Module):
     gives one logit; larger inputs give a map of logits, averaged by the loss."""
 
     extra_inputs = ()
+    # (channel multiple of width, kernel, stride) of the nine LeakyReLU convs; then a 4x4 conv to one logit
+    LAYERS = ((1, 5, 2), (2, 3, 1), (2, 5, 2), (4, 3, 1), (4, 5, 2), (8, 3, 1), (8, 5, 2), (16, 3, 1), (16, 5, 2))
+    LAST_KERNEL = 4
+    # the input side that the strides reduce to the last kernel's 4 x 4 (Table I's 128): one logit
+    MIN_INPUT_SIDE = LAST_KERNEL * math.prod(s for _, _, s in LAYERS)
+    LIMITS = {"in_channels": Range(1, 64), "width": Range(1, 256)}  # hdm.kinds; 16 x width channels at the end
 
     def __init__(self, in_channels=3, width=32):
+        check_arguments(Discriminator, locals())
         super().__init__()
         layers, ch = [], in_channels
-        for mult, k, s in ((1, 5, 2), (2, 3, 1), (2, 5, 2), (4, 3, 1), (4, 5, 2), (8, 3, 1), (8, 5, 2), (16, 3, 1),
-                           (16, 5, 2)):
+        for mult, k, s in self.LAYERS:
             out_ch = width * mult
             layers += [nn.Conv2d(ch, out_ch, k, stride=s, padding=k // 2), nn.LeakyReLU(0.2, inplace=True)]
             ch = out_ch
-        layers.append(nn.Conv2d(ch, 1, 4))
+        layers.append(nn.Conv2d(ch, 1, self.LAST_KERNEL))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
-        if x.shape[-1] < 128 or x.shape[-2] < 128:
-            raise ValueError(f"the discriminator needs inputs of at least 128 x 128, got {tuple(x.shape[-2:])}")
+        side = self.MIN_INPUT_SIDE
+        if x.shape[-1] < side or x.shape[-2] < side:
+            raise ValueError(f"the discriminator needs inputs of at least {side} x {side}, got {tuple(x.shape[-2:])}")
         return self.net(x)
