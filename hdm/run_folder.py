@@ -21,6 +21,7 @@ from hdm.config import dump_config
 from hdm.data.prepare import DataError, prepare
 from hdm.device import amp_mode, keep_freed_memory, resolve_device
 from hdm.errors import RunFolderError
+from hdm.files import process_alive
 from hdm.runtime import StopRequest, distributed_setup, run_dir_of, setup_logging
 
 logger = logging.getLogger("hdm")
@@ -58,16 +59,6 @@ def config_changes(stored, current):
     return [k for k in changed if _resumable(k)], [k for k in changed if not _resumable(k)]
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunLock:
     """runs/<name>/.lock, created exclusively: a second live process on the same run is refused; a lock
     left by a killed process on this host (its pid is gone) is taken over."""
@@ -84,7 +75,7 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 other = self._read()
-                if other.get("host") == me["host"] and not _pid_alive(int(other.get("pid", -1))):
+                if other.get("host") == me["host"] and not process_alive(int(other.get("pid", -1))):
                     os.remove(self.path)  # stale: its process is gone
                     continue
                 raise RunFolderError(f"{os.path.dirname(self.path)} is in use by process {other.get('pid')} on "
