@@ -19,6 +19,8 @@ import threading
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.image_io import ensure_writable
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
 
 def _stop(signum, frame):
     raise SystemExit(f"hdm-export: stopped by {signal.Signals(signum).name} before it finished; its temporary "
@@ -26,7 +28,7 @@ def _stop(signum, frame):
 
 
 @contextlib.contextmanager
-def stopping_cleanly(signals=(signal.SIGTERM, signal.SIGHUP)):
+def stopping_cleanly(signals=STOP_SIGNALS):
     """`signals` raise SystemExit (one line, exit code 1) while the block runs, so that its cleanup runs."""
     if threading.current_thread() is not threading.main_thread():
         yield
