@@ -269,7 +269,8 @@ def test_a_description_that_is_not_an_object_is_refused(tmp_path_factory, value)
     path = pair(tmp_path_factory.mktemp("not_an_object"), None, value)
     with pytest.raises(ValueError) as err:
         OnnxModel(str(path))
-    assert str(err.value).startswith(f"{path.parent / 'm.json'}: expected a JSON object (hdm-export's description), got ")
+    expected = f"{path.parent / 'm.json'}: expected a JSON object (hdm-export's description), got "
+    assert str(err.value).startswith(expected)
 
 
 def allowed_types(meta, path):
@@ -337,6 +338,39 @@ def test_a_described_shape_the_graph_does_not_have_is_refused(exported, tmp_path
     folder = tmp_path_factory.mktemp("shape")
     with pytest.raises(ValueError, match=f"^{folder / 'm.onnx'}: the graph's '{meta[side][0]['name']}' has the shape "):
         OnnxModel(str(pair(folder, path, meta)))
+
+
+def test_masks_of_another_number_of_regions_than_the_options_are_refused(hdm_description):
+    meta = copy.deepcopy(hdm_description)
+    meta["masks"]["options"]["num_regions"] = 4
+    with pytest.raises(ValueError, match=r"^m.json: key 'inputs': the masks have 5 regions in dimension 1, "
+                                         r"masks.options.num_regions is 4$"):
+        check_description(meta, "m.json")
+
+
+@pytest.mark.parametrize("kind,shape,message", [
+    ("FLOAT16", [1, 3, "h", "w"], "the graph's 'image' is tensor(float16), its description's float32"),
+    ("FLOAT", [3, "h", "w"],
+     "the graph's 'image' has the shape [3, 'free', 'free'], its description [1, 3, 'free', 'free']"),
+])
+def test_a_graph_of_another_element_type_or_rank_is_refused(hdm_description, tmp_path, kind, shape, message):
+    """Graphs built here with onnx.helper (image -> Identity -> restored), beside a description of the
+    contract whose digest is theirs."""
+    import onnx
+    from onnx import TensorProto, helper
+    element = getattr(TensorProto, kind)
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["restored"])], "g",
+                              [helper.make_tensor_value_info("image", element, shape)],
+                              [helper.make_tensor_value_info("restored", element, shape)])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    (tmp_path / "g.onnx").write_bytes(data)
+    onnx.checker.check_model(str(tmp_path / "g.onnx"))
+    meta = {**hdm_description, "masks": None, "inputs": hdm_description["inputs"][:1],
+            "sha256": hashlib.sha256(data).hexdigest()}
+    (tmp_path / "g.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError) as err:
+        OnnxModel(str(tmp_path / "g.onnx"))
+    assert str(err.value) == f"{tmp_path / 'g.onnx'}: {message}"
 
 
 # --- the export's temporary files: killed, terminated, a full disk

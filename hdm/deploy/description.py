@@ -62,6 +62,11 @@ def _is_int(value):
     return type(value) is int
 
 
+def _is_dimension(value):
+    """A described dimension: a fixed size (a positive integer) or the name of a free one."""
+    return type(value) is str or (_is_int(value) and value >= 1)
+
+
 def _option_rule(default):
     """(expected, valid) of a region_masks option: the type of its default; sizes and scales positive."""
     if type(default) is bool:
@@ -80,11 +85,12 @@ def _check_tensors(meta, side, names, where):
     for i, tensor in enumerate(tensors):
         key = f"{side}[{i}]"
         if type(tensor) is not dict:
-            raise ValueError(f"{where}: key {key!r}: expected an object with name, shape and dtype, got {_value(tensor)}")
+            raise ValueError(f"{where}: key {key!r}: expected an object with name, shape and dtype, got "
+                             f"{_value(tensor)}")
         _field(tensor, "name", where, f"{key}.name", "a string", lambda v: type(v) is str)
         _field(tensor, "shape", where, f"{key}.shape",
                f"an array of {RANK} dimensions (positive integers, or names of free sizes)",
-               lambda v: type(v) is list and len(v) == RANK and all(type(d) is str or (_is_int(d) and d >= 1) for d in v))
+               lambda v: type(v) is list and len(v) == RANK and all(map(_is_dimension, v)))
         _field(tensor, "dtype", where, f"{key}.dtype", " or ".join(map(repr, ELEMENT_TYPES)),
                lambda v: type(v) is str and v in ELEMENT_TYPES)
     if sorted(t["name"] for t in tensors) != sorted(names):
@@ -101,8 +107,10 @@ def check_description(meta, meta_path):
     _field(meta, "format", where, "format", f"{FORMAT!r} (an hdm-export description)", lambda v: v == FORMAT)
     _field(meta, "sha256", where, "sha256", "the .onnx file's sha256 (64 hexadecimal digits)",
            lambda v: type(v) is str and re.fullmatch("[0-9a-f]{64}", v) is not None)
-    _field(meta, "max_side", where, "max_side", "a positive integer or null", lambda v: v is None or (_is_int(v) and v >= 1))
-    masks = _field(meta, "masks", where, "masks", "null or an object with 'options'", lambda v: v is None or type(v) is dict)
+    _field(meta, "max_side", where, "max_side", "a positive integer or null",
+           lambda v: v is None or (_is_int(v) and v >= 1))
+    masks = _field(meta, "masks", where, "masks", "null or an object with 'options'",
+                   lambda v: v is None or type(v) is dict)
     inputs = TENSORS["inputs"]
     if masks is not None:
         options = _field(masks, "options", where, "masks.options", "an object of region_masks's arguments",
