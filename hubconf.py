@@ -4,7 +4,9 @@
     restored = model(image)   # RGB float32 (B, 3, H, W) in [0, 1] -> RGB in [0, 1]
 
 Entries: hdm, aecrnet, hybrid (the low-light hybrid network's generator), dcp, pfdcp. Keyword arguments
-override the model's config (e.g. dcn_backend="torch"); see hdm/hub.py.
+override the model's config (e.g. dcn_backend="torch"). The model checks its input (a float tensor
+(B, 3, H, W) with finite values in [0, 1]) and its output (finite): a ValueError of one line otherwise.
+See hdm/hub.py.
 """
 dependencies = ["torch", "numpy", "cv2", "yaml", "scipy", "skimage"]
 

@@ -14,23 +14,26 @@ be bit-equal. An HDM graph takes the masks as a second input, `masks`, and hdm.d
 them in NumPy equal to the torch ones (hdm.deploy.onnx_model does this for the user).
 
 `export` writes nothing until ONNX Runtime has reproduced PyTorch within TOLERANCE on CHECK_SIZES crops
-of real photos (odd sizes among them); the file and its JSON description are then published atomically.
+of real photos (odd sizes among them), loading the graph as OnnxModel does (verified against its
+description); the file and its JSON description are then published atomically. The graph is traced into a
+temporary file of hdm.files beside the target, removed on any exit (hdm-export turns SIGTERM into one) and
+by a later write into the folder when a kill left it.
 """
 import contextlib
 import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
 import warnings
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from hdm.deploy.onnx_model import FORMAT, OnnxModel, sidecar_path
-from hdm.files import atomic_write
+from hdm.deploy.description import FORMAT, sidecar_path
+from hdm.deploy.onnx_model import OnnxModel
+from hdm.errors import shown
+from hdm.files import atomic_write, temporary_file
 from hdm.models import HDM, PFDCP, HybridNet
 from hdm.models.dcp_baselines import EXPORT_MAX_SIDE
 from hdm.ops.svrnn import DOUBLING_STEPS
@@ -152,7 +155,8 @@ def describe(deployed, cfg, record):
 
 def export(model, path, cfg, record, check_sizes=CHECK_SIZES):
     """Export `model` to `path` with its JSON beside it; returns the JSON's dict. Raises RuntimeError
-    (nothing written) when ONNX Runtime differs from PyTorch by more than TOLERANCE."""
+    (nothing written) when ONNX Runtime differs from PyTorch by more than TOLERANCE, OSError naming
+    `path` when the file cannot be written (a full disk)."""
     import onnxruntime
 
     from hdm.ops.deform_conv import ModulatedDeformConv2d
@@ -162,26 +166,28 @@ def export(model, path, cfg, record, check_sizes=CHECK_SIZES):
             module.backend = "torch"  # the pure-PyTorch deformable conv is the one that exports
     deployed = Deployed(model.float().to("cpu", memory_format=torch.contiguous_format))
     meta = describe(deployed, cfg, record)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=folder)
-    os.close(fd)
-    try:
-        _trace(deployed, tmp)
+    with temporary_file(path) as tmp:
+        try:
+            _trace(deployed, tmp)
+            with open(tmp, "rb") as f:
+                data = f.read()
+        except OSError as err:
+            raise OSError(f"{shown(path)}: could not be written ({err.strerror or err}); nothing written") from err
+        meta["sha256"] = hashlib.sha256(data).hexdigest()
         try:
             diffs = compare(deployed, OnnxModel(tmp, meta=meta), check_photos(check_sizes))
-        except ValueError as err:  # ONNX Runtime could not load or run the graph
-            raise RuntimeError(f"{path}: the exported graph fails in ONNX Runtime ({err}); nothing written") from err
+        except ValueError as err:  # ONNX Runtime could not load or run the graph, or it is not the described one
+            message = f"{shown(path)}: the exported graph fails in ONNX Runtime ({err}); nothing written"
+            raise RuntimeError(message) from err
         meta["check"] = {"onnxruntime": onnxruntime.__version__, "sizes": [list(s) for s in check_sizes],
                          "max_abs_diff": diffs, "tolerance": TOLERANCE}
         if not max(diffs) <= TOLERANCE:
-            raise RuntimeError(f"{path}: ONNX Runtime differs from PyTorch by {max(diffs):.2e} (> {TOLERANCE:g}) on "
-                               f"sizes {list(check_sizes)}; nothing written")
-        with open(tmp, "rb") as f:
-            meta["sha256"] = hashlib.sha256(f.read()).hexdigest()
-        with atomic_write(sidecar_path(path), "w") as f:
-            json.dump(meta, f, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            raise RuntimeError(f"{shown(path)}: ONNX Runtime differs from PyTorch by {max(diffs):.2e} "
+                               f"(> {TOLERANCE:g}) on sizes {list(check_sizes)}; nothing written")
+    # both files are written out before either replaces anything: a full disk leaves neither
+    with atomic_write(sidecar_path(path), "w") as description, atomic_write(path) as graph:
+        graph.write(data)
+        json.dump(meta, description, indent=2)
+        graph.flush()
+        description.flush()
     return meta

@@ -21,6 +21,7 @@ from hdm.config import dump_config
 from hdm.data.prepare import DataError, describe, prepare
 from hdm.device import amp_mode, keep_freed_memory, resolve_device
 from hdm.errors import RunFolderError
+from hdm.files import process_alive
 from hdm.runtime import StopRequest, distributed_setup, run_dir_of, setup_logging
 
 logger = logging.getLogger("hdm")
@@ -59,16 +60,6 @@ def config_changes(stored, current):
     return [k for k in changed if _resumable(k)], [k for k in changed if not _resumable(k)]
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunLock:
     """runs/<name>/.lock, created exclusively: a second live process on the same run is refused; a lock
     left by a killed process on this host (its pid is gone) is taken over."""
@@ -101,7 +92,7 @@ class RunLock:
             return None
         other = self._read()
         pid = other.get("pid")
-        if other.get("host") == socket.gethostname() and not (isinstance(pid, int) and _pid_alive(pid)):
+        if other.get("host") == socket.gethostname() and not (isinstance(pid, int) and process_alive(pid)):
             return None
         return other
 

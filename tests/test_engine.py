@@ -68,7 +68,7 @@ def test_latest_checkpoint_orders_by_iteration(tmp_path):
         atomic_save({"model": {}}, tmp_path / f"iter_{it}.pth")
     assert [it for it, _ in list_checkpoints(str(tmp_path))] == [2, 9, 10]
     assert latest_readable_checkpoint(str(tmp_path))[0].endswith("iter_10.pth")
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path):

@@ -1,14 +1,21 @@
-"""ONNX export (hdm-export), ONNX Runtime against PyTorch on real photos, and hdm-predict --onnx
-without torch."""
+"""ONNX export (hdm-export), ONNX Runtime against PyTorch on real photos, hdm-predict --onnx
+without torch, the verification of a file when it loads, and the export's temporary files."""
+import copy
+import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -16,8 +23,10 @@ pytest.importorskip("onnxscript")
 from hdm.cli import export as export_cli  # noqa: E402
 from hdm.cli import predict as predict_cli  # noqa: E402
 from hdm.deploy.dcp_masks import region_masks  # noqa: E402
+from hdm.deploy.description import check_description  # noqa: E402
 from hdm.deploy.onnx_model import OnnxModel  # noqa: E402
-from hdm.export import Deployed, check_photos  # noqa: E402
+from hdm.export import Deployed, check_photos, describe  # noqa: E402
+from hdm.files import TEMPORARY  # noqa: E402
 from hdm.image_io import read_image, write_image  # noqa: E402
 from hdm.models import build_model  # noqa: E402
 from hdm.ops.dcp import dcp_region_masks  # noqa: E402
@@ -37,10 +46,13 @@ SIZES = ((200, 264), (157, 211), (96, 131))  # other sizes than the export's own
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """{name: (onnx path, torch model)} exported through hdm-export from a checkpoint (random weights)."""
+    """exported(name) -> (onnx path, torch model): MODELS[name] exported through hdm-export from a checkpoint
+    (random weights), once per module and only when a test asks for it."""
     folder = tmp_path_factory.mktemp("export")
-    out = {}
-    for name, cfg in MODELS.items():
+    done = {}
+
+    def export_one(name):
+        cfg = MODELS[name]
         torch.manual_seed(0)
         model = build_model(cfg).eval()
         argv = [str(folder / f"{name}.onnx")]
@@ -55,8 +67,13 @@ def exported(tmp_path_factory):
             (folder / f"{name}.yaml").write_text(yaml.safe_dump({"model": cfg}))
             argv += ["-c", str(folder / f"{name}.yaml")]
         assert export_cli.main(argv) == 0
-        out[name] = (str(folder / f"{name}.onnx"), model)
-    return out
+        return str(folder / f"{name}.onnx"), model
+
+    def get(name):
+        if name not in done:
+            done[name] = export_one(name)
+        return done[name]
+    return get
 
 
 def test_numpy_masks_equal_the_torch_masks_on_photos():
@@ -74,7 +91,7 @@ def test_numpy_masks_equal_the_torch_masks_on_photos():
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_onnx_runtime_reproduces_pytorch(exported, name):
-    path, model = exported[name]
+    path, model = exported(name)
     meta = json.load(open(path[:-5] + ".json"))
     assert meta["model"] == MODELS[name]["type"] and meta["config"]["model"] == MODELS[name]
     assert max(meta["check"]["max_abs_diff"]) <= 1e-4 and len(meta["check"]["sizes"]) == 3
@@ -95,7 +112,7 @@ def test_onnx_runtime_reproduces_pytorch(exported, name):
 
 def test_predict_onnx_runs_without_torch(exported, tmp_path):
     """hdm-predict --onnx in a process where importing torch fails; its outputs are the torch route's."""
-    path, _ = exported["hdm"]
+    path, _ = exported("hdm")
     img, _ = hazy_photo("coffee", size=(121, 163))
     write_image(tmp_path / "in" / "a.png", img)
     code = ("import sys; sys.modules['torch'] = None; from hdm.cli.predict import run; "
@@ -110,7 +127,7 @@ def test_predict_onnx_runs_without_torch(exported, tmp_path):
 
 
 def test_export_refusals_are_one_line(exported, tmp_path, capsys):
-    path, _ = exported["dcp"]
+    path, _ = exported("dcp")
     folder = os.path.dirname(path)
     code, err = run_cli(export_cli.main, [path, "-c", os.path.join(folder, "dcp.yaml")], capsys)
     assert code == 2 and len(err) == 1 and "exists" in err[0] and "--overwrite" in err[0]
@@ -146,7 +163,7 @@ def test_a_failed_check_writes_nothing(tmp_path, monkeypatch, capsys):
 
 def test_an_onnx_runtime_failure_names_the_file_and_the_others_go_on(exported, tmp_path, monkeypatch, capsys):
     import onnxruntime
-    path, _ = exported["dcp"]
+    path, _ = exported("dcp")
     write_image(tmp_path / "in" / "a.png", hazy_photo("coffee", size=(40, 50))[0])
     write_image(tmp_path / "in" / "b.png", hazy_photo("coffee", size=(50, 40))[0])
     real_run = onnxruntime.InferenceSession.run
@@ -160,3 +177,248 @@ def test_an_onnx_runtime_failure_names_the_file_and_the_others_go_on(exported, t
     assert code == 1 and len(err) == 1
     assert err[0].startswith(f"error: {tmp_path / 'in' / 'a.png'}: 50x40: ONNX Runtime failed (Failed to allocate")
     assert sorted(os.listdir(tmp_path / "out")) == ["b.png"]
+
+
+# --- a file is verified when it loads: its description's keys, its digest, its graph's inputs and outputs
+
+SETTINGS = settings(deadline=None, database=None, max_examples=60)
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=8)
+# every key the loader uses, in an HDM description (masks set); (path, name in the messages)
+LOADER_KEYS = [(("format",), "format"), (("sha256",), "sha256"), (("max_side",), "max_side"), (("masks",), "masks"),
+               (("masks", "options"), "masks.options"), (("inputs",), "inputs"), (("outputs",), "outputs")] + \
+    [((side, i, key), f"{side}[{i}].{key}") for side, n in (("inputs", 2), ("outputs", 1)) for i in range(n)
+     for key in ("name", "shape", "dtype")]
+
+
+@pytest.fixture(scope="module")
+def hdm_description():
+    """What hdm-export writes beside an HDM file (DCP masks set, a max_side), less the check's figures."""
+    cfg = {"model": MODELS["hdm"]}
+    meta = describe(Deployed(build_model(MODELS["hdm"])), cfg, {"weights": "hdm.pth", "chosen": "final iteration"})
+    return check_description({**meta, "sha256": "0" * 64, "max_side": 4096}, "hdm.json")
+
+
+def pair(tmp_path, onnx_path, meta, name="m"):
+    """A copy of an .onnx file (or a file that is none) beside the description `meta` in tmp_path."""
+    if onnx_path is None:
+        (tmp_path / f"{name}.onnx").write_bytes(b"never read: the description is checked first")
+    else:
+        shutil.copy(onnx_path, tmp_path / f"{name}.onnx")
+    (tmp_path / f"{name}.json").write_text(json.dumps(meta))
+    return tmp_path / f"{name}.onnx"
+
+
+def predict_on_one_photo(onnx_path, tmp_path, capsys):
+    """(exit code, stderr lines) of hdm-predict --onnx on one photo; the output folder must stay unmade."""
+    write_image(tmp_path / "in.png", hazy_photo("coffee", size=(40, 52))[0])
+    code, err = run_cli(predict_cli.main, [str(tmp_path / "in.png"), str(tmp_path / "out"), "--onnx", str(onnx_path)],
+                        capsys)
+    assert not (tmp_path / "out").exists()
+    return code, err
+
+
+def at(meta, path):
+    for key in path[:-1]:
+        meta = meta[key]
+    return meta, path[-1]
+
+
+def test_a_tampered_graph_is_refused_before_any_image(exported, tmp_path, capsys):
+    """One byte of a weight changed: ONNX Runtime would run the graph; the digest refuses it."""
+    import onnx
+    import onnxruntime
+    original = exported("aecrnet")[0]
+    path = pair(tmp_path, original, json.loads(open(original[:-5] + ".json").read()))
+    data = bytearray(path.read_bytes())
+    weight = max(onnx.load(str(path)).graph.initializer, key=lambda t: len(t.raw_data)).raw_data
+    data[data.find(weight) + 4 * (len(weight) // 8) + 3] ^= 0x40  # the exponent of one float32 weight
+    path.write_bytes(data)
+    onnxruntime.InferenceSession(bytes(data), providers=["CPUExecutionProvider"])  # a graph that loads
+    code, err = predict_on_one_photo(path, tmp_path, capsys)
+    assert code == 2 and err == [f"error: --onnx: {path}: its sha256 is not the one {tmp_path / 'm.json'} records: the "
+                                 f"file was changed after export, or the .json belongs to another export"]
+
+
+def test_a_graph_beside_another_models_description_is_refused(exported, hdm_description, tmp_path, capsys):
+    """A DCP graph beside an HDM description: its digest tells; made to match, the graph's inputs tell."""
+    path = pair(tmp_path, exported("dcp")[0], hdm_description)
+    code, err = predict_on_one_photo(path, tmp_path, capsys)
+    assert code == 2 and len(err) == 1 and "sha256 is not the one" in err[0]
+    pair(tmp_path, exported("dcp")[0], {**hdm_description, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+    code, err = predict_on_one_photo(path, tmp_path, capsys)
+    assert code == 2 and err == [f"error: --onnx: {path}: the graph's inputs are ['image'], its description's "
+                                 f"['image', 'masks']: the .json belongs to another export"]
+
+
+@pytest.mark.parametrize("path,name", LOADER_KEYS, ids=[name for _, name in LOADER_KEYS])
+def test_each_missing_key_is_named(hdm_description, tmp_path, path, name):
+    meta = copy.deepcopy(hdm_description)
+    parent, key = at(meta, path)
+    del parent[key]
+    with pytest.raises(ValueError) as err:
+        OnnxModel(str(pair(tmp_path, None, meta)))
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'm.json'}: key {name!r} is missing (expected ") and "\n" not in message
+
+
+@SETTINGS
+@given(value=JSON.filter(lambda v: not isinstance(v, dict)))
+def test_a_description_that_is_not_an_object_is_refused(tmp_path_factory, value):
+    path = pair(tmp_path_factory.mktemp("not_an_object"), None, value)
+    with pytest.raises(ValueError) as err:
+        OnnxModel(str(path))
+    expected = f"{path.parent / 'm.json'}: expected a JSON object (hdm-export's description), got "
+    assert str(err.value).startswith(expected)
+
+
+def allowed_types(meta, path):
+    """The Python types of the JSON values the loader accepts at `path` (a test's own statement of the rule)."""
+    if path[-2:-1] == ("shape",):
+        return {int, str}
+    if path in (("max_side",), ("masks",)):
+        return {type(None), int} if path == ("max_side",) else {type(None), dict}
+    parent, key = at(meta, path)
+    return {int, float} if type(parent[key]) is float else {type(parent[key])}
+
+
+@SETTINGS
+@given(data=st.data())
+def test_a_value_of_the_wrong_type_is_named_with_its_key(hdm_description, data):
+    """Any key the loader uses (the masks' options and each dimension among them), replaced by a JSON value
+    of another type, is refused in one line naming the key."""
+    meta = copy.deepcopy(hdm_description)
+    paths = [p for p, _ in LOADER_KEYS] + [("masks", "options", k) for k in meta["masks"]["options"]] + \
+        [(side, i) for side, n in (("inputs", 2), ("outputs", 1)) for i in range(n)] + \
+        [(side, i, "shape", d) for side, n in (("inputs", 2), ("outputs", 1)) for i in range(n) for d in range(4)]
+    path = data.draw(st.sampled_from(paths))
+    always_wrong = path[0] in ("format", "sha256")  # no generated value is the format or a digest
+    wrong = data.draw(JSON.filter(lambda v: always_wrong or type(v) not in allowed_types(meta, path)))
+    parent, key = at(meta, path)
+    parent[key] = wrong
+    named = path[:-1] if path[-2:-1] == ("shape",) else path  # a dimension is reported as its shape
+    name = ".".join(p if isinstance(p, str) else f"[{p}]" for p in named).replace(".[", "[")
+    with pytest.raises(ValueError) as err:
+        check_description(meta, "m.json")
+    assert str(err.value).startswith(f"m.json: key {name!r}") and "\n" not in str(err.value), (path, wrong, err.value)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_any_mutation_of_a_description_is_accepted_or_one_line(hdm_description, data):
+    """Whatever is put anywhere in a description, checking it raises nothing but a one-line ValueError."""
+    meta = copy.deepcopy(hdm_description)
+    for _ in range(data.draw(st.integers(1, 4))):
+        node, key = meta, None
+        while isinstance(node, (dict, list)) and node and data.draw(st.booleans()):
+            key = data.draw(st.sampled_from(sorted(node) if isinstance(node, dict) else range(len(node))))
+            parent, node = node, node[key]
+        if key is not None:
+            parent[key] = data.draw(JSON)
+    try:
+        assert check_description(copy.deepcopy(meta), "m.json") == meta
+    except ValueError as err:
+        assert str(err).startswith("m.json: ") and "\n" not in str(err)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_a_described_shape_the_graph_does_not_have_is_refused(exported, tmp_path_factory, data):
+    """A description whose digest matches but whose dimensions are not the graph's (a size fixed where the
+    graph's is free, or the reverse, or another fixed size) is refused before any image."""
+    path = exported("dcp")[0]
+    meta = json.loads(open(path[:-5] + ".json").read())
+    side = data.draw(st.sampled_from(["inputs", "outputs"]))
+    dim = data.draw(st.integers(0, 3))
+    graph_dim = [1, 3, None, None][dim]
+    new = data.draw((st.integers(1, 9) | st.text("hw", min_size=1, max_size=3)).filter(
+        lambda v: (v != graph_dim) if graph_dim is not None else isinstance(v, int)))
+    meta[side][0]["shape"][dim] = new
+    folder = tmp_path_factory.mktemp("shape")
+    with pytest.raises(ValueError, match=f"^{folder / 'm.onnx'}: the graph's '{meta[side][0]['name']}' has the shape "):
+        OnnxModel(str(pair(folder, path, meta)))
+
+
+def test_masks_of_another_number_of_regions_than_the_options_are_refused(hdm_description):
+    meta = copy.deepcopy(hdm_description)
+    meta["masks"]["options"]["num_regions"] = 4
+    with pytest.raises(ValueError, match=r"^m.json: key 'inputs': the masks have 5 regions in dimension 1, "
+                                         r"masks.options.num_regions is 4$"):
+        check_description(meta, "m.json")
+
+
+@pytest.mark.parametrize("kind,shape,message", [
+    ("FLOAT16", [1, 3, "h", "w"], "the graph's 'image' is tensor(float16), its description's float32"),
+    ("FLOAT", [3, "h", "w"],
+     "the graph's 'image' has the shape [3, 'free', 'free'], its description [1, 3, 'free', 'free']"),
+])
+def test_a_graph_of_another_element_type_or_rank_is_refused(hdm_description, tmp_path, kind, shape, message):
+    """Graphs built here with onnx.helper (image -> Identity -> restored), beside a description of the
+    contract whose digest is theirs."""
+    import onnx
+    from onnx import TensorProto, helper
+    element = getattr(TensorProto, kind)
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["restored"])], "g",
+                              [helper.make_tensor_value_info("image", element, shape)],
+                              [helper.make_tensor_value_info("restored", element, shape)])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    (tmp_path / "g.onnx").write_bytes(data)
+    onnx.checker.check_model(str(tmp_path / "g.onnx"))
+    meta = {**hdm_description, "masks": None, "inputs": hdm_description["inputs"][:1],
+            "sha256": hashlib.sha256(data).hexdigest()}
+    (tmp_path / "g.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError) as err:
+        OnnxModel(str(tmp_path / "g.onnx"))
+    assert str(err.value) == f"{tmp_path / 'g.onnx'}: {message}"
+
+
+# --- the export's temporary files: killed, terminated, a full disk
+
+def export_process(folder, prelude=""):
+    """hdm-export of DCP into `folder` in another process; `prelude` runs first (limits, signals)."""
+    (folder / "dcp.yaml").write_text(yaml.safe_dump({"model": {"type": "DCP"}}))
+    code = (f"import runpy, sys\n{prelude}\n"
+            f"sys.argv = ['hdm-export', {str(folder / 'dcp.onnx')!r}, '-c', {str(folder / 'dcp.yaml')!r}]\n"
+            "runpy.run_module('hdm.cli.export', run_name='__main__')")
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def temporary_of(process, folder):
+    """The name of `process`'s temporary file in `folder`, once it is there (the export is then tracing)."""
+    while True:
+        names = [n for n in os.listdir(folder) if (m := TEMPORARY.fullmatch(n)) and m["pid"] == str(process.pid)]
+        if names:
+            return names[0]
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+
+
+def test_a_killed_exports_temporary_file_goes_with_the_next_export_and_sigterm_leaves_none(tmp_path):
+    first = export_process(tmp_path)
+    stale = temporary_of(first, tmp_path)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    assert stale in os.listdir(tmp_path)  # SIGKILL cannot be caught
+    second = export_process(tmp_path)
+    temporary_of(second, tmp_path)
+    assert stale not in os.listdir(tmp_path)  # the second export's first write into the folder removed it
+    second.send_signal(signal.SIGTERM)
+    _, err = second.communicate()
+    assert second.returncode == 1
+    assert err.splitlines() == ["hdm-export: stopped by SIGTERM before it finished; its temporary files are removed"]
+    assert sorted(os.listdir(tmp_path)) == ["dcp.yaml"]
+
+
+def test_a_full_disk_during_the_export_names_the_file_and_leaves_nothing(tmp_path):
+    """Files are limited to 20 kB (RLIMIT_FSIZE; writes beyond fail with EFBIG as on a full disk): the
+    export fails in one line naming the .onnx file, and leaves neither file nor temporary file."""
+    limit = ("import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+             "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, resource.RLIM_INFINITY))")
+    process = export_process(tmp_path, limit)
+    _, err = process.communicate()
+    assert process.returncode == 1
+    assert err.splitlines() == [f"error: {tmp_path / 'dcp.onnx'}: could not be written (File too large); nothing "
+                                f"written (--debug shows the traceback)"]
+    assert sorted(os.listdir(tmp_path)) == ["dcp.yaml"]

@@ -117,7 +117,7 @@ def test_keep_last_and_best(tmp_path, demo_root):
     scores = {int(m[0]): float(m[1]) for m in re.findall(r"val iter (\d+): psnr ([\d.]+)", log)}
     assert best["iteration"] == max(scores, key=scores.get) and best["selection"]["by"] == "best validation psnr"
     assert best["val"]["psnr"] == pytest.approx(scores[best["iteration"]], abs=1e-3)
-    assert not [p for p in os.listdir(ckpts) if p.startswith(".tmp")]
+    assert not [p for p in os.listdir(ckpts) if p.endswith(".tmp")]
 
 
 class NaNData(torch.utils.data.Dataset):

@@ -1,19 +1,27 @@
-"""hdm-serve: the Flask routes, and the page end to end in headless Chromium (skipped without one)."""
+"""hdm-serve: the Flask routes and their JSON errors, the address taken before the models load, the
+warning for a page reachable from elsewhere, and the page end to end in headless Chromium (skipped
+without one)."""
 import io
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
 import torch
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("flask")
 
+from hdm.cli import UsageError  # noqa: E402
+from hdm.cli.serve import listen, reachable_from_elsewhere  # noqa: E402
 from hdm.image_io import write_image  # noqa: E402
 from hdm.models import build_model  # noqa: E402
 from hdm.web.app import create_app  # noqa: E402
@@ -147,3 +155,113 @@ def test_a_failure_while_restoring_is_one_line_on_the_page(app, monkeypatch):
     reply = app.post("/restore", data={"model": "1", "image": (io.BytesIO(png_bytes(img)), "big.png")})
     assert reply.status_code == 500
     assert reply.get_json()["error"].startswith("big.png: could not restore it (") and "\n" not in reply.get_json()["error"]
+
+
+SETTINGS = settings(deadline=None, database=None, max_examples=40)
+ROUTES = {("GET", "/"), ("GET", "/models"), ("POST", "/restore")}
+
+
+@SETTINGS
+@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+       path=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="?#"), max_size=12))
+def test_every_error_of_every_route_is_json(app, method, path):
+    """Any method on any path that is not a route answers JSON with one line (404, or 405 with Allow)."""
+    path = "/" + path
+    reply = app.open(path, method=method)
+    if (method, path) in ROUTES or (method, reply.request.path) in ROUTES:
+        return
+    assert reply.status_code in (404, 405) and reply.content_type == "application/json"
+    error = reply.get_json()["error"]
+    assert error.startswith(f"{method} /") and "\n" not in error
+    assert "the routes: GET /, GET /models, POST /restore" in error
+    assert (reply.status_code == 405) == ("Allow" in reply.headers)
+
+
+def test_an_unexpected_failure_is_json_500_and_one_line_in_the_log(caplog):
+    """A model that is not callable fails with a TypeError inside the route: JSON, no traceback."""
+    client = create_app([object()], ["broken"], torch.device("cpu")).test_client()
+    img, _ = hazy_photo("coffee", size=(20, 24))
+    reply = client.post("/restore", data={"model": "0", "image": (io.BytesIO(png_bytes(img)), "a.png")})
+    assert reply.status_code == 500 and reply.content_type == "application/json"
+    assert reply.get_json()["error"] == "POST /restore: the server failed (TypeError: 'object' object is not callable)"
+    assert [r.getMessage() for r in caplog.records] == [reply.get_json()["error"]] and not caplog.records[0].exc_info
+
+
+def test_a_model_whose_output_is_not_finite_answers_an_error_not_an_image():
+    torch.manual_seed(0)
+    model = build_model(HDM_SMALL).eval()
+    with torch.no_grad():
+        next(model.parameters())[0].fill_(float("nan"))
+    client = create_app([model], ["nan.pth"], torch.device("cpu")).test_client()
+    img, _ = hazy_photo("coffee", size=(40, 48))
+    reply = client.post("/restore", data={"model": "0", "image": (io.BytesIO(png_bytes(img)), "cat.png")})
+    assert reply.status_code == 500 and set(reply.get_json()) == {"error"}
+    assert reply.get_json()["error"] == ("cat.png: the model nan.pth gave values that are not finite (NaN); its "
+                                         "weights may be broken")
+
+
+@SETTINGS
+@given(ip=st.ip_addresses())
+def test_only_loopback_addresses_are_kept_from_other_machines(ip):
+    mapped = getattr(ip, "ipv4_mapped", None)
+    assert reachable_from_elsewhere(str(ip)) == (not (mapped or ip).is_loopback)
+
+
+@SETTINGS
+@given(ip=st.ip_addresses(v=4, network="192.0.2.0/24") | st.ip_addresses(v=4, network="198.51.100.0/24")
+       | st.ip_addresses(v=4, network="203.0.113.0/24"))
+def test_an_address_of_another_machine_is_refused(ip):
+    """Addresses reserved for documentation (RFC 5737) are no address of this machine."""
+    with pytest.raises(UsageError, match=f"^--host {ip} --port 8000: {ip} is not an address of this machine"):
+        listen(str(ip), 8000)
+
+
+def serve(argv):
+    return subprocess.run([sys.executable, "-m", "hdm.cli.serve", *argv], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_the_address_is_checked_before_any_model_loads(tmp_path):
+    """A port in use and a host that does not resolve are one line and exit code 2, though the checkpoint
+    given is not even readable: the address comes first."""
+    (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = serve([str(tmp_path / "broken.pth"), "--port", str(port)])
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"error: --host 127.0.0.1 --port {port}: the port is in use on 127.0.0.1 "
+                                          f"(another server?); choose another --port"]
+    result = serve([str(tmp_path / "broken.pth"), "--host", "no-such-host.invalid"])
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: --host no-such-host.invalid: does not resolve to an address")
+    result = serve([str(tmp_path / "broken.pth"), "--port", str(free_port())])  # then the checkpoint
+    assert result.returncode == 2 and "broken.pth" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_page_open_to_other_machines_is_warned_of_and_served_on_the_socket_taken(tmp_path):
+    (tmp_path / "dcp.yaml").write_text(yaml.safe_dump({"model": {"type": "DCP"}}))
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "hdm.cli.serve", str(tmp_path / "dcp.yaml"), "--host", "0.0.0.0",
+                               "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        assert server.stderr.readline() == (f"warning: hdm-serve: --host 0.0.0.0 (0.0.0.0): the page is reachable "
+                                            f"from other machines and has no authentication: whoever reaches port "
+                                            f"{port} can use it (--host 127.0.0.1 keeps it to this machine)\n")
+        assert server.stdout.readline() == f"hdm-serve: 1 model(s) on cpu; open http://127.0.0.1:{port}\n"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=30) as reply:
+            assert [m["type"] for m in json.load(reply)] == ["DCP"]
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/nope", timeout=30)
+        assert missing.value.code == 404 and json.load(missing.value)["error"].startswith("GET /nope: no such page")
+        for request, status in ((b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 101, 431), (b"NOT HTTP AT ALL", 400)):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:  # the server's own errors
+                raw.sendall(request + b"\r\n\r\n")
+                reply = raw.makefile("rb").read()
+            body = reply.partition(b"\r\n\r\n")[2] if reply.startswith(b"HTTP/") else reply  # HTTP/0.9: no head
+            assert json.loads(body)["error"].startswith(f"{status} ")
+            assert reply.startswith(b"{") or b"Content-Type: application/json" in reply
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)

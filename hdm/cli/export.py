@@ -7,12 +7,38 @@
 The file takes RGB float32 (1, 3, H, W) in [0, 1] of any size and returns RGB in [0, 1]; an HDM file
 with DCP regions also takes the region masks (see docs/deploy.md). Beside it, <name>.json describes
 the model, its config, weights, iteration, metric preset, the input contract and the check's figures.
-hdm-predict --onnx FILE runs it with ONNX Runtime alone.
+hdm-predict --onnx FILE runs it with ONNX Runtime alone, after verifying it against the .json.
+SIGTERM and SIGHUP stop it like an error: its temporary files are removed (a later write into the folder
+removes those of a process killed with SIGKILL).
 """
+import contextlib
 import os
+import signal
+import threading
 
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.image_io import ensure_writable
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _stop(signum, frame):
+    raise SystemExit(f"hdm-export: stopped by {signal.Signals(signum).name} before it finished; its temporary "
+                     f"files are removed")
+
+
+@contextlib.contextmanager
+def stopping_cleanly(signals=STOP_SIGNALS):
+    """`signals` raise SystemExit (one line, exit code 1) while the block runs, so that its cleanup runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _stop) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv=None):
@@ -27,7 +53,7 @@ def main(argv=None):
         raise UsageError(f"{args.output}: the output must be a .onnx file")
     if not args.config and not args.weights:
         raise UsageError("give --weights W (its stored config) or -c CONFIG [--weights W]")
-    from hdm.deploy.onnx_model import sidecar_path
+    from hdm.deploy.description import sidecar_path
 
     existing = [p for p in (args.output, sidecar_path(args.output)) if os.path.exists(p)]
     if existing and not args.overwrite:
@@ -52,7 +78,8 @@ def main(argv=None):
     else:
         record = {"weights": None, "iteration": None, "chosen": "no weights (a parameter-free model)"}
     try:
-        meta = export(model, args.output, cfg, record)
+        with stopping_cleanly():
+            meta = export(model, args.output, cfg, record)
     except ValueError as err:
         raise UsageError(f"{args.config or args.weights}: {first_line(err)}") from err
     sizes = ", ".join(f"{h}x{w}" for h, w in meta["check"]["sizes"])

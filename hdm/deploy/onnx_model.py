@@ -6,52 +6,45 @@ up to `max_side`; the output `restored` is RGB float32 (1, 3, H, W) in [0, 1]. A
 regions come from the dark channel prior also takes `masks`, one-hot (1, N, ceil(H / 4), ceil(W / 4)),
 which `OnnxModel` computes with hdm.deploy.dcp_masks from the image padded to a multiple of 4.
 """
-import json
 import os
 
 import numpy as np
 
 from hdm.deploy.dcp_masks import region_masks
-
-FORMAT = "hdm-onnx/1"
-
-
-def sidecar_path(path):
-    return os.path.splitext(path)[0] + ".json"
-
-
-def read_sidecar(path):
-    """The JSON hdm-export writes beside `path`; ValueError naming the file when it is missing or not ours."""
-    meta_path = sidecar_path(path)
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise ValueError(f"{meta_path}: missing; hdm-export writes it beside the .onnx file (the input contract)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{meta_path}: not readable JSON ({err})") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path}: not an hdm-export description (expected format {FORMAT!r})")
-    return meta
+from hdm.deploy.description import check_description, check_digest, check_graph, read_description, sidecar_path
+from hdm.errors import shown
 
 
 class OnnxModel:
-    """model(image) -> restored, both RGB float32 (H, W, 3) in [0, 1] (uint8 input is scaled by 255)."""
+    """model(image) -> restored, both RGB float32 (H, W, 3) in [0, 1] (uint8 input is scaled by 255).
+
+    The file is verified before it runs anything (hdm.deploy.description): its description (`meta`, by
+    default the .json beside it) holds every key used here with the right type, the file's bytes have
+    the recorded sha256, and the graph's inputs and outputs are the described ones. Any failure, and a
+    file ONNX Runtime cannot load, is a ValueError of one line naming the file."""
 
     def __init__(self, path, threads=None, meta=None):
         import onnxruntime as ort  # a dependency of this route only
 
         if not os.path.isfile(path):
-            raise ValueError(f"{path}: no such ONNX file")
-        self.meta = meta or read_sidecar(path)
+            raise ValueError(f"{shown(path)}: no such ONNX file")
+        meta_path = sidecar_path(path)
+        self.meta = read_description(path) if meta is None else check_description(meta, meta_path)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as err:
+            raise ValueError(f"{shown(path)}: not readable ({err.strerror or err})") from err
+        check_digest(data, self.meta, path, meta_path)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        try:  # from the bytes just verified, not the file again
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 - ONNX Runtime's own exception types
-            raise ValueError(f"{path}: ONNX Runtime cannot load it ({str(err).splitlines()[0][:200]})") from err
-        self.masks = self.meta.get("masks")
+            raise ValueError(f"{shown(path)}: ONNX Runtime cannot load it ({str(err).splitlines()[0][:200]})") from err
+        check_graph(self.session, self.meta, path)
+        self.masks = self.meta["masks"]
 
     def run_batch(self, x):
         """(1, 3, H, W) float32 in [0, 1] -> (1, 3, H, W) float32 in [0, 1]."""

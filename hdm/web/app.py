@@ -5,18 +5,27 @@ GET /models     [{"id", "label", "type", "maps"}] of the models given on the com
 POST /restore   form fields `model` (an id) and `image` (a file) -> {"output", "maps", "seconds", "size"}:
                 PNG data URLs; a bad request is {"error": one line} with status 400 (413 above the size
                 limit)
+
+Every error of every route is JSON {"error": one line}, never an HTML page or a traceback: 404 and 405
+name the routes, other HTTP errors say their name, a model whose output is not finite is a 500 naming
+the upload and the model, and any other exception a 500 with its first line (logged on the server).
 """
 import base64
+import json
 import os
 import time
 from importlib import resources
 
 import torch
 from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
 
+from hdm.cli import first_line
 from hdm.errors import shown
 from hdm.image_io import decode_rgb, encode_image
 from hdm.inference import colour_maps, restore
+
+ROUTES = "GET /, GET /models, POST /restore"
 
 
 def png_data_url(rgb):
@@ -55,6 +64,25 @@ def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
     def too_large(_):
         return jsonify(error=f"the upload is larger than the limit of {max_upload_mb} MB (--max-upload-mb)"), 413
 
+    @app.errorhandler(HTTPException)
+    def http_error(err):
+        """The error as JSON with its status and headers (Allow, for 405)."""
+        where = f"{request.method} {shown(request.path)}"
+        if err.code in (404, 405):
+            message = f"{where}: {'no such page' if err.code == 404 else 'not allowed'} (the routes: {ROUTES})"
+        else:
+            message = f"{where}: {err.name} ({first_line(err.description or err.name)})"
+        response = err.get_response()
+        response.set_data(json.dumps({"error": message}))
+        response.content_type = "application/json"
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(err):
+        message = f"{request.method} {shown(request.path)}: the server failed ({type(err).__name__}: {first_line(err)})"
+        app.logger.error(message)
+        return jsonify(error=message), 500
+
     @app.post("/restore")
     def restore_upload():
         upload = request.files.get("image")
@@ -65,10 +93,10 @@ def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
                 raise ValueError(f"model {raw!r}: no such model (0 to {len(models) - 1})")
             if upload is None:
                 raise ValueError("no image in the request")
-            name = os.path.basename(upload.filename or "upload")
+            name = shown(os.path.basename(upload.filename or "upload"))
             rgb = decode_upload(name, upload.read())
         except ValueError as err:
-            return jsonify(error=str(err)), 400
+            return jsonify(error=first_line(err)), 400
         model = models[index]
         lq = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).to(device)  # uint8, or float for 16-bit files
         start = time.perf_counter()
@@ -77,12 +105,15 @@ def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
             with torch.inference_mode():
                 out = restore(model, lq, tile=tile if max(h, w) > tile else None, overlap=overlap)
                 seconds = time.perf_counter() - start
+                if not torch.isfinite(out).all():
+                    return jsonify(error=f"{name}: the model {labels[index]} gave values that are not finite (NaN); "
+                                         f"its weights may be broken"), 500
                 maps = {}
                 if hasattr(model, "maps"):
                     x = lq.float() / 255 if lq.dtype == torch.uint8 else lq
                     maps = {k: png_data_url(v) for k, v in colour_maps(model.maps(x), (h, w)).items()}
         except (RuntimeError, ValueError) as err:  # out of memory, above all
-            return jsonify(error=f"{name}: could not restore it ({str(err).splitlines()[0][:160]})"), 500
+            return jsonify(error=f"{name}: could not restore it ({first_line(err)[:160]})"), 500
         return jsonify(output=png_data_url(out[0].permute(1, 2, 0).float()), maps=maps, seconds=round(seconds, 3), size=[w, h],
                        tiled=max(h, w) > tile, name=os.path.splitext(name)[0] + "_restored.png")
 
