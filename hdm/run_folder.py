@@ -195,6 +195,7 @@ def open_run(cfg, resume, overwrite, check_only=False):
     if len(sets["train"]) < tcfg["batch_size"]:
         raise DataError(f"data.train has {len(sets['train'])} samples, fewer than train.batch_size={tcfg['batch_size']}")
     run = Run(cfg, run_dir_of(cfg), rank, world, local_rank, sets)
+    # with check_only and overwrite there is nothing to refuse, and moving the old run aside is a write
     moved = check_start(run.dir, resume, overwrite) if run.main and not (check_only and overwrite) else None
     run.resume_from, changes = find_resume(cfg, run, resume)
     if check_only:
