@@ -14,9 +14,9 @@ import warnings
 import torch
 
 from hdm.checkpoint import load_checkpoint, stored_run_config
-from hdm.errors import shown
+from hdm.errors import NonFiniteOutput, shown
 from hdm.export import Deployed
-from hdm.inference import load_model
+from hdm.inference import clamp_finite, load_model
 from hdm.models import build_model
 
 ENTRIES = {"hdm": "HDM", "aecrnet": "AECRNet", "hybrid": "HybridNet", "dcp": "DCP", "pfdcp": "PFDCP"}
@@ -73,11 +73,11 @@ class HubModel(Deployed):
     def forward(self, image):
         weights = next((p for p in self.parameters() if p.is_floating_point()), None)
         check_image(image, weights)
-        out = self.model(image)
-        if not torch.isfinite(out).all():
+        try:
+            return clamp_finite(self.model(image))
+        except NonFiniteOutput as err:
             hint = "; the weights may be broken" if weights is not None else ""
-            raise ValueError(f"{self.source}: the output is not finite (NaN or infinity) for a valid image{hint}")
-        return out.clamp(0, 1)
+            raise ValueError(f"{self.source}: the output is not finite for a valid image ({err}){hint}") from err
 
 
 def hub_model(entry, weights=None, **kwargs):

@@ -95,8 +95,9 @@ def test_the_hub_models_take_their_contract_and_refuse_anything_else_in_one_line
             with torch.inference_mode():
                 out = model(image)
         except ValueError as err:
-            assert str(err) == f"{model.source}: the output is not finite (NaN or infinity) for a valid image" + \
-                ("; the weights may be broken" if name == "aecrnet" else "")
+            assert str(err).startswith(f"{model.source}: the output is not finite for a valid image (") and \
+                str(err).endswith("output values are NaN or infinite)" + ("; the weights may be broken" if name == "aecrnet"
+                                                                              else ""))
             return
         assert out.shape == image.shape and bool(torch.isfinite(out).all()) and 0 <= out.min() and out.max() <= 1
     else:
@@ -140,6 +141,6 @@ def test_an_output_that_is_not_finite_names_the_weights(tmp_path):
     hub = torch.hub.load(ROOT, "aecrnet", source="local", weights=str(tmp_path / "broken.pth"))
     with pytest.raises(ValueError) as err:
         hub(torch.rand(1, 3, 16, 16))
-    assert str(err.value) == (f"AECRNet weights {tmp_path / 'broken.pth'}: the output is not finite (NaN or infinity) "
-                              f"for a valid image; the weights may be broken")
+    assert str(err.value).startswith(f"AECRNet weights {tmp_path / 'broken.pth'}: the output is not finite for a valid "
+                                     f"image (") and str(err.value).endswith("; the weights may be broken")
     assert isinstance(hub, Deployed) and Deployed(hub.model)(torch.full((1, 3, 16, 16), 255.0)).shape == (1, 3, 16, 16)

@@ -109,3 +109,19 @@ def test_test_py_never_scores_nan(tmp_path, broken_weights, capsys):
     assert code == 1 and len(err) == 1 and "broken.pth: 1 of 1 images gave NaN or infinite outputs" in err[0]
     assert "nothing was scored or written" in err[0]
     assert not os.path.exists(tmp_path / "res" / "summary.md") and not os.path.exists(tmp_path / "res" / "meta.json")
+
+
+@pytest.mark.parametrize("black", ["all", "one_channel"])
+def test_dcp_on_an_image_black_in_a_channel_is_finite(black):
+    """An image with no light in a channel has atmospheric light 0 there: I / A must not be 0 / 0."""
+    from hdm.deploy.dcp_masks import A_MIN, region_masks
+    from hdm.ops import dcp
+
+    x = torch.zeros(1, 3, 40, 48) if black == "all" else torch.rand(1, 3, 40, 48) * torch.tensor([1.0, 0, 1]).view(1, 3, 1, 1)
+    for kind in ("DCP", "PFDCP"):
+        out = build_model({"type": kind})(x)
+        assert torch.isfinite(out).all()
+    if black == "all":
+        assert torch.equal(build_model({"type": "DCP"})(x), x)  # nothing to dehaze
+    assert A_MIN == dcp.A_MIN and np.isfinite(region_masks(x.numpy())).all()
+    assert torch.isfinite(build_model(TINY)(x)).all()

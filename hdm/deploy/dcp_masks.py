@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+A_MIN = 1e-6  # hdm.ops.dcp.A_MIN, the least atmospheric light divided by (that module needs torch; a test ties them)
+
 
 def _window(k):
     return k // 2, k - 1 - k // 2
@@ -171,6 +173,7 @@ def region_masks(img, num_regions=5, downscale_factor=4, patch=15, omega=0.95, a
     img = np.asarray(img, dtype=np.float32)
     small = downscale(img, downscale_factor, resize)
     a = atmospheric_light_hist(small, atm_radius, atm_eps)
+    a = np.maximum(a, np.float32(A_MIN))  # as hdm.ops.dcp.transmission
     t = 1 - np.float32(omega) * min_filter((small / a.reshape(-1, 3, 1, 1)).min(axis=1, keepdims=True), patch)
     wr, wg, wb = (0.114, 0.587, 0.299) if bgr_quirk else (0.299, 0.587, 0.114)
     grey = np.float32(wr) * small[:, 0:1] + np.float32(wg) * small[:, 1:2] + np.float32(wb) * small[:, 2:3]

@@ -233,9 +233,14 @@ def atmospheric_light_hist(img, radius=111, eps=1e-3, bins=2000, top=0.001):
     return a.unsqueeze(1).expand(b, 3)
 
 
+# the least atmospheric light a channel divides by: an image black in a channel has A = 0 there, and
+# I / A would be 0 / 0 (the release then gives NaN); a channel of an 8-bit image is either 0 or >= 1/255
+A_MIN = 1e-6
+
+
 def transmission(img, atmosphere, patch=15, omega=0.95):
-    """Raw transmission t = 1 - omega * dark_channel(I / A). atmosphere: (B, 3) -> (B, 1, H, W)."""
-    return 1 - omega * dark_channel(img / atmosphere.view(-1, 3, 1, 1), patch)
+    """Raw transmission t = 1 - omega * dark_channel(I / A), A at least A_MIN. atmosphere: (B, 3) -> (B, 1, H, W)."""
+    return 1 - omega * dark_channel(img / atmosphere.view(-1, 3, 1, 1).clamp_min(A_MIN), patch)
 
 
 def _lanczos(x, a=3.0):

@@ -21,7 +21,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from hdm.cli import first_line
-from hdm.errors import shown
+from hdm.errors import NonFiniteOutput, shown
 from hdm.image_io import decode_rgb, encode_image
 from hdm.inference import colour_maps, restore
 
@@ -105,13 +105,13 @@ def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
             with torch.inference_mode():
                 out = restore(model, lq, tile=tile if max(h, w) > tile else None, overlap=overlap)
                 seconds = time.perf_counter() - start
-                if not torch.isfinite(out).all():
-                    return jsonify(error=f"{name}: the model {labels[index]} gave values that are not finite (NaN); "
-                                         f"its weights may be broken"), 500
                 maps = {}
                 if hasattr(model, "maps"):
                     x = lq.float() / 255 if lq.dtype == torch.uint8 else lq
                     maps = {k: png_data_url(v) for k, v in colour_maps(model.maps(x), (h, w)).items()}
+        except NonFiniteOutput as err:
+            return jsonify(error=f"{name}: the model {labels[index]} gave values that are not finite ({err}); its "
+                                 f"weights may be broken"), 500
         except (RuntimeError, ValueError) as err:  # out of memory, above all
             return jsonify(error=f"{name}: could not restore it ({first_line(err)[:160]})"), 500
         return jsonify(output=png_data_url(out[0].permute(1, 2, 0).float()), maps=maps, seconds=round(seconds, 3), size=[w, h],
