@@ -112,8 +112,8 @@ def _admit(read, size, path, grey):
     available = available_memory()
     if available is not None and needed > available:
         raise OSError(f"{shown(path)}: {w}x{h} needs about {_size(needed)} to read, more than the "
-                      f"{_size(available)} of memory available now; free memory (tiles, hdm-predict --tile, lower "
-                      f"the model's memory, not this: the whole image is read and written)")
+                      f"{_size(available)} of memory available now; free memory first (hdm-predict --tile lowers the "
+                      f"model's memory, not this: the whole image is read and its output written whole)")
     return header
 
 

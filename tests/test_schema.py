@@ -55,9 +55,10 @@ def data(tmp_path_factory):
         os.symlink(f"{haze}/train/hazy/{stem}.png", root / "layouts" / "hazy" / f"{i}_1.png")
         os.symlink(f"{haze}/train/clear/{stem}.png", root / "layouts" / "clear" / f"{i}.png")
         os.symlink(f"{haze}/train/trans/{stem}.png", root / "layouts" / "trans" / f"{i}_1.png")
-        for number in (i, 50 + i):  # 1-3 train, 51-53 test
-            os.symlink(f"{haze}/train/hazy/{stem}.png", root / "layouts" / "numbered" / f"{number:02d}_hazy.png")
-            os.symlink(f"{haze}/train/clear/{stem}.png", root / "layouts" / "numbered" / f"{number:02d}_GT.png")
+        for side, suffix in (("hazy", "hazy"), ("clear", "GT")):  # 1-3 train, 51-53 test (mirrored: other images)
+            os.symlink(f"{haze}/train/{side}/{stem}.png", root / "layouts" / "numbered" / f"{i:02d}_{suffix}.png")
+            write_image(root / "layouts" / "numbered" / f"{50 + i:02d}_{suffix}.png",
+                        read_image(f"{haze}/train/{side}/{stem}.png")[:, ::-1])
         halves = [read_image(f"{haze}/train/{side}/{stem}.png")[:160, :160] for side in ("hazy", "clear")]
         write_image(root / "layouts" / "side" / f"{i}.png", np.concatenate(halves, axis=1))
     out["layouts"] = str(root / "layouts")
