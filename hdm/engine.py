@@ -8,6 +8,7 @@ opened and closed by hdm/run_folder.py, evaluation is hdm/evaluation.py).
 import logging
 import math
 import os
+import signal
 import sys
 import time
 
@@ -43,6 +44,16 @@ logger = logging.getLogger("hdm")
 
 class TrainingStopped(RuntimeError):
     """Training ended early for a reason stated in one line (train.py prints it and exits with 1)."""
+
+
+class StoppedBySignal(Exception):
+    """Training stopped by SIGINT or SIGTERM after saving a checkpoint: the run is not finished, so the
+    tool exits with 128 + the signal's number (130, 143), as a shell reports a process a signal ended,
+    never 0. A scheduler sees an unfinished job; --resume auto continues it."""
+
+    def __init__(self, message, signame):
+        super().__init__(message)
+        self.exit_code = 128 + signal.Signals[signame].value
 
 
 # ----------------------------------------------------------------------------- the step
@@ -166,12 +177,17 @@ def fit(cfg, resume=None, overwrite=False):
                 save_checkpoint(run, state)  # before validation: a failing validation loses no training
             if run.sets["val"] is not None and _due(state.iteration, tcfg["val_every"], tcfg["iterations"]):
                 validate_and_select(run, state)
-        if state.iteration < tcfg["iterations"] and run.main:  # stopped by a signal (on any rank)
+        stopped = state.iteration < tcfg["iterations"]  # by a signal, on this or another rank
+        if stopped and run.main:
             save_checkpoint(run, state)
             logger.info("stopped by %s at iteration %d; checkpoint saved; continue with --resume auto",
                         run.stop.signal or "a signal on another process", state.iteration)
     finally:
         close_run(run)
+    if stopped:
+        raise StoppedBySignal(f"stopped by {run.stop.signal or 'a signal on another process'} at iteration "
+                              f"{state.iteration}; {'checkpoint saved; ' if run.main else ''}continue with --resume "
+                              f"auto", run.stop.signal or "SIGTERM")
     return run.dir
 
 

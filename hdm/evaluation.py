@@ -32,7 +32,7 @@ def evaluate(model, dataset, metric, device, save_dir=None, num_examples=0, stop
         if stop is not None and stop():
             raise Interrupted
         sample = dataset[i]
-        name = names.get(sample["lq_path"]) or os.path.splitext(os.path.basename(sample["lq_path"]))[0]
+        name = shown(names.get(sample["lq_path"]) or os.path.splitext(os.path.basename(sample["lq_path"]))[0])
         lq = sample["lq"].unsqueeze(0).to(device)
         gt = sample["gt"].unsqueeze(0).to(device) if "gt" in sample else None
         try:

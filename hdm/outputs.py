@@ -4,11 +4,14 @@ names, hdm.identity.name_key), and never silently replaces an earlier result: an
 replaced only with --overwrite, and a default results folder that already holds results gives way to a
 new one (`<folder>_2`, `_3`, ...). No torch here: hdm-predict --onnx uses it too.
 """
+import contextlib
 import datetime
 import os
 
-from hdm.errors import UsageError, shown
+from hdm.errors import RunFolderError, UsageError, shown
 from hdm.identity import contains, name_key, path_key
+from hdm.image_io import ensure_writable
+from hdm.locks import FolderLock
 
 # the files a results folder of test.py or hdm-evaluate holds (results_folder decides by them)
 RESULT_FILES = ("per_image.csv", "summary.md", "meta.json", "comparison.png", "images")
@@ -76,31 +79,59 @@ def holds_results(folder):
     return any(os.path.lexists(os.path.join(folder, name)) for name in RESULT_FILES)
 
 
-def results_folder(explicit, default, overwrite=False, inputs=()):
-    """(folder, where earlier results went or None): the folder a tool writes its results into.
-    `explicit` (--out) when given: when it holds results, they are refused (UsageError) unless
-    `overwrite`, which moves them aside to `<folder>.old-<time>/` (nothing is deleted, and nothing of an
-    earlier result mixes with the new one). Without --out, `default`, or `default_2`, `default_3`, ...
-    when it already holds results. `inputs` (files or folders the tool reads) never lie where a result
-    file would be written or moved: UsageError."""
-    for folder in ([explicit] if explicit is not None else []):
-        for name in RESULT_FILES:
-            clash = next((p for p in inputs if contains(os.path.join(folder, name), p)), None)
-            if clash is not None:
-                raise UsageError(f"{shown(folder)}: its {name} would be written over the input {shown(clash)}; "
-                                 f"choose another --out")
+@contextlib.contextmanager
+def claimed_results(explicit, default, overwrite=False, inputs=()):
+    """Yields (folder, where earlier results went or None): the folder a tool writes its results into,
+    created, writable and claimed for the block (hdm.locks.FolderLock: a second process never writes
+    into it at the same time). `explicit` (--out) when given: when it holds results they are refused
+    (UsageError) unless `overwrite`, which moves them aside to `<folder>.old-<time>/` (nothing is
+    deleted, and nothing of an earlier result mixes with the new one); a live process's folder is
+    refused. Without --out, `default`, or `default_2`, `default_3`, ... when it holds results or another
+    process has claimed it. `inputs` (files or folders the tool reads) never lie where a result file
+    would be written or moved: UsageError."""
     if explicit is not None:
-        if not holds_results(explicit):
-            return explicit, None
-        if not overwrite:
-            raise UsageError(f"{shown(explicit)}: holds results already; give --overwrite to move them aside, or "
-                             f"another --out")
-        return explicit, set_aside(explicit)
-    out, n = default, 1
-    while holds_results(out):
+        for name in RESULT_FILES:
+            clash = next((p for p in inputs if contains(os.path.join(explicit, name), p)), None)
+            if clash is not None:
+                raise UsageError(f"{shown(explicit)}: its {name} would be written over the input {shown(clash)}; "
+                                 f"choose another --out")
+        lock = _claim(explicit, "wait for it or choose another --out")
+        moved = None
+        try:
+            if holds_results(explicit):
+                if not overwrite:
+                    raise UsageError(f"{shown(explicit)}: holds results already; give --overwrite to move them "
+                                     f"aside, or another --out")
+                moved = set_aside(explicit)
+            yield explicit, moved
+        finally:
+            lock.release()
+        return
+    n = 1
+    while True:
+        folder = default if n == 1 else f"{default}_{n}"
         n += 1
-        out = f"{default}_{n}"
-    return out, None
+        if holds_results(folder) or FolderLock(folder).holder() is not None:
+            continue
+        try:
+            lock = _claim(folder)
+        except RunFolderError:  # claimed by another process meanwhile
+            continue
+        break
+    try:
+        yield folder, None
+    finally:
+        lock.release()
+
+
+def _claim(folder, hint="wait for it"):
+    """The folder created (UsageError when it cannot be written) and locked (RunFolderError when a live
+    process holds it)."""
+    try:
+        ensure_writable(folder)
+    except OSError as err:
+        raise UsageError(str(err)) from err
+    return FolderLock(folder, hint).acquire()
 
 
 def set_aside(folder):

@@ -10,7 +10,6 @@ import datetime
 import logging
 import os
 import shutil
-import socket
 from dataclasses import dataclass, field
 
 import torch
@@ -21,7 +20,7 @@ from hdm.config import dump_config
 from hdm.data.prepare import DataError, describe, prepare
 from hdm.device import amp_mode, keep_freed_memory, resolve_device
 from hdm.errors import RunFolderError
-from hdm.files import process_alive
+from hdm.locks import FolderLock
 from hdm.runtime import StopRequest, distributed_setup, run_dir_of, setup_logging
 
 logger = logging.getLogger("hdm")
@@ -60,65 +59,15 @@ def config_changes(stored, current):
     return [k for k in changed if _resumable(k)], [k for k in changed if not _resumable(k)]
 
 
-class RunLock:
-    """runs/<name>/.lock, created exclusively: a second live process on the same run is refused; a lock
-    left by a killed process on this host (its pid is gone) is taken over."""
-
-    def __init__(self, run_dir):
-        self.path = os.path.join(run_dir, ".lock")
-        self.held = False
-
-    def acquire(self):
-        me = {"pid": os.getpid(), "host": socket.gethostname(),
-              "since": datetime.datetime.now().isoformat(timespec="seconds")}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self.holder() is None:
-                    os.remove(self.path)  # stale: its process is gone
-                    continue
-                raise self.in_use() from None
-            with os.fdopen(fd, "w") as f:
-                yaml.safe_dump(me, f)
-            self.held = True
-            return
-        raise RunFolderError(f"{self.path}: could not take the lock")
-
-    def holder(self):
-        """The lock's record ({pid, host, since}) when a live process holds it (or one on another host,
-        which cannot be checked from here); None when there is no lock or its process is gone."""
-        if not os.path.exists(self.path):
-            return None
-        other = self._read()
-        pid = other.get("pid")
-        if other.get("host") == socket.gethostname() and not (isinstance(pid, int) and process_alive(pid)):
-            return None
-        return other
-
-    def in_use(self):
-        other = self._read()
-        return RunFolderError(f"{os.path.dirname(self.path)} is in use by process {other.get('pid')} on "
-                              f"{other.get('host')} since {other.get('since')}; wait for it, use another "
-                              f"name=..., or remove {self.path} if that process is gone")
-
-    def _read(self):
-        try:
-            with open(self.path) as f:
-                return yaml.safe_load(f) or {}
-        except (OSError, yaml.YAMLError):
-            return {}
-
-    def release(self):
-        if self.held and os.path.exists(self.path):
-            os.remove(self.path)
-        self.held = False
+def run_lock(run_dir):
+    """The lock of a run folder (hdm.locks.FolderLock): one live process per run."""
+    return FolderLock(run_dir, "wait for it, use another name=...")
 
 
 def move_aside(run_dir):
     """Move an existing run folder to <run_dir>.old-<time> (never delete); returns the new path. A folder
     a live process holds (its .lock) is never moved: RunFolderError."""
-    lock = RunLock(run_dir)
+    lock = run_lock(run_dir)
     if lock.holder() is not None:
         raise lock.in_use()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -165,7 +114,7 @@ class Run:
     local_rank: int
     sets: dict
     resume_from: tuple = (None, None)
-    lock: RunLock = None
+    lock: FolderLock = None
     stop: StopRequest = None
     device: torch.device = None
     amp: str = "off"
@@ -206,7 +155,7 @@ def open_run(cfg, resume, overwrite, check_only=False):
         except OSError as err:
             raise RunFolderError(f"{run.dir}: cannot create the run folder ({err.strerror or err}); check "
                                  f"work_dir") from err
-        run.lock = RunLock(run.dir)
+        run.lock = run_lock(run.dir)
         run.lock.acquire()
         setup_logging(run.dir)
         dump_config(cfg, os.path.join(run.dir, "config.yaml"))  # what runs, after the resume check

@@ -29,10 +29,11 @@ from hdm.config import load_config, parse_value, read_yaml
 from hdm.engine import train_and_evaluate
 from hdm.evaluation import summarize, test_split
 from hdm.files import atomic_write
+from hdm.locks import FolderLock
 from hdm.models import count_parameters
 from hdm.models.complexity import macs
 from hdm.results import code_digest, provenance
-from hdm.run_folder import RunLock, config_changes, move_aside, stored_config
+from hdm.run_folder import config_changes, move_aside, stored_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -152,7 +153,8 @@ def main(argv=None):
     first = args.configs[0] if args.configs else args.base
     out_dir = args.out or os.path.join("runs", "sweeps", os.path.splitext(os.path.basename(first))[0])
     os.makedirs(out_dir, exist_ok=True)
-    lock = RunLock(out_dir)  # one live sweep per folder: a second one would move the first one's runs
+    # one live sweep per folder: a second one would move the first one's runs aside
+    lock = FolderLock(out_dir, "wait for it or use another --out")
     lock.acquire()
     try:
         results = []

@@ -24,7 +24,7 @@ from hdm.cli import train as train_cli
 from hdm.cli.loading import load_models, load_one
 from hdm.config import load_config
 from hdm.data import build_dataset
-from hdm.engine import TrainingStopped
+from hdm.engine import StoppedBySignal, TrainingStopped
 from hdm.evaluation import evaluate, summarize
 from hdm.image_io import read_image, to_uint8, write_image
 from hdm.metrics import get_metric
@@ -62,8 +62,8 @@ def train(folder, cfg):
     path.write_text(yaml.safe_dump(cfg))
     try:
         train_cli.main(["-c", str(path)])
-    except TrainingStopped:
-        pass  # the run meant to break its weights
+    except (TrainingStopped, StoppedBySignal):
+        pass  # the runs meant to break their weights, or to be stopped by a signal
     return str(path)
 
 

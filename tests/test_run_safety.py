@@ -129,7 +129,7 @@ def test_two_trainings_with_one_name_at_once(tmp_path, demo_root):
             f"if that process is gone"]
     finally:
         first.send_signal(signal.SIGTERM)
-        assert first.wait(timeout=120) == 0  # stopped cleanly, with a checkpoint, lock released
+        assert first.wait(timeout=120) == 128 + signal.SIGTERM  # stopped cleanly, with a checkpoint, lock released
     assert not lock.exists() and list_checkpoints(str(tmp_path / "runs" / "run" / "checkpoints"))
 
 
@@ -315,7 +315,9 @@ def test_sigterm_during_validation_stops_within_an_image(tmp_path, demo_root, mo
             return metric(out, gt, lq)
         return real(model, dataset, metric_then_signal, device, stop=stop, **kwargs)
     monkeypatch.setattr(engine, "evaluate", evaluate)
-    fit(cfg)
+    with pytest.raises(engine.StoppedBySignal, match="stopped by SIGTERM at iteration 2; checkpoint saved") as err:
+        fit(cfg)
+    assert err.value.exit_code == 128 + signal.SIGTERM
     run = tmp_path / "runs" / "run"
     log = (run / "train.log").read_text()
     assert "validation at iteration 2 abandoned (SIGTERM)" in log and "stopped by SIGTERM at iteration 2" in log

@@ -62,8 +62,11 @@ def console(main, argv=None):
     except Exception as err:  # noqa: BLE001 - every failure is one line; --debug shows the traceback
         if debug:
             raise
-        from hdm.engine import TrainingStopped
+        from hdm.engine import StoppedBySignal, TrainingStopped
 
+        if isinstance(err, StoppedBySignal):  # saved, not finished: 128 + the signal's number, never 0
+            print(first_line(err), file=sys.stderr)
+            sys.exit(err.exit_code)
         if isinstance(err, TrainingStopped):  # the message says all: where it stopped, what is saved
             print(f"training stopped: {first_line(err)}", file=sys.stderr)
         else:

@@ -24,9 +24,9 @@ from hdm.config import parse_value
 from hdm.data.io import to_tensor
 from hdm.data.paired import images_by_stem, size_problem, target_border
 from hdm.errors import shown
-from hdm.image_io import read_image
+from hdm.image_io import image_header, read_image
 from hdm.metrics import METRIC_PRESETS, NO_REFERENCE, get_metric
-from hdm.outputs import results_folder
+from hdm.outputs import claimed_results
 from hdm.results import provenance, write_results
 
 
@@ -85,29 +85,45 @@ def main(argv=None):
     except (KeyError, ValueError, TypeError) as err:
         raise UsageError(f"--option: {err}") from err
     matched = pairs(args.pred_dir, args.gt_dir, args.pairing)
-    out_dir, moved = results_folder(args.out, args.pred_dir.rstrip("/") + "_eval", args.overwrite,
-                                    [d for d in (args.pred_dir, args.gt_dir) if d])
-    if moved:
-        print(f"the earlier results in {shown(out_dir)} were moved to {shown(moved)}")
-    rows = []
-    for name, pred_path, gt_path in matched:
-        pred = read_image(pred_path)
-        gt = read_image(gt_path) if gt_path else None
-        if gt is not None and gt.shape != pred.shape:
-            problem = size_problem(pred_path, gt_path, pred.shape[:2], gt.shape[:2], args.crop_gt_border)
-            if problem:
-                raise UsageError(problem)
-            b = target_border(pred.shape[:2], gt.shape[:2])
-            gt = gt[b:-b, b:-b]
-        pred = to_tensor(pred).unsqueeze(0)
-        gt = to_tensor(gt).unsqueeze(0) if gt is not None else None
-        scores = metric(pred, gt)
-        rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()}})
-    meta = {**provenance(args.preset, options), "pred_dir": args.pred_dir, "gt_dir": args.gt_dir,
-            "pairing": args.pairing, "crop_gt_border": args.crop_gt_border, "images": len(rows)}
-    text = write_results(out_dir, rows, os.path.basename(args.pred_dir.rstrip("/")), meta)
+    check_sizes(matched, args.crop_gt_border)
+    with claimed_results(args.out, args.pred_dir.rstrip("/") + "_eval", args.overwrite,
+                         [d for d in (args.pred_dir, args.gt_dir) if d]) as (out_dir, moved):
+        if moved:
+            print(f"the earlier results in {shown(out_dir)} were moved to {shown(moved)}")
+        rows = [score_pair(metric, name, pred_path, gt_path, args.crop_gt_border) for name, pred_path, gt_path in matched]
+        meta = {**provenance(args.preset, options), "pred_dir": args.pred_dir, "gt_dir": args.gt_dir,
+                "pairing": args.pairing, "crop_gt_border": args.crop_gt_border, "images": len(rows)}
+        text = write_results(out_dir, rows, shown(os.path.basename(args.pred_dir.rstrip("/"))), meta)
     print(text, end="")
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "name"}
+
+
+def check_sizes(matched, crop_gt_border):
+    """UsageError before any work for a file that is not a readable image or a pair whose sizes differ
+    (after the border rule), from the headers."""
+    for _, pred_path, gt_path in matched:
+        try:
+            pred_hw = image_header(pred_path)[:2]
+            gt_hw = image_header(gt_path)[:2] if gt_path else pred_hw
+        except OSError as err:
+            raise UsageError(str(err)) from err
+        problem = size_problem(pred_path, gt_path, pred_hw, gt_hw, crop_gt_border)
+        if problem:
+            raise UsageError(problem)
+
+
+def score_pair(metric, name, pred_path, gt_path, crop_gt_border):
+    """One row of scores: a result against its target (the target's border cropped by the border rule)."""
+    pred = read_image(pred_path)
+    gt = read_image(gt_path) if gt_path else None
+    if gt is not None and gt.shape != pred.shape:
+        problem = size_problem(pred_path, gt_path, pred.shape[:2], gt.shape[:2], crop_gt_border)
+        if problem:
+            raise UsageError(problem)
+        b = target_border(pred.shape[:2], gt.shape[:2])
+        gt = gt[b:-b, b:-b]
+    scores = metric(to_tensor(pred).unsqueeze(0), to_tensor(gt).unsqueeze(0) if gt is not None else None)
+    return {"name": shown(name), **{k: float(v[0]) for k, v in scores.items()}}
 
 
 def run():

@@ -16,6 +16,7 @@ input, and one that exists is replaced only with --overwrite. Unreadable inputs,
 outputs are NaN or infinite, are skipped with one error line each, and the exit code is then 1;
 outputs are written atomically, so no partial file is left behind.
 """
+import contextlib
 import os
 import sys
 import time
@@ -25,6 +26,7 @@ import numpy as np
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.errors import NonFiniteOutput, shown
 from hdm.image_io import ensure_writable, images_in, read_rgb, write_image
+from hdm.locks import FolderLock
 from hdm.outputs import check_writable_outputs, plan_outputs
 
 # the maps --save-maps may write (HDM: all three; DCP, PF-DCP: the first two), named <output>_<map>.png
@@ -77,7 +79,7 @@ def main(argv=None):
         raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: multiples of 4 with 0 <= overlap < tile")
     files = inputs_of(args.input)
     plan, notes = plan_outputs(files, args.output, MAP_NAMES if args.save_maps else ())
-    check_writable_outputs([p for outputs in plan.values() for p in outputs.values()], files, args.overwrite)
+    check_writable_outputs(all_outputs(plan), files, args.overwrite)  # before any model loads
     for note in notes:
         print(note)
     if args.onnx:
@@ -85,11 +87,21 @@ def main(argv=None):
     return predict_torch(args, files, plan)
 
 
-def prepare_output(folder):
+def all_outputs(plan):
+    return [p for outputs in plan.values() for p in outputs.values()]
+
+
+@contextlib.contextmanager
+def claimed_output(args, files, plan):
+    """The output folder created, writable and claimed (hdm.locks.FolderLock) while the images are
+    restored; the outputs checked again under the claim (another process may have written them since)."""
     try:
-        ensure_writable(folder)
+        ensure_writable(args.output)
     except OSError as err:
         raise UsageError(first_line(err)) from err
+    with FolderLock(args.output, "wait for it or write to another folder"):
+        check_writable_outputs(all_outputs(plan), files, args.overwrite)
+        yield
 
 
 def restore_all(files, plan, output, restore_one, weights):
@@ -139,8 +151,8 @@ def predict_onnx(args, files, plan):
         model = OnnxModel(args.onnx, threads=args.threads)
     except ValueError as err:
         raise UsageError(f"--onnx: {first_line(err)}") from err
-    prepare_output(args.output)
-    return restore_all(files, plan, args.output, lambda path: model(read_rgb(path)), shown(args.onnx))
+    with claimed_output(args, files, plan):
+        return restore_all(files, plan, args.output, lambda path: model(read_rgb(path)), shown(args.onnx))
 
 
 def predict_torch(args, files, plan):
@@ -156,7 +168,6 @@ def predict_torch(args, files, plan):
         keep_freed_memory()
     specs = parse_model_specs(args)
     models = load_models(specs, device, args.overrides)
-    prepare_output(args.output)
     amp = amp_mode("auto" if args.amp else "off", device)
 
     def restore_one(path):
@@ -178,7 +189,8 @@ def predict_torch(args, files, plan):
         return x[0].permute(1, 2, 0)
 
     weights = " -> ".join(shown(w or c) for c, w in specs)
-    return restore_all(files, plan, args.output, restore_one, weights)
+    with claimed_output(args, files, plan):
+        return restore_all(files, plan, args.output, restore_one, weights)
 
 
 def run():

@@ -24,12 +24,12 @@ from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import ConfigError, check_data_paths, load_config
 from hdm.data.prepare import build_checked, describe
 from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
-from hdm.errors import NonFiniteOutput
+from hdm.errors import NonFiniteOutput, shown
 from hdm.evaluation import evaluate, summarize, test_split
-from hdm.image_io import ensure_writable, write_image
+from hdm.image_io import write_image
 from hdm.inference import SelfEnsemble, load_model
 from hdm.metrics import NO_REFERENCE, get_metrics
-from hdm.outputs import results_folder
+from hdm.outputs import claimed_results
 from hdm.results import caption, comparison_grid, provenance, write_results
 from hdm.runtime import run_dir_of
 
@@ -82,7 +82,6 @@ def main(argv=None):
     # when it is the config's own preset
     own = cfg["eval"]
     presets = {p: (own["options"] if p == own["preset"] else {}) for p in args.preset or [own["preset"]]}
-    preset = "+".join(presets)
     try:
         get_metrics(presets)
     except (KeyError, ValueError, OSError) as err:
@@ -103,16 +102,18 @@ def main(argv=None):
     if args.ensemble:
         model = SelfEnsemble(model)
     inputs = sorted({os.path.dirname(f) for sample in getattr(dataset, "samples", ()) for f in sample if f})
-    out_dir, moved = results_folder(args.out, default_out(cfg, args.weights, describe(dataset)), args.overwrite, inputs)
-    try:
-        ensure_writable(out_dir)
-    except OSError as err:
-        raise UsageError(first_line(err)) from err
-    if moved:
-        print(f"the earlier results in {out_dir} were moved to {moved}")
-    print(f"scoring {record['weights'] or cfg['model']['type']}: {record['chosen']}")
+    with claimed_results(args.out, default_out(cfg, args.weights, describe(dataset)), args.overwrite,
+                         inputs) as (out_dir, moved):
+        if moved:
+            print(f"the earlier results in {shown(out_dir)} were moved to {shown(moved)}")
+        return score(args, cfg, model, dataset, presets, record, device, out_dir)
+
+
+def score(args, cfg, model, dataset, presets, record, device, out_dir):
+    """Evaluate, then write the results into out_dir (claimed); returns the means."""
+    print(f"scoring {shown(record['weights'] or cfg['model']['type'])}: {record['chosen']}")
     if record["selected_on_tested_set"]:
-        print(f"warning: these weights were selected on the set being tested ({describe(dataset)['root']}): "
+        print(f"warning: these weights were selected on the set being tested ({shown(describe(dataset)['root'])}): "
               f"the scores are optimistic; report a checkpoint chosen without it", file=sys.stderr)
     save_images = args.save_images or cfg["eval"]["save_images"]
     partial = os.path.join(out_dir, ".images.partial")  # images/ appears only once every image is scored
@@ -123,33 +124,24 @@ def main(argv=None):
     except BaseException as err:
         shutil.rmtree(partial, ignore_errors=True)  # no partial results
         if isinstance(err, NonFiniteOutput):
-            raise NonFiniteOutput(f"{args.weights or cfg['model']['type']}: {err}; nothing was scored or written") from err
+            raise NonFiniteOutput(f"{shown(args.weights or cfg['model']['type'])}: {err}; nothing was scored or "
+                                  f"written") from err
         raise
     if save_images:
-        publish(partial, os.path.join(out_dir, "images"))
+        os.replace(partial, os.path.join(out_dir, "images"))  # a claimed folder holds no earlier images/
     if examples:
         triplets = [[t.permute(1, 2, 0).numpy() for t in triplet if t is not None] for triplet in examples]
         figure = comparison_grid(triplets, [caption(row, ("psnr", "ssim", "niqe", "ciede2000")) for row in rows])
         write_image(os.path.join(out_dir, "comparison.png"), figure)
+    preset = "+".join(presets)
     options = next(iter(presets.values())) if len(presets) == 1 else presets
     meta = {**provenance(preset, options), "presets": presets, "checkpoint": record, "test_set": describe(dataset),
-            "config": cfg,
-            "ensemble": args.ensemble, "amp": args.amp, "images": len(rows)}
-    label = cfg["model"]["type"] + (f" ({os.path.basename(args.weights)})" if args.weights else "")
+            "config": cfg, "ensemble": args.ensemble, "amp": args.amp, "images": len(rows)}
+    label = cfg["model"]["type"] + (f" ({shown(os.path.basename(args.weights))})" if args.weights else "")
     text = write_results(out_dir, rows, label, meta)
     print(text, end="")
-    print(f"results: {out_dir} (per_image.csv, summary.md, meta.json, comparison.png)")
+    print(f"results: {shown(out_dir)} (per_image.csv, summary.md, meta.json, comparison.png)")
     return summarize(rows)
-
-
-def publish(partial, final):
-    """Move the finished images from the temporary folder into images/ (file by file when it exists)."""
-    if not os.path.isdir(final):
-        os.replace(partial, final)
-        return
-    for name in os.listdir(partial):
-        os.replace(os.path.join(partial, name), os.path.join(final, name))
-    os.rmdir(partial)
 
 
 def run():

@@ -10,7 +10,8 @@ resume rules. A run folder holds one run: a second start with the same name need
 another name=..., or --overwrite (which moves the old folder aside). --check does all of these
 checks, prints what would run and exits with 0, writing nothing (no run folder, lock or log; the
 lock of a live run is only met at the start). Exit codes: 2 for those errors, 1 for a stop while
-training (the checkpoint it names is safe); --debug shows a traceback.
+training (the checkpoint it names is safe), 128 + the signal's number (130, 143) for a stop by SIGINT
+or SIGTERM (a checkpoint is saved; the run is not finished); --debug shows a traceback.
 """
 from hdm.cli import Parser, console
 from hdm.config import check_data_paths, check_training, load_config

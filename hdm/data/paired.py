@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 from torch.utils.data import Dataset
 
+from hdm.errors import shown
 from hdm.identity import set_fingerprint
 from hdm.image_io import image_header, images_in, read_gray, read_image
 from hdm.kinds import PATH, OneOf, Range, check_arguments
@@ -40,7 +41,7 @@ def size_problem(lq_path, gt_path, lq_hw, gt_hw, crop_gt_border, layout=""):
     border = target_border(lq_hw, gt_hw)
     if border == 0 or (border and crop_gt_border):
         return None
-    return (f"{lq_path} ({lq_hw[0]}x{lq_hw[1]}) and its target {gt_path} ({gt_hw[0]}x{gt_hw[1]}) differ in size; "
+    return (f"{shown(lq_path)} ({lq_hw[0]}x{lq_hw[1]}) and its target {shown(gt_path)} ({gt_hw[0]}x{gt_hw[1]}) differ in size; "
             f"{BORDER_HELP}{'; layout: ' + layout if layout else ''}")
 
 
@@ -163,7 +164,7 @@ class PairedDataset(Dataset):
         if problem is None and trans:
             th, tw, _ = image_header(trans)
             if (th, tw) != (lh, lw):
-                problem = f"{trans} ({th}x{tw}): the transmission map of {lq} ({lh}x{lw}) must have its size"
+                problem = f"{shown(trans)} ({th}x{tw}): the transmission map of {shown(lq)} ({lh}x{lw}) must have its size"
         return problem, target_border((lh, lw), (gh, gw)) or 0, (not lc) + (not gc), (lh, lw)
 
     def check(self, first_only=True):
@@ -200,7 +201,8 @@ def images_by_stem(folder, recursive=False):
     for path in images_in(folder, recursive):
         stem = os.path.splitext(os.path.basename(path))[0]
         if stem in out:
-            raise ValueError(f"{out[stem]} and {path}: two images with the name {stem!r}; expected one per name")
+            raise ValueError(f"{shown(out[stem])} and {shown(path)}: two images with the name {shown(stem)!r}; expected "
+                             f"one per name")
         out[stem] = path
     return out
 
@@ -213,7 +215,7 @@ def numbered(names, pattern):
         if m:
             n = int(m.group(1))
             if n in out:
-                raise ValueError(f"{out[n]} and {path}: two images with the number {n}; expected one per number")
+                raise ValueError(f"{shown(out[n])} and {shown(path)}: two images with the number {n}; expected one per number")
             out[n] = path
     return out
 
@@ -222,7 +224,7 @@ def check_pairs(root, lq, gt, layout):
     """Pairs of two {key: path} dicts, sorted by key; one clear error naming the layout otherwise."""
     missing_gt, missing_lq = sorted(set(lq) - set(gt)), sorted(set(gt) - set(lq))
     if not lq or missing_gt or missing_lq:
-        raise ValueError(f"root: {root}: expected {layout}; found {len(lq)} inputs and {len(gt)} targets"
+        raise ValueError(f"root: {shown(root)}: expected {layout}; found {len(lq)} inputs and {len(gt)} targets"
                          f"{f', inputs without target: {missing_gt[:5]}' if missing_gt else ''}"
                          f"{f', targets without input: {missing_lq[:5]}' if missing_lq else ''}")
     keys = sorted(lq, key=natural_key)

@@ -5,15 +5,17 @@ Randomness comes from torch's generator, so it is seeded with the run and saved 
 import numpy as np
 import torch
 
+from hdm.errors import shown
+
 
 def paired_random_crop(images, size, path=""):
     """Crop the same size x size window from every (H, W, C) array in `images`."""
     h, w = images[0].shape[:2]
     for img in images[1:]:
         if img.shape[:2] != (h, w):
-            raise ValueError(f"{path}: paired images differ in size: {(h, w)} vs {img.shape[:2]}")
+            raise ValueError(f"{shown(path)}: paired images differ in size: {(h, w)} vs {img.shape[:2]}")
     if h < size or w < size:
-        raise ValueError(f"{path}: image {h}x{w} is smaller than the crop size {size}")
+        raise ValueError(f"{shown(path)}: image {h}x{w} is smaller than the crop size {size}")
     top = int(torch.randint(0, h - size + 1, (1,)))
     left = int(torch.randint(0, w - size + 1, (1,)))
     return [img[top:top + size, left:left + size] for img in images]
