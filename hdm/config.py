@@ -2,7 +2,11 @@
 
 - `base: other.yaml` (relative to the file) is loaded first; dicts merge deeply, lists and scalars
   are replaced. A base may not have a base of its own.
-- Overrides `a.b.c=value` (list items by index: `losses.0.weight=0.5`) are parsed as YAML values.
+- Overrides `a.b.c=value` (list items by index: `losses.0.weight=0.5`) are parsed as YAML values; a value
+  that is not printable text (a path with bytes that are not UTF-8, a newline) is the string it is.
+- The resolved config is written as YAML (`dump_config`); a string that YAML cannot hold (a path with
+  bytes that are not UTF-8, held as surrogates) is written as `!fsname "<text>"`, its surrogates as
+  \\uDCNN and its backslashes doubled, which read_yaml reads back as the same string.
 - Numbers such as `2e-4` are floats (plain YAML 1.1 would read them as strings). A key given twice
   in one mapping is an error naming the file and both lines (read_yaml reads every config YAML: a
   config file, its base, a sweep's --with file).
@@ -74,10 +78,37 @@ _FLOAT = re.compile(r"""^(?:
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""", re.X)
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+FS_NAME = "!fsname"  # a string YAML cannot hold as text (see the module doc)
+_FS_ESCAPE = re.compile(r"\\(\\|u[0-9a-fA-F]{4})")
+
+
+class _Dumper(yaml.SafeDumper):
+    """yaml.safe_dump's dumper, but a string with surrogates (a file name's bytes that are not UTF-8) is
+    written as !fsname (libyaml refuses them in plain text)."""
+
+
+def _represent_str(dumper, text):
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return dumper.represent_str(text)
+    escaped = "".join("\\\\" if c == "\\" else f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return dumper.represent_scalar(FS_NAME, escaped, style='"')
+
+
+def _construct_fs_name(loader, node):
+    return _FS_ESCAPE.sub(lambda m: "\\" if m.group(1) == "\\" else chr(int(m.group(1)[1:], 16)),
+                          loader.construct_scalar(node))
+
+
+_Dumper.add_representer(str, _represent_str)
+_Loader.add_constructor(FS_NAME, _construct_fs_name)
 
 
 def parse_value(text, where="override"):
-    """A command-line value as YAML (numbers, booleans, lists, null; anything else a string)."""
+    """A command-line value as YAML (numbers, booleans, lists, null; anything else a string). Text that is
+    not printable (bytes of a file name that are not UTF-8, a newline, control characters) never reaches
+    the YAML parser: it is the string it is (a path), not what YAML would make of it."""
+    if not text.isprintable():
+        return text
     try:
         return yaml.load(text, Loader=_Loader) if text.strip() else ""
     except DuplicateKey as err:
@@ -473,8 +504,8 @@ def load_config(path, overrides=(), extra=None):
 
 
 def dump_config(cfg, path):
-    """Write the resolved config as YAML."""
+    """Write the resolved config as YAML (safe_dump's, with !fsname for strings YAML cannot hold)."""
     from hdm.files import atomic_write
 
     with atomic_write(path, "w") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False)
+        yaml.dump(cfg, f, Dumper=_Dumper, sort_keys=False)

@@ -6,12 +6,13 @@ import contextlib
 import ctypes
 import functools
 import logging
-import os
 import statistics
 import sys
 import time
 
 import torch
+
+from hdm import environment
 
 
 def resolve_device(name):
@@ -29,7 +30,7 @@ def keep_freed_memory():
     20 ms before any arithmetic, and HDM's CPU inference spends about a quarter of its time there.
     With mmap off and trimming off, freed blocks are reused; peak memory is unchanged. A no-op where
     glibc is absent or HDM_KEEP_FREED_MEMORY=0 is set. Returns whether the setting was applied."""
-    if os.environ.get("HDM_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+    if not environment.value("HDM_KEEP_FREED_MEMORY") or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -90,9 +91,9 @@ def cpu_bf16_native():
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX). Without it oneDNN emulates bf16,
     and HDM's inference was measured 14x slower than fp32 on an AVX2 host. HDM_CPU_BF16=1 or 0 overrides
     the detection."""
-    forced = os.environ.get("HDM_CPU_BF16")
-    if forced in ("0", "1"):
-        return forced == "1"
+    forced = environment.value("HDM_CPU_BF16")
+    if forced is not None:
+        return forced
     return any(flag in cpu_features() for flag in NATIVE_BF16_FLAGS)
 
 

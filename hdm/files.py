@@ -86,11 +86,13 @@ def temporary_file(path):
 @contextlib.contextmanager
 def atomic_write(path, mode="wb", durable=False):
     """Context manager yielding an open file; on a clean exit it replaces `path`. durable: also fsync
-    the folder, so the rename itself survives a power cut (checkpoints)."""
+    the folder, so the rename itself survives a power cut (checkpoints). A text mode writes UTF-8, and text
+    that UTF-8 cannot hold (a file name's bytes that are not UTF-8, as surrogates) as \\udcNN, never failing."""
     path = os.fsdecode(path)
     with temporary_file(path) as tmp:
         try:
-            with open(tmp, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as f:
+            text = {"newline": "", "encoding": "utf-8", "errors": "backslashreplace"}
+            with open(tmp, mode, **({} if "b" in mode else text)) as f:
                 yield f
                 f.flush()
                 os.fsync(f.fileno())

@@ -1,6 +1,18 @@
 """What an image file's bytes say before any pixel is decoded: the format (from magic numbers, never from
-the file name), the size and colour from the header, and whether the data are complete. Pure Python
-(struct, zlib, re): hostile bytes can only raise ImageDataError here. Decoding is hdm.image_io.
+the file name), the size, colour and sample type from the header, and whether the data are complete. Pure
+Python (struct, zlib, re): hostile bytes can only raise ImageDataError here. Decoding is hdm.image_io.
+
+Sample types: the header says which array type the decoders give (Header.sample), and refuses, before any
+pixel is decoded, the kinds no rule here converts:
+- PNG, BMP, WebP: uint8 (uint16 for a 16-bit PNG). JPEG: uint8; other precisions (12-bit) are refused.
+- TIFF of grey or RGB samples (MinIsBlack, RGB) of 8 bits or more: decoded to the samples themselves
+  (Header.raw): uint8, uint16, float16, float32, float64, with 1 or 2 samples per pixel (grey, alpha) or
+  3 or 4 (RGB, alpha). Signed or 32/64-bit integers, complex and other floats, other sample counts are
+  refused; so are compressed TIFFs of float16 samples or of 16-bit or float grey with alpha, which only
+  the uncompressed reader takes (hdm.image_io).
+- Any other TIFF (palette, bilevel or 2/4-bit grey, MinIsWhite, CMYK, YCbCr, CIELab): rendered to uint8
+  by libtiff; such TIFFs of more than 8 bits a sample, of fewer with more than one sample a pixel, or not
+  of unsigned integers, are refused.
 
 The parsers read through `read(offset, n) -> bytes` (fewer bytes at the end of the data), so the header
 check before training reads a few bytes of each file, and the full read works on the bytes it holds.
@@ -31,13 +43,24 @@ JPEG_EOI, JPEG_SOS = 0xD9, 0xDA
 SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")  # in entropy-coded data, FF is followed by 00 or a restart marker
 MARKER = re.compile(rb"\xff[^\x00\xff]")
 TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap height and width
-TIFF_TAGS = {256: "width", 257: "height", 258: "bits", 262: "photometric", 274: "orientation", 277: "samples"}
+TIFF_TAGS = {256: "width", 257: "height", 258: "bits", 259: "compression", 262: "photometric", 274: "orientation",
+             277: "samples", 339: "sample_format"}
+TIFF_SAMPLE_NAMES = {1: "uint", 2: "int", 3: "float", 4: "void", 5: "complex-int", 6: "complex"}  # SampleFormat
+TIFF_RAW = {(1, 8): "uint8", (1, 16): "uint16", (3, 16): "float16", (3, 32): "float32", (3, 64): "float64"}
+TIFF_PHOTOMETRIC = {0: "MinIsWhite", 1: "grey", 2: "RGB", 3: "palette", 4: "mask", 5: "CMYK", 6: "YCbCr",
+                    8: "CIELab"}
+TIFF_READ = ("TIFFs of uint8 or uint16 samples, or float16, float32 or float64, grey or RGB with an optional "
+             "alpha; palette, CMYK, YCbCr or CIELab TIFFs of 8 bits or fewer a sample")
 BMP_INFO_SIZES = (12, 40, 52, 56, 64, 108, 124)
 BLOCK = 1 << 16
 
-Header = collections.namedtuple("Header", "format height width colour bits")
+Header = collections.namedtuple("Header", "format height width colour bits sample raw")
 Header.__doc__ = """An image's header: format name, height and width as decoders return them (EXIF orientations
-that transpose the image swap them), colour (False for grey images) and bits per sample."""
+that transpose the image swap them), colour (False for grey images), bits per sample, the NumPy type of the
+decoded samples (`sample`, see the module doc), and `raw`: for a TIFF decoded to its samples, a Raw; else None."""
+Raw = collections.namedtuple("Raw", "samples compressed orientation")
+Raw.__doc__ = """How a TIFF of grey or RGB samples is stored: samples per pixel (1 to 4), whether its data are
+compressed, and its orientation tag (1 to 8, as EXIF's), which the decoder of samples does not apply itself."""
 
 
 class ImageDataError(ValueError):
@@ -109,10 +132,10 @@ def _unpack(fmt, data, what):
     return struct.unpack(fmt, data[:struct.calcsize(fmt)])
 
 
-def _checked(fmt, width, height, colour, bits):
+def _checked(fmt, width, height, colour, bits, sample="uint8", raw=None):
     if width <= 0 or height <= 0:
         raise ImageDataError(f"not a readable image (its {fmt} header gives {width}x{height} pixels)")
-    return Header(fmt, height, width, colour, bits)
+    return Header(fmt, height, width, colour, bits, sample, raw)
 
 
 # PNG
@@ -145,7 +168,7 @@ def _png_header(read):
             orientation = _exif_orientation(read, pos + 8)
     if orientation in TRANSPOSED:
         width, height = height, width
-    return _checked("PNG", width, height, colour_type in (2, 3, 6), bits)
+    return _checked("PNG", width, height, colour_type in (2, 3, 6), bits, "uint16" if bits == 16 else "uint8")
 
 
 def _png_raw_size(read):
@@ -252,6 +275,8 @@ def _jpeg_header(read):
     for pos, marker, _ in _jpeg_markers(read):
         if marker in JPEG_SOF:
             bits, height, width, components = _unpack(">BHHB", read(pos + 4, 6), "JPEG frame header")
+            if bits != 8:
+                raise ImageDataError(f"a JPEG of {bits}-bit samples, which is not read here (expected 8-bit)")
             if orientation in TRANSPOSED:
                 width, height = height, width
             return _checked("JPEG", width, height, components >= 3, bits)
@@ -332,8 +357,33 @@ def _tiff_header(read):
     width, height = tags.get("width", 0), tags.get("height", 0)
     if tags.get("orientation", 1) in TRANSPOSED:
         width, height = height, width
+    sample, raw = _tiff_samples(tags)
     return _checked("TIFF", width, height, tags.get("samples", 1) >= 3 or tags.get("photometric") == 3,
-                    tags.get("bits", 1))
+                    tags.get("bits", 1), sample, raw)
+
+
+def _tiff_samples(tags):
+    """(sample, raw) of a TIFF (see the module doc); ImageDataError naming the sample type for a TIFF whose
+    samples no rule here converts."""
+    bits, kind, samples = tags.get("bits", 1), tags.get("sample_format", 1), tags.get("samples", 1)
+    photometric = tags.get("photometric", 1 if samples < 3 else 2)
+    name = f"{TIFF_SAMPLE_NAMES.get(kind, f'format-{kind}-')}{bits}"
+    if photometric in (1, 2) and bits >= 8:
+        sample, expected = TIFF_RAW.get((kind, bits)), (1, 2) if photometric == 1 else (3, 4)
+        if sample is None or samples not in expected:
+            raise ImageDataError(f"a TIFF of {name} samples ({samples} a pixel, {TIFF_PHOTOMETRIC[photometric]}), "
+                                 f"which is not read here (it reads {TIFF_READ})")
+        compressed = tags.get("compression", 1) != 1
+        if compressed and (sample == "float16" or samples == 2 and sample != "uint8"):
+            raise ImageDataError(f"a compressed TIFF of {name} samples ({samples} a pixel, "
+                                 f"{TIFF_PHOTOMETRIC[photometric]}), which is read here only uncompressed (save it "
+                                 f"without compression)")
+        return sample, Raw(samples, compressed, tags.get("orientation", 1))
+    if kind != 1 or bits > 8 or bits < 8 and samples > 1:
+        layout = TIFF_PHOTOMETRIC.get(photometric, f"photometric-{photometric}")
+        raise ImageDataError(f"a TIFF of {name} samples ({samples} a pixel, {layout}), which is not read here (it "
+                             f"reads {TIFF_READ})")
+    return "uint8", None
 
 
 # WebP

@@ -1,33 +1,45 @@
-"""Image files <-> RGB arrays (float32 in [0, 1], or uint8), with NumPy and OpenCV only: the tools that run
-without torch (hdm-predict --onnx) read and write images with it too. Tensors: hdm.data.io.
+"""Image files <-> RGB arrays (float32 in [0, 1], or uint8), with NumPy and OpenCV (tifffile and PIL for
+some TIFFs): the tools that run without torch (hdm-predict --onnx) read and write images with it too.
+Tensors: hdm.data.io.
 
 One reader: every read (datasets, hdm-predict, test.py, hdm-evaluate, hdm-serve's uploads) reads the
 file's bytes in Python and decodes them from memory, so no file name ever reaches a C library and any
 name works (bytes that are not UTF-8, newlines). The format is decided from the bytes, never from the
-name; hdm.image_format parses the header and judges completeness. Before decoding, an image is refused
-(OSError, one line naming the file) when it has HDM_MAX_PIXELS pixels or more (default 400 M), or when
-its decoded array and a float32 copy would not fit in the memory available now (`available_memory`:
-Linux's MemAvailable, capped by HDM_MEMORY_LIMIT, e.g. 8G). Pixels are OpenCV's (cv2.imdecode), as the
-metric presets' community scripts read them; only TIFFs that OpenCV cannot decode (single-channel
-float, an orientation tag) are read as PIL reads them. Every failure is OSError with one line naming
-the file as hdm.errors.shown prints it; hdm-predict then goes on with the other files.
+name; hdm.image_format parses the header, says which sample type the decoders give (refusing the ones
+no rule converts) and judges completeness. Before decoding, an image is refused (OSError, one line
+naming the file) when it has HDM_MAX_PIXELS pixels or more (default 400,000,000), or when its decoded
+array and a float32 copy would not fit in the memory available now (`available_memory`: Linux's
+MemAvailable, capped by HDM_MEMORY_LIMIT, e.g. 8G; hdm.environment parses both).
+
+Decoders: pixels are OpenCV's (cv2.imdecode, IMREAD_COLOR or IMREAD_GRAYSCALE), as the metric presets'
+community scripts read them, except for TIFFs of grey or RGB samples (hdm.image_format's Header.raw),
+which are decoded to their samples: by tifffile when uncompressed, else by libtiff through OpenCV
+(IMREAD_UNCHANGED), or by PIL for 8-bit ones with alpha (libtiff multiplies their colour by the alpha).
+A TIFF that OpenCV cannot decode (some tiled ones) is read as PIL reads it. Then one rule, `_pixels`,
+for every decoder: the array must have the header's sample type; floats (16, 32 or 64 bits) become
+float32 values clipped to [0, 1] (NaN or inf is an error); alpha is dropped; grey is expanded to RGB
+(or colour made grey as OpenCV does, for read_gray). Every failure is OSError with one line naming the
+file as hdm.errors.shown prints it (an exception of a decoder never escapes unnamed); hdm-predict then
+goes on with the other files.
 """
 import contextlib
 import io
 import os
-import re
 import tempfile
 
 import cv2
 import numpy as np
 
+from hdm import environment
 from hdm.errors import shown
 from hdm.files import atomic_write
 from hdm.image_format import ImageDataError, bytes_reader, file_reader, judge, read_header
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-DEFAULT_MAX_PIXELS = 400_000_000  # a 69-byte PNG can claim 65535 x 65535; 8K is 33 M
-UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}  # suffixes of HDM_MAX_PIXELS and HDM_MEMORY_LIMIT
+BYTE_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
+EXIF_ORIENTATIONS = {  # EXIF orientation -> the array operation that shows the image upright
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: a[::-1].swapaxes(0, 1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: a[:, ::-1].swapaxes(0, 1)}
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our errors name the file instead
 
 
@@ -47,21 +59,9 @@ def images_in(folder, recursive=False):
     return sorted(os.path.join(top, n) for top, _, names in os.walk(folder) for n in names if is_image(n))
 
 
-def _environment_number(key):
-    """The whole number environment variable `key` gives (a K, M or G suffix multiplies by 1024 each), or None."""
-    text = os.environ.get(key, "").strip()
-    if not text:
-        return None
-    found = re.fullmatch(r"(\d+)\s*(?:([KMG])i?)?B?", text, re.IGNORECASE)
-    if not found:
-        raise ValueError(f"{key}={text!r}: expected a whole number, e.g. 400000000 or 8G")
-    return int(found.group(1)) * UNITS[(found.group(2) or "").upper()]
-
-
 def max_pixels():
-    """Images with this many pixels or more are refused before decoding (HDM_MAX_PIXELS, default 400 M)."""
-    limit = _environment_number("HDM_MAX_PIXELS")
-    return DEFAULT_MAX_PIXELS if limit is None else limit
+    """Images with this many pixels or more are refused before decoding (HDM_MAX_PIXELS, default 400,000,000)."""
+    return environment.value("HDM_MAX_PIXELS")
 
 
 def available_memory():
@@ -74,7 +74,7 @@ def available_memory():
     if available is None:
         with contextlib.suppress(AttributeError, ValueError, OSError):
             available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    cap = _environment_number("HDM_MEMORY_LIMIT")
+    cap = environment.value("HDM_MEMORY_LIMIT")
     return cap if available is None else available if cap is None else min(available, cap)
 
 
@@ -87,33 +87,36 @@ def _named(path):
         raise OSError(f"{shown(path)}: {err}") from err
 
 
-def _size(n):
-    """Bytes as MiB or GiB, for messages."""
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+def byte_count(n):
+    """Bytes for a message, exact at every scale: '512 bytes', '36,912 bytes (36.0 KiB)'."""
+    if n < 1024:
+        return f"{n:,} byte{'' if n == 1 else 's'}"
+    power = min(len(BYTE_UNITS), (n.bit_length() - 1) // 10)
+    return f"{n:,} bytes ({n / 1024 ** power:.1f} {BYTE_UNITS[power - 1]})"
 
 
 def _check_pixels(header, path):
     """OSError when the image has max_pixels() pixels or more."""
     h, w, limit = header.height, header.width, max_pixels()
     if h * w >= limit:
-        raise OSError(f"{shown(path)}: {w}x{h} = {h * w / 1e6:.0f} Mpixels, at or above the limit of "
-                      f"{limit / 1e6:.0f} Mpixels (set HDM_MAX_PIXELS to allow it)")
+        raise OSError(f"{shown(path)}: {w}x{h} = {h * w:,} pixels, at or above the limit of {limit:,} pixels "
+                      f"(set HDM_MAX_PIXELS to allow it)")
 
 
 def _admit(read, size, path, grey):
     """The header of the image behind `read` (`size` bytes), after the checks that decode nothing: a
-    known format, a sane header, under the pixel limit, and room in memory to decode it."""
+    known format and sample type, a sane header, under the pixel limit, and room in memory to decode it."""
     with _named(path):
         header = read_header(read)
     _check_pixels(header, path)
     h, w = header.height, header.width
-    samples = h * w * (1 if grey else 3)
-    needed = size + samples * max(1, header.bits // 8) + samples * 4  # the file, the decoded array, float32
+    decoded = header.raw.samples if header.raw else 1 if grey else 3
+    needed = size + h * w * (decoded * np.dtype(header.sample).itemsize + (1 if grey else 3) * 4)  # + float32
     available = available_memory()
     if available is not None and needed > available:
-        raise OSError(f"{shown(path)}: {w}x{h} needs about {_size(needed)} to read, more than the "
-                      f"{_size(available)} of memory available now; free memory first (hdm-predict --tile lowers the "
-                      f"model's memory, not this: the whole image is read and its output written whole)")
+        raise OSError(f"{shown(path)}: {w}x{h} needs about {byte_count(needed)} to read, more than the "
+                      f"{byte_count(available)} of memory available now; free memory first (hdm-predict --tile "
+                      f"lowers the model's memory, not this: the whole image is read and its output written whole)")
     return header
 
 
@@ -149,48 +152,108 @@ def quiet_stderr():
 
 
 def _decode(data, header, path, grey):
-    """RGB (H, W, 3) or grey (H, W) pixels as stored (uint8, uint16 or float) of an admitted image's bytes."""
+    """Grey (H, W) or RGB (H, W, 3) pixels, uint8, uint16 or float32 in [0, 1], of an admitted image's bytes."""
     with _named(path):
         data = judge(bytes_reader(data), len(data), header) or data
+        try:
+            with quiet_stderr():
+                img = _samples(data, header) if header.raw else _rendered(data, header, grey)
+                return _pixels(img, header, grey)
+        except cv2.error as err:  # a net: OpenCV's own exceptions never escape unnamed
+            raise ImageDataError(f"not a readable image (OpenCV: {str(err).strip().splitlines()[-1]})") from err
+
+
+def _rendered(data, header, grey):
+    """The image as OpenCV renders it (IMREAD_COLOR or IMREAD_GRAYSCALE, any depth), in RGB order; PIL's
+    rendering for a TIFF that OpenCV does not decode."""
     flags = (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) | cv2.IMREAD_ANYDEPTH
-    try:
-        with quiet_stderr():
-            img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    except cv2.error:
-        img = None
-    if img is None and header.format == "TIFF":
-        return _pil_decode(data, path, grey)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if img is not None:
+        return img if img.ndim == 2 else img[..., ::-1]
+    if header.format == "TIFF":
+        return _pil_decode(data)
+    raise ImageDataError(f"not a readable image (corrupt {header.format} data)")
+
+
+def _samples(data, header):
+    """A TIFF's samples (H, W[, C]) in RGB(A) order, upright (see the module doc for which decoder)."""
+    raw = header.raw
+    if not raw.compressed:
+        return EXIF_ORIENTATIONS.get(raw.orientation, lambda a: a)(_tifffile_decode(data))
+    if raw.samples in (2, 4) and header.sample == "uint8":
+        return _pil_decode(data)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)  # libtiff applies the orientation
     if img is None:
-        raise OSError(f"{shown(path)}: not a readable image (corrupt {header.format} data)")
-    return img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return _pil_decode(data)
+    if img.ndim == 3 and img.shape[2] >= 3:
+        img = np.concatenate([img[..., 2::-1], img[..., 3:]], axis=2)  # OpenCV's BGR(A) order
+    return img
 
 
-def _pil_decode(data, path, grey):
-    """A TIFF that OpenCV cannot decode, as PIL reads it (its orientation applied, as OpenCV would)."""
+def _tifffile_decode(data):
+    """The samples of the first image of an uncompressed TIFF, as stored (tifffile; no orientation applied)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages.first
+            if any(offset + count > len(data) for offset, count in zip(page.dataoffsets, page.databytecounts)):
+                raise ImageDataError("truncated TIFF (its image data end after the file)")
+            return page.asarray()
+    except ImageDataError:
+        raise
+    except Exception as err:  # tifffile's parsers raise many types on corrupt data; each is one line here
+        raise ImageDataError(f"not a readable image (corrupt TIFF data: {type(err).__name__})") from err
+
+
+def _pil_decode(data):
+    """A TIFF as PIL reads it (its orientation applied, as OpenCV would): grey, grey and alpha, RGB or RGBA
+    samples as stored (8 or 16-bit grey, float32 grey), every other kind rendered to RGB."""
     from PIL import Image, ImageOps
 
     pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our own limit applies (max_pixels)
     try:
-        with quiet_stderr(), Image.open(io.BytesIO(data), formats=["TIFF"]) as im:
+        with Image.open(io.BytesIO(data), formats=["TIFF"]) as im:
             im = ImageOps.exif_transpose(im)
-            if im.mode in ("F", "I", "I;16", "I;16B", "I;16L", "I;16N"):  # float32, int32 (refused), uint16
-                img = np.asarray(im).astype({"F": np.float32, "I": np.int32}.get(im.mode, np.uint16))
-            else:
-                img = np.asarray(im.convert("L" if grey and im.mode in ("1", "L", "LA") else "RGB"))
+            if im.mode == "1":
+                im = im.convert("L")
+            elif im.mode not in ("L", "LA", "RGB", "RGBA", "F", "I;16", "I;16B", "I;16L", "I;16N"):
+                im = im.convert("RGB")
+            img = np.asarray(im)
     except Exception as err:  # PIL's parsers raise many types on corrupt data; each is one line here
-        raise OSError(f"{shown(path)}: not a readable image (a TIFF that neither OpenCV nor PIL decodes: "
-                      f"{type(err).__name__})") from err
+        raise ImageDataError(f"not a readable image (a TIFF that neither OpenCV nor PIL decodes: "
+                             f"{type(err).__name__})") from err
     finally:
         Image.MAX_IMAGE_PIXELS = pil_limit
-    if grey and img.ndim == 3:
-        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) if not grey and img.ndim == 2 else img
+    return img.astype(img.dtype.newbyteorder("="), copy=False)
+
+
+def _pixels(img, header, grey):
+    """The one rule for decoded samples (H, W) or (H, W, C) of the header's sample type, in RGB(A) order:
+    alpha dropped, floats as float32 in [0, 1] (clipped; NaN or inf refused), then grey (H, W) (colour made
+    grey as OpenCV does, BT.601) or RGB (H, W, 3) (grey expanded)."""
+    if img.dtype != np.dtype(header.sample) or img.shape[:2] != (header.height, header.width) or \
+            img.ndim not in (2, 3) or img.ndim == 3 and not 1 <= img.shape[2] <= 4:
+        raise ImageDataError(f"not a readable image (its header gives {header.width}x{header.height} "
+                             f"{header.sample} samples, its data decode to {img.dtype} {'x'.join(map(str, img.shape))})")
+    if img.ndim == 3:
+        img = img[..., 0] if img.shape[2] <= 2 else img[..., :3]
+    if img.dtype.kind == "f":
+        bad = int(img.size - np.count_nonzero(np.isfinite(img)))
+        if bad:
+            raise ImageDataError(f"{bad:,} non-finite pixel values (NaN or inf); expected finite values in [0, 1]")
+        img = np.clip(img, 0, 1).astype(np.float32)
+    img = np.ascontiguousarray(img)
+    if grey:
+        return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    return img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)
 
 
 def read_pixels(path, grey=False):
-    """The pixels of an image file as stored: RGB (H, W, 3), or (H, W) with `grey`, uint8, uint16 or
-    float. OSError with one line naming the file when it cannot be read, is not a complete image of a
-    known format, or is refused before decoding (pixel limit, memory)."""
+    """The pixels of an image file: RGB (H, W, 3), or (H, W) with `grey`; uint8 or uint16 as stored, or
+    float32 in [0, 1] for float samples (see `_pixels`). OSError with one line naming the file when it
+    cannot be read, is not a complete image of a known format and sample type, or is refused before
+    decoding (pixel limit, memory)."""
     with _open(path) as f:
         header = _admit(file_reader(f), os.fstat(f.fileno()).st_size, path, grey)
         f.seek(0)
@@ -217,52 +280,40 @@ def image_header(path):
     return header.height, header.width, header.colour
 
 
-def _to_unit(img, path):
-    """uint8 / 255, uint16 / 65535, float as it is, as float32 in [0, 1]; non-finite pixels are an error,
-    and float values outside [0, 1] are clipped."""
+def _to_unit(img):
+    """uint8 / 255 and uint16 / 65535 as float32; float32 (read_pixels has put it in [0, 1]) as it is."""
     if img.dtype == np.uint8:
         return img.astype(np.float32) / 255.0
-    if img.dtype == np.uint16:
-        return img.astype(np.float32) / 65535.0
-    if img.dtype.kind != "f":
-        raise OSError(f"{shown(path)}: {img.dtype} samples are not supported (expected 8 or 16-bit unsigned "
-                      f"integers, or floats)")
-    img = img.astype(np.float32)
-    bad = int(np.size(img) - np.count_nonzero(np.isfinite(img)))
-    if bad:
-        raise OSError(f"{shown(path)}: {bad} non-finite pixel values (NaN or inf); expected finite values in "
-                      f"[0, 1]")
-    return np.clip(img, 0.0, 1.0)
-
-
-def _rgb(img, path):
-    return img if img.dtype == np.uint8 else _to_unit(img, path)
+    return img.astype(np.float32) / 65535.0 if img.dtype == np.uint16 else img
 
 
 def read_image(path):
     """RGB float32 (H, W, 3) in [0, 1]; a clear error naming the file otherwise.
 
-    Grey images are expanded to RGB, an alpha channel is dropped, 16-bit images are scaled by 65535,
-    float images (TIFF) are taken as values in [0, 1] (clipped; NaN or inf is an error), CMYK JPEGs
-    are converted, and the EXIF orientation is applied (OpenCV's IMREAD_COLOR), the same for inputs
-    and targets."""
-    return _to_unit(read_pixels(path), path)
+    Grey images are expanded to RGB, an alpha channel is dropped, 8-bit images are scaled by 255 and
+    16-bit ones by 65535, float images (TIFF: 16, 32 or 64 bits) are taken as values in [0, 1] (clipped;
+    NaN or inf is an error), CMYK JPEGs are converted, and the EXIF orientation is applied, the same for
+    inputs and targets. Sample types no rule converts (signed or 32-bit integers, complex) are refused
+    from the header (hdm.image_format)."""
+    return _to_unit(read_pixels(path))
 
 
 def read_rgb(path):
     """RGB (H, W, 3) as stored: uint8 for 8-bit images (a quarter of float32's memory), else float32 in
     [0, 1] as read_image."""
-    return _rgb(read_pixels(path), path)
+    img = read_pixels(path)
+    return img if img.dtype == np.uint8 else _to_unit(img)
 
 
 def decode_rgb(data, name):
     """read_rgb for an image's bytes held in memory (an upload); `name` is what messages call it."""
-    return _rgb(decode_pixels(data, name), name)
+    img = decode_pixels(data, name)
+    return img if img.dtype == np.uint8 else _to_unit(img)
 
 
 def read_gray(path):
     """Single-channel float32 (H, W, 1) in [0, 1] (e.g. a transmission map)."""
-    return _to_unit(read_pixels(path, grey=True), path)[..., None]
+    return _to_unit(read_pixels(path, grey=True))[..., None]
 
 
 def ensure_writable(folder):

@@ -1,7 +1,9 @@
 """Result files of an evaluation: per-image CSV, Markdown summary, provenance, comparison grid.
 
 Every result folder records the metric preset, its options and the library versions (meta.json), so
-numbers can be compared only where they were computed the same way.
+numbers can be compared only where they were computed the same way. Names are written as
+hdm.errors.shown prints them (one printable line, whatever bytes the file name has), and the text drawn
+into the comparison grid is printable ASCII (`drawable`): OpenCV's drawing functions take nothing else.
 """
 import csv
 import datetime
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 import hdm
+from hdm.errors import shown
 from hdm.files import atomic_write
 
 
@@ -61,9 +64,11 @@ def summary_table(rows, label):
 
 
 def write_results(out_dir, rows, label, meta):
-    """per_image.csv, summary.md (table + preset line) and meta.json in out_dir; returns the summary text."""
+    """per_image.csv, summary.md (table + preset line) and meta.json in out_dir; returns the summary text.
+    Row names and the label are written as shown() prints them."""
     os.makedirs(out_dir, exist_ok=True)
-    text = summary_table(rows, label)
+    rows = [{**row, "name": shown(row["name"])} for row in rows]
+    text = summary_table(rows, shown(label))
     presets = meta.get("presets") or {meta["preset"]: meta["options"]}
     described = ", ".join(f"`{name}` ({', '.join(f'{k}={v}' for k, v in opts.items()) or 'default options'})"
                           for name, opts in presets.items())
@@ -80,11 +85,20 @@ def write_results(out_dir, rows, label, meta):
 HEADERS = ("input", "output", "target")
 
 
+def drawable(text):
+    """`text` as printable ASCII, what OpenCV's drawing functions take: shown() escapes the bytes of a file
+    name that are not UTF-8 and control characters; every other character that is not ASCII becomes \\xNN,
+    \\uNNNN or \\UNNNNNNNN."""
+    return shown(text).encode("ascii", "backslashreplace").decode("ascii")
+
+
 def _text_strip(width, height, text, centres=None):
-    """A white (height, width, 3) strip with black text, left-aligned, or centred at each x of `centres`."""
+    """A white (height, width, 3) strip with black text (drawable), left-aligned, or centred at each x of
+    `centres`."""
     strip = np.full((height, width, 3), 255, np.uint8)  # OpenCV draws text on uint8 images
     font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, height / 40, 1
     for words, x in ([(text, None)] if centres is None else zip(text, centres)):
+        words = drawable(words)
         (w, h), _ = cv2.getTextSize(words, font, scale, thick)
         left = 4 if x is None else max(0, int(x - w / 2))
         cv2.putText(strip, words, (left, (height + h) // 2), font, scale, (0, 0, 0), thick, cv2.LINE_AA)

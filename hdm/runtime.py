@@ -11,6 +11,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from hdm import environment
+from hdm.errors import shown
+
 logger = logging.getLogger("hdm")
 
 
@@ -38,12 +41,22 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class OneLineFormatter(logging.Formatter):
+    """A log record as one line of printable text: the formatted message passed through hdm.errors.shown, so
+    a file name in it (bytes that are not UTF-8, a newline) is escaped wherever the message came from."""
+
+    def format(self, record):
+        return shown(super().format(record))
+
+
 def setup_logging(run_dir):
+    """The "hdm" logger to stdout and `<run_dir>/train.log` (UTF-8), one line a record (OneLineFormatter)."""
     logger.setLevel(logging.INFO)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
-    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(os.path.join(run_dir, "train.log"))):
+    fmt = OneLineFormatter("%(asctime)s %(message)s", "%H:%M:%S")
+    log_file = logging.FileHandler(os.path.join(run_dir, "train.log"), encoding="utf-8", errors="backslashreplace")
+    for handler in (logging.StreamHandler(sys.stdout), log_file):
         handler.setFormatter(fmt)
         logger.addHandler(handler)
     logger.propagate = False
@@ -73,10 +86,10 @@ class StopRequest:
 def distributed_setup():
     """(rank, world size, local rank) from torchrun's environment; joins the process group when there
     are several processes (NCCL on GPUs, gloo on CPUs). A plain `python train.py` is rank 0 of 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = environment.value("WORLD_SIZE")
     if world == 1:
         return 0, 1, 0
-    rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    rank, local = environment.value("RANK"), environment.value("LOCAL_RANK")
     if not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(local)

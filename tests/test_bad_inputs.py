@@ -8,9 +8,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
+from hdm import environment
+from hdm.cli import console
 from hdm.data import ImageFolder, PairedFolder
+from hdm.image_format import TIFF_READ
 from hdm.image_io import ensure_writable, read_image, write_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -163,3 +168,77 @@ def test_a_bad_file_mid_epoch_stops_training_with_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("training stopped: ")
     assert "3.png: not a readable image" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_tiff_of_samples_no_rule_converts_is_found_before_work(tmp_path):
+    proc = _bad_file_run(tmp_path, lambda p: p.write_bytes(cv2.imencode(".tif", RGB.astype(np.int16))[1].tobytes()))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"data error: data.train: {tmp_path / 'lq' / '3.png'}: a TIFF of int16 samples (3 a pixel, RGB), which is not "
+        f"read here (it reads {TIFF_READ})"]
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+# environment variables: parsed in one place (hdm.environment), checked by every tool before work
+
+def _parsed(name, text):
+    """The value of environment variable `name` set to `text`, or the ValueError's message."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(name, text)
+        try:
+            return environment.value(name)
+        except ValueError as err:
+            return str(err)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 10 ** 12), suffix=st.sampled_from(["", "K", "m", "G", " G", "GiB", "gb", "T", "B"]),
+       name=st.sampled_from(["HDM_MAX_PIXELS", "HDM_MEMORY_LIMIT"]))
+def test_sizes_take_ascii_whole_numbers_at_least_one(n, suffix, name):
+    got = _parsed(name, f"{n}{suffix}")
+    pixels_suffix = suffix.strip().upper() in ("", "K", "M", "G")
+    if n >= 1 and (name == "HDM_MEMORY_LIMIT" or pixels_suffix):
+        assert got == n * 1024 ** " KMGT".index(suffix.strip()[:1].upper() or " ") if suffix.strip() != "B" else n
+    else:
+        assert got.startswith(f"{name}='{n}{suffix}': expected a whole number of")
+
+
+@settings(max_examples=80, deadline=None)
+@given(name=st.sampled_from(sorted(environment.VARIABLES)), text=st.text(min_size=1, max_size=12))
+def test_any_text_is_a_value_or_one_line_naming_the_variable(name, text):
+    if "\0" in text or not text.strip():
+        return  # an environment cannot hold NUL; blank is unset
+    got = _parsed(name, text)
+    digits = text.strip().rstrip("KMGTBkmgtbIi ")
+    if not (digits.isascii() and digits.isdigit()):  # other scripts' digits (٤٠٠٠٠), signs, words: refused
+        assert isinstance(got, str) and got.startswith(f"{name}='") and "\n" not in got and got.isprintable()
+
+
+@pytest.mark.parametrize("name, text", [("HDM_MAX_PIXELS", "abc"), ("HDM_MAX_PIXELS", "٤٠٠٠٠"), ("HDM_MAX_PIXELS", "0"),
+                                        ("HDM_MEMORY_LIMIT", "-1"), ("HDM_MEMORY_LIMIT", "0"), ("HDM_CPU_BF16", "yes"),
+                                        ("HDM_KEEP_FREED_MEMORY", "off"), ("WORLD_SIZE", "0"), ("RANK", "-1"),
+                                        ("LOCAL_RANK", "x")])
+def test_every_tool_refuses_a_bad_variable_before_work(name, text, monkeypatch, capsys):
+    monkeypatch.setenv(name, text)
+    work = []
+    with pytest.raises(SystemExit) as stop:
+        console(work.append, ["--anything"])
+    assert stop.value.code == 2 and not work
+    assert capsys.readouterr().err.splitlines() == [f"error: environment: {name}='{text}': expected "
+                                                    f"{environment.VARIABLES[name][1]}"]
+
+
+def test_a_bad_variable_stops_hdm_predict_and_training_before_work(tmp_path):
+    write_image(tmp_path / "in" / "a.png", RGB)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": {"type": "DCP"}}))
+    runs = [("HDM_MAX_PIXELS", "abc", [sys.executable, "-m", "hdm.cli.predict", str(tmp_path / "in"),
+                                       str(tmp_path / "out"), "-c", str(tmp_path / "c.yaml")]),
+            ("HDM_MEMORY_LIMIT", "-1", [sys.executable, os.path.join(ROOT, "train.py"), "-c",
+                                        os.path.join(ROOT, "configs", "demo", "hdm_demo.yaml"),
+                                        f"work_dir={tmp_path / 'runs'}"])]
+    for name, text, command in runs:
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": ROOT, name: text})
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [
+            f"error: environment: {name}='{text}': expected {environment.VARIABLES[name][1]}"], proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["c.yaml", "in"]  # no output folder, no run folder

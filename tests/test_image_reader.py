@@ -143,10 +143,13 @@ def test_pixels_are_what_opencv_reads_from_the_file(tmp_path, label):
             assert (label, grey) in (("tiff-grey-float", False), ("tiff-float", True))
             continue
         expected = expected if grey else cv2.cvtColor(expected, cv2.COLOR_BGR2RGB)
+        if grey and label.startswith("tiff") and expected.dtype == np.uint16:  # TIFF samples: made grey by cvtColor
+            expected = cv2.cvtColor(read_pixels(path), cv2.COLOR_RGB2GRAY)
+        expected = np.clip(expected, 0, 1) if expected.dtype.kind == "f" else expected  # floats: in [0, 1]
         got = read_pixels(path, grey=grey)
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
         scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(got.dtype, 1.0)
-        unit = np.clip(expected.astype(np.float32) / scale, 0, 1)
+        unit = expected.astype(np.float32) / scale
         assert np.array_equal(read_gray(path)[..., 0] if grey else read_image(path), unit)
     assert image_header(path)[:2] == read_image(path).shape[:2]
 
@@ -161,11 +164,129 @@ def test_a_grey_float_tiff_reads_as_pil_reads_it(tmp_path):
     assert image_header(tmp_path / "t.tif") == (48, 64, False)
 
 
-def test_a_colour_float_tiff_read_as_grey_is_one_line(tmp_path):
+def test_a_colour_float_tiff_read_as_grey_is_made_grey_as_opencv_does(tmp_path):
     (tmp_path / "rgb.tif").write_bytes(ENCODINGS["tiff-float"][0])
-    with pytest.raises(OSError) as err:  # neither OpenCV nor PIL reads it so
-        read_gray(tmp_path / "rgb.tif")
-    assert one_line_naming(err.value, tmp_path / "rgb.tif") and "not a readable image" in str(err.value)
+    colour = read_image(tmp_path / "rgb.tif")
+    assert np.array_equal(read_gray(tmp_path / "rgb.tif")[..., 0], cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY))
+
+
+# sample types: each converted by the one rule or refused from the header
+
+SAMPLE_TYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float16", "float32",
+                "float64", "complex64"]
+CONVERTED = ("uint8", "uint16", "float16", "float32", "float64")
+
+
+def tiff_bytes(samples, compression=None, orientation=None):
+    """A TIFF of `samples` ((H, W) or (H, W, C)) written by tifffile: grey for 1 or 2 samples a pixel, RGB for
+    3 or 4, the rest extra samples."""
+    tifffile = pytest.importorskip("tifffile")
+    channels = 1 if samples.ndim == 2 else samples.shape[2]
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, samples, photometric="rgb" if channels in (3, 4) else "minisblack",
+                     planarconfig="contig" if channels > 1 else None, compression=compression,
+                     extratags=[(274, "H", 1, orientation, False)] if orientation else ())
+    return buf.getvalue()
+
+
+def by_the_rule(samples):
+    """RGB float32 in [0, 1] of stored samples as the reader's doc says: alpha (and any second sample of grey)
+    dropped, uint8 / 255, uint16 / 65535, bilevel as 0 or 1, floats clipped to [0, 1], grey expanded."""
+    colour = samples if samples.ndim == 2 else samples[..., 0] if samples.shape[2] <= 2 else samples[..., :3]
+    scale = {"uint8": 255, "uint16": 65535}.get(colour.dtype.name, 1)
+    unit = np.clip(colour, 0, 1).astype(np.float32) if colour.dtype.kind in "fb" else \
+        colour.astype(np.float32) / np.float32(scale)
+    return unit if unit.ndim == 3 else np.repeat(unit[..., None], 3, axis=2)
+
+
+def sample_array(rng, dtype, channels, shape=(5, 7)):
+    """Stored samples of `dtype` covering its range (floats: outside [0, 1] too, and far beyond float32)."""
+    full = shape if channels == 1 else (*shape, channels)
+    if dtype == "bool":
+        return rng.random(full) > 0.5
+    if np.dtype(dtype).kind in "fc":
+        values = rng.normal(0.5, 0.7, full)
+        values.flat[:2] = (-1e300, 1e300) if dtype == "float64" else (-3.0, 3.0)
+        return values.astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, full, dtype=dtype, endpoint=True)
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("dtype", SAMPLE_TYPES)
+def test_every_tiff_sample_type_is_read_by_the_rule_or_refused_from_its_header(tmp_path, dtype, channels, compression):
+    samples = sample_array(np.random.default_rng(channels), dtype, channels)
+    path = tmp_path / "a.tif"
+    path.write_bytes(tiff_bytes(samples, compression))
+    bilevel = dtype == "bool" and channels == 1
+    refused_compressed = compression and (dtype == "float16" or channels == 2 and dtype != "uint8")
+    if (dtype in CONVERTED and channels <= 4 and not refused_compressed) or bilevel:
+        expected = by_the_rule(samples)
+        assert np.array_equal(read_image(path), expected)
+        assert np.array_equal(decode_rgb(path.read_bytes(), "upload"), read_rgb(path))
+        assert image_header(path) == (5, 7, channels >= 3)
+        if channels <= 2:
+            assert np.array_equal(read_gray(path)[..., 0], expected[..., 0])
+        else:
+            grey = cv2.cvtColor(read_pixels(path), cv2.COLOR_RGB2GRAY).astype(np.float32)
+            assert np.array_equal(read_gray(path)[..., 0], grey / np.float32({"uint8": 255, "uint16": 65535}.get(dtype, 1)))
+        return
+    name = "uint1" if dtype == "bool" else dtype
+    for read in (image_header, read_image, read_gray, lambda p: decode_rgb(p.read_bytes(), p)):
+        with pytest.raises(OSError) as err:  # from the header: the check before work refuses it too
+            read(path)
+        assert one_line_naming(err.value, path) and f"TIFF of {name} samples ({channels} a pixel" in str(err.value)
+        assert ("read here only uncompressed" in str(err.value)) == bool(refused_compressed and channels <= 4 and
+                                                                          dtype in CONVERTED)
+
+
+@settings(max_examples=40, deadline=None)
+@given(dtype=st.sampled_from(["float16", "float32", "float64"]), channels=st.integers(1, 4),
+       compression=st.sampled_from([None, "zlib"]), data=st.data())
+def test_float_tiffs_are_clipped_to_the_unit_range_and_non_finite_values_are_refused(dtype, channels, compression,
+                                                                                     data):
+    if compression and (dtype == "float16" or channels == 2):
+        compression = None  # refused compressed: the test above
+    floats = st.floats(allow_nan=True, allow_infinity=True, width=16 if dtype == "float16" else 32 if dtype ==
+                       "float32" else 64)
+    values = np.array(data.draw(st.lists(floats, min_size=12 * channels, max_size=12 * channels)), dtype=dtype)
+    samples = values.reshape((3, 4) if channels == 1 else (3, 4, channels))
+    blob = tiff_bytes(samples, compression)
+    kept = samples if channels == 1 else samples[..., 0] if channels == 2 else samples[..., :3]  # alpha dropped first
+    bad = int(kept.size - np.count_nonzero(np.isfinite(kept)))
+    if bad:
+        with pytest.raises(OSError, match=f"^upload.tif: {bad:,} non-finite pixel values"):
+            decode_rgb(blob, "upload.tif")
+    else:
+        assert np.array_equal(decode_rgb(blob, "upload.tif"), by_the_rule(samples))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_tiff_of_samples_is_shown_upright_as_pil_shows_it(tmp_path, orientation):
+    from PIL import ImageOps
+
+    rgba = np.random.default_rng(orientation).integers(0, 256, (5, 7, 4), dtype=np.uint8)
+    with Image.open(io.BytesIO(tiff_bytes(rgba[..., :3], orientation=orientation))) as im:
+        upright = np.asarray(ImageOps.exif_transpose(im)).astype(np.float32) / np.float32(255)
+    for samples, compression in ((rgba[..., :3], None), (rgba, None), (rgba[..., :3].astype(np.float32) / 255, None),
+                                 (rgba[..., :3].astype(np.float32) / 255, "zlib"), (rgba[..., :3] * np.uint16(257),
+                                                                                   "zlib")):
+        path = tmp_path / "o.tif"
+        path.write_bytes(tiff_bytes(samples, compression, orientation))
+        assert np.array_equal(read_image(path), upright), (samples.dtype, samples.shape, compression)
+        assert image_header(path)[:2] == upright.shape[:2]
+
+
+def test_a_jpeg_of_other_than_8_bit_samples_is_refused_from_its_header(tmp_path):
+    data = bytearray(ENCODINGS["jpeg"][0])
+    sof = next(i for i in range(2, len(data)) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
+    data[sof + 4] = 12  # the frame header's sample precision
+    (tmp_path / "deep.jpg").write_bytes(bytes(data))
+    for read in (image_header, read_image):
+        with pytest.raises(OSError) as err:
+            read(tmp_path / "deep.jpg")
+        assert one_line_naming(err.value, tmp_path / "deep.jpg") and "a JPEG of 12-bit samples" in str(err.value)
 
 
 def test_the_format_comes_from_the_bytes_not_the_name(tmp_path):
@@ -279,8 +400,8 @@ def test_bytes_appended_after_the_end_change_nothing(label, garbage):
 
 def test_a_20000_by_20000_png_is_refused_before_decoding(tmp_path):
     (tmp_path / "huge.png").write_bytes(handmade_png(20000, 20000))
-    message = (f"{tmp_path / 'huge.png'}: 20000x20000 = 400 Mpixels, at or above the limit of 400 Mpixels "
-               f"(set HDM_MAX_PIXELS to allow it)")
+    message = (f"{tmp_path / 'huge.png'}: 20000x20000 = 400,000,000 pixels, at or above the limit of 400,000,000 "
+               f"pixels (set HDM_MAX_PIXELS to allow it)")
     for read in (read_image, read_gray, image_header):
         with pytest.raises(OSError) as err:
             read(tmp_path / "huge.png")
@@ -298,7 +419,7 @@ def test_the_pixel_limit_is_inclusive(tmp_path_factory, h, w):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("HDM_MAX_PIXELS", str(h * w))
         for read in (lambda: decode_rgb(data, path), lambda: read_image(path), lambda: image_header(path)):
-            with pytest.raises(OSError, match=f"{w}x{h} = .* Mpixels, at or above the limit"):
+            with pytest.raises(OSError, match=f"{w}x{h} = {h * w:,} pixels, at or above the limit of {h * w:,} pixels"):
                 read()
         env.setenv("HDM_MAX_PIXELS", str(h * w + 1))
         assert decode_rgb(data, path).shape == read_image(path).shape == (h, w, 3)
@@ -316,7 +437,9 @@ def test_an_image_too_large_for_the_memory_available_is_refused_before_decoding(
         with pytest.raises(OSError) as err:
             read(tmp_path / "p.png")
         assert one_line_naming(err.value, tmp_path / "p.png")
-        assert "64x48 needs about 0.1 MiB to read" in str(err.value) and "free memory first" in str(err.value)
+        assert f"64x48 needs about {needed:,} bytes ({needed / 1024:.1f} KiB) to read, more than the {needed - 1:,} " \
+               f"bytes ({(needed - 1) / 1024:.1f} KiB) of memory available now" in str(err.value)
+        assert "free memory first" in str(err.value)
     assert read_gray(tmp_path / "p.png").shape == (48, 64, 1)  # one channel needs less
     assert image_header(tmp_path / "p.png") == (48, 64, True)  # the check before work does not depend on memory
 
@@ -367,14 +490,17 @@ def test_write_image_takes_any_name(tmp_path):
 def test_hdm_predict_restores_the_others_and_names_each_bad_file_in_one_line(tmp_path):
     folder = os.path.join(os.fsencode(tmp_path), b"in\xe9")
     os.makedirs(folder)
-    good = [os.path.join(folder, name) for name in (b"a.png", b"caf\xe9.png", b"new\nline.jpg")]
+    good = [os.path.join(folder, name) for name in (b"a.png", b"caf\xe9.png", b"new\nline.jpg", b"f64.tif")]
     for path in good:
         with open(path, "wb") as f:
-            f.write(cv_bytes(photo(size=(24, 32)), os.path.splitext(os.fsdecode(path))[1]))
+            img = photo(size=(24, 32))
+            f.write(cv_bytes(img / 255 if path.endswith(b".tif") else img, os.path.splitext(os.fsdecode(path))[1]))
     bad = {os.path.join(folder, b"big.png"): "needs about",  # too large for HDM_MEMORY_LIMIT below
-           os.path.join(folder, b"huge.png"): "at or above the limit of 400 Mpixels",
-           os.path.join(folder, b"cut\xff.png"): "truncated JPEG"}  # a JPEG named .png, cut
-    contents = [cv_bytes(photo(size=(300, 400)), ".png"), handmade_png(20000, 20000), ENCODINGS["jpeg"][0][:-300]]
+           os.path.join(folder, b"huge.png"): "at or above the limit of 400,000,000 pixels",
+           os.path.join(folder, b"cut\xff.png"): "truncated JPEG",  # a JPEG named .png, cut
+           os.path.join(folder, b"i16.tif"): "a TIFF of int16 samples (3 a pixel, RGB), which is not read here"}
+    contents = [cv_bytes(photo(size=(300, 400)), ".png"), handmade_png(20000, 20000), ENCODINGS["jpeg"][0][:-300],
+                cv_bytes(photo(size=(24, 32)).astype(np.int16), ".tif")]
     for path, content in zip(bad, contents):
         with open(path, "wb") as f:
             f.write(content)
@@ -555,6 +681,12 @@ def run_fuzz(tmp_path, seeds, per_seed):
 
 def test_fuzz_mutated_files_decode_or_fail_with_one_line(tmp_path):
     seeds = [(label, data) for label, (data, _) in sorted(ENCODINGS.items())]
+    rgba = photo().astype(np.float32) / 255
+    rgba = np.dstack([rgba, rgba[..., :1]])
+    seeds += [("tiff-float16-rgba", tiff_bytes(rgba.astype(np.float16))),  # decoded by tifffile
+              ("tiff-float64-rgb", tiff_bytes(rgba[..., :3].astype(np.float64))),
+              ("tiff-grey-alpha-16", tiff_bytes((rgba[..., 2:] * 65535).astype(np.uint16))),
+              ("tiff-zlib-float32-rgba", tiff_bytes(rgba, "zlib"))]  # decoded by libtiff (OpenCV)
     outcomes = run_fuzz(tmp_path, seeds, per_seed=30)
     decoded = sum(o["read_image"][0] == "array" for o in outcomes)
     assert 0 < decoded < len(outcomes)  # the mutants are neither all harmless nor all refused

@@ -2,12 +2,14 @@
 train.py` and `python test.py` at the repository root are the same tools).
 
 Each tool's `main(argv)` does the work and raises on failure; `console(main)` is what runs from the
-command line: a failure is one line on stderr, exit code 2 for usage, config and data errors found
-before any work, 1 for failures while working; `--debug` shows the traceback instead.
+command line: it checks the environment variables the project reads (hdm.environment) first, then runs
+main; a failure is one line on stderr, exit code 2 for usage, config and data errors and bad environment
+variables found before any work, 1 for failures while working; `--debug` shows the traceback instead.
 """
 import argparse
 import sys
 
+from hdm import environment
 from hdm.errors import ConfigError, DataError, RunFolderError, UsageError
 
 USAGE_ERRORS = (ConfigError, DataError, RunFolderError)
@@ -49,6 +51,7 @@ def console(main, argv=None):
     if debug:
         argv.remove("--debug")
     try:
+        environment.check()
         result = main(argv)
     except (*USAGE_ERRORS, UsageError) as err:
         if debug:
