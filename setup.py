@@ -19,6 +19,7 @@ setup(
         "tensorboard",
         "scikit-image",
         "scipy",
+        "tifffile",  # pure Python: the reader decodes uncompressed TIFFs of samples with it (hdm/image_io.py)
         "tqdm",
     ],
     extras_require={

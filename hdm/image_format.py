@@ -8,8 +8,9 @@ pixel is decoded, the kinds no rule here converts:
 - TIFF of grey or RGB samples (MinIsBlack, RGB) of 8 bits or more: decoded to the samples themselves
   (Header.raw): uint8, uint16, float16, float32, float64, with 1 or 2 samples per pixel (grey, alpha) or
   3 or 4 (RGB, alpha). Signed or 32/64-bit integers, complex and other floats, other sample counts are
-  refused; so are compressed TIFFs of float16 samples or of 16-bit or float grey with alpha, which only
-  the uncompressed reader takes (hdm.image_io).
+  refused; so are compressed TIFFs of float16 samples, and compressed ones of 16-bit or float samples that
+  are grey with alpha or stored in separate planes, which only the uncompressed reader takes (hdm.image_io;
+  libtiff through OpenCV decodes them wrong or not at all).
 - Any other TIFF (palette, bilevel or 2/4-bit grey, MinIsWhite, CMYK, YCbCr, CIELab): rendered to uint8
   by libtiff; such TIFFs of more than 8 bits a sample, of fewer with more than one sample a pixel, or not
   of unsigned integers, are refused.
@@ -44,7 +45,7 @@ SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")  # in entropy-coded data, FF is 
 MARKER = re.compile(rb"\xff[^\x00\xff]")
 TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap height and width
 TIFF_TAGS = {256: "width", 257: "height", 258: "bits", 259: "compression", 262: "photometric", 274: "orientation",
-             277: "samples", 339: "sample_format"}
+             277: "samples", 284: "planar", 339: "sample_format"}
 TIFF_SAMPLE_NAMES = {1: "uint", 2: "int", 3: "float", 4: "void", 5: "complex-int", 6: "complex"}  # SampleFormat
 TIFF_RAW = {(1, 8): "uint8", (1, 16): "uint16", (3, 16): "float16", (3, 32): "float32", (3, 64): "float64"}
 TIFF_PHOTOMETRIC = {0: "MinIsWhite", 1: "grey", 2: "RGB", 3: "palette", 4: "mask", 5: "CMYK", 6: "YCbCr",
@@ -374,7 +375,8 @@ def _tiff_samples(tags):
             raise ImageDataError(f"a TIFF of {name} samples ({samples} a pixel, {TIFF_PHOTOMETRIC[photometric]}), "
                                  f"which is not read here (it reads {TIFF_READ})")
         compressed = tags.get("compression", 1) != 1
-        if compressed and (sample == "float16" or samples == 2 and sample != "uint8"):
+        separate = tags.get("planar", 1) == 2 and samples > 1  # each sample in its own plane
+        if compressed and (sample == "float16" or sample != "uint8" and (samples == 2 or separate)):
             raise ImageDataError(f"a compressed TIFF of {name} samples ({samples} a pixel, "
                                  f"{TIFF_PHOTOMETRIC[photometric]}), which is read here only uncompressed (save it "
                                  f"without compression)")

@@ -199,7 +199,8 @@ def _tifffile_decode(data):
             page = tif.pages.first
             if any(offset + count > len(data) for offset, count in zip(page.dataoffsets, page.databytecounts)):
                 raise ImageDataError("truncated TIFF (its image data end after the file)")
-            return page.asarray()
+            img = page.asarray()
+            return np.moveaxis(img, 0, -1) if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE else img
     except ImageDataError:
         raise
     except Exception as err:  # tifffile's parsers raise many types on corrupt data; each is one line here

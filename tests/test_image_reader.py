@@ -177,14 +177,17 @@ SAMPLE_TYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "
 CONVERTED = ("uint8", "uint16", "float16", "float32", "float64")
 
 
-def tiff_bytes(samples, compression=None, orientation=None):
+def tiff_bytes(samples, compression=None, orientation=None, layout="strips"):
     """A TIFF of `samples` ((H, W) or (H, W, C)) written by tifffile: grey for 1 or 2 samples a pixel, RGB for
-    3 or 4, the rest extra samples."""
+    3 or 4, the rest extra samples; in strips, 16 x 16 tiles, or strips with each sample in its own plane."""
     tifffile = pytest.importorskip("tifffile")
     channels = 1 if samples.ndim == 2 else samples.shape[2]
+    separate = layout == "planes" and channels > 1
     buf = io.BytesIO()
-    tifffile.imwrite(buf, samples, photometric="rgb" if channels in (3, 4) else "minisblack",
-                     planarconfig="contig" if channels > 1 else None, compression=compression,
+    tifffile.imwrite(buf, np.moveaxis(samples, 2, 0) if separate else samples,
+                     photometric="rgb" if channels in (3, 4) else "minisblack",
+                     planarconfig="separate" if separate else "contig" if channels > 1 else None,
+                     compression=compression, tile=(16, 16) if layout == "tiles" else None,
                      extratags=[(274, "H", 1, orientation, False)] if orientation else ())
     return buf.getvalue()
 
@@ -212,20 +215,14 @@ def sample_array(rng, dtype, channels, shape=(5, 7)):
     return rng.integers(info.min, info.max, full, dtype=dtype, endpoint=True)
 
 
-@pytest.mark.parametrize("compression", [None, "zlib"])
-@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5])
-@pytest.mark.parametrize("dtype", SAMPLE_TYPES)
-def test_every_tiff_sample_type_is_read_by_the_rule_or_refused_from_its_header(tmp_path, dtype, channels, compression):
-    samples = sample_array(np.random.default_rng(channels), dtype, channels)
-    path = tmp_path / "a.tif"
-    path.write_bytes(tiff_bytes(samples, compression))
-    bilevel = dtype == "bool" and channels == 1
-    refused_compressed = compression and (dtype == "float16" or channels == 2 and dtype != "uint8")
-    if (dtype in CONVERTED and channels <= 4 and not refused_compressed) or bilevel:
+def check_tiff(path, samples, refused_compressed):
+    """A TIFF of `samples` reads by the rule, or is refused from its header naming the sample type."""
+    dtype, channels = samples.dtype.name, 1 if samples.ndim == 2 else samples.shape[2]
+    if (dtype in CONVERTED and channels <= 4 and not refused_compressed) or (dtype == "bool" and channels == 1):
         expected = by_the_rule(samples)
         assert np.array_equal(read_image(path), expected)
         assert np.array_equal(decode_rgb(path.read_bytes(), "upload"), read_rgb(path))
-        assert image_header(path) == (5, 7, channels >= 3)
+        assert image_header(path) == (*samples.shape[:2], channels >= 3)
         if channels <= 2:
             assert np.array_equal(read_gray(path)[..., 0], expected[..., 0])
         else:
@@ -239,6 +236,27 @@ def test_every_tiff_sample_type_is_read_by_the_rule_or_refused_from_its_header(t
         assert one_line_naming(err.value, path) and f"TIFF of {name} samples ({channels} a pixel" in str(err.value)
         assert ("read here only uncompressed" in str(err.value)) == bool(refused_compressed and channels <= 4 and
                                                                           dtype in CONVERTED)
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("dtype", SAMPLE_TYPES)
+def test_every_tiff_sample_type_is_read_by_the_rule_or_refused_from_its_header(tmp_path, dtype, channels, compression):
+    samples = sample_array(np.random.default_rng(channels), dtype, channels)
+    (tmp_path / "a.tif").write_bytes(tiff_bytes(samples, compression))
+    check_tiff(tmp_path / "a.tif", samples, compression and (dtype == "float16" or channels == 2 and dtype != "uint8"))
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+@pytest.mark.parametrize("layout", ["tiles", "planes"])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", ["bool", *CONVERTED])
+def test_tiled_and_planar_tiffs_are_read_by_the_rule_or_refused_from_their_header(tmp_path, dtype, channels, layout,
+                                                                                   compression):
+    samples = sample_array(np.random.default_rng(channels), dtype, channels, shape=(20, 35))
+    (tmp_path / "a.tif").write_bytes(tiff_bytes(samples, compression, layout=layout))
+    check_tiff(tmp_path / "a.tif", samples, compression and (dtype == "float16" or dtype != "uint8" and (
+        channels == 2 or layout == "planes" and channels > 1)))
 
 
 @settings(max_examples=40, deadline=None)
