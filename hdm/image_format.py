@@ -55,10 +55,10 @@ TIFF_READ = ("TIFFs of uint8 or uint16 samples, or float16, float32 or float64, 
 BMP_INFO_SIZES = (12, 40, 52, 56, 64, 108, 124)
 BLOCK = 1 << 16
 
-Header = collections.namedtuple("Header", "format height width colour bits sample raw")
+Header = collections.namedtuple("Header", "format height width colour sample raw")
 Header.__doc__ = """An image's header: format name, height and width as decoders return them (EXIF orientations
-that transpose the image swap them), colour (False for grey images), bits per sample, the NumPy type of the
-decoded samples (`sample`, see the module doc), and `raw`: for a TIFF decoded to its samples, a Raw; else None."""
+that transpose the image swap them), colour (False for grey images), the NumPy type of the decoded samples
+(`sample`, see the module doc), and `raw`: for a TIFF decoded to its samples, a Raw; else None."""
 Raw = collections.namedtuple("Raw", "samples compressed orientation")
 Raw.__doc__ = """How a TIFF of grey or RGB samples is stored: samples per pixel (1 to 4), whether its data are
 compressed, and its orientation tag (1 to 8, as EXIF's), which the decoder of samples does not apply itself."""
@@ -123,7 +123,7 @@ def judge(read, size, header, quick=False):
     if header.format == "WEBP":
         riff = 8 + _unpack("<I", read(4, 4), "WebP header")[0]
         if size < riff:
-            raise ImageDataError(f"truncated WebP ({size} bytes, its RIFF header gives {riff})")
+            raise ImageDataError(f"truncated WebP ({size:,} bytes, its RIFF header gives {riff:,})")
     return None
 
 
@@ -133,10 +133,10 @@ def _unpack(fmt, data, what):
     return struct.unpack(fmt, data[:struct.calcsize(fmt)])
 
 
-def _checked(fmt, width, height, colour, bits, sample="uint8", raw=None):
+def _checked(fmt, width, height, colour, sample="uint8", raw=None):
     if width <= 0 or height <= 0:
         raise ImageDataError(f"not a readable image (its {fmt} header gives {width}x{height} pixels)")
-    return Header(fmt, height, width, colour, bits, sample, raw)
+    return Header(fmt, height, width, colour, sample, raw)
 
 
 # PNG
@@ -150,7 +150,7 @@ def _png_chunks(read):
             return
         length, kind = struct.unpack(">I4s", head)
         if length >= 1 << 31:
-            raise ImageDataError(f"not a readable image (a PNG chunk at byte {pos} claims {length} bytes)")
+            raise ImageDataError(f"not a readable image (a PNG chunk at byte {pos:,} claims {length:,} bytes)")
         yield pos, kind, length
         if kind == b"IEND":
             return
@@ -169,7 +169,7 @@ def _png_header(read):
             orientation = _exif_orientation(read, pos + 8)
     if orientation in TRANSPOSED:
         width, height = height, width
-    return _checked("PNG", width, height, colour_type in (2, 3, 6), bits, "uint16" if bits == 16 else "uint8")
+    return _checked("PNG", width, height, colour_type in (2, 3, 6), "uint16" if bits == 16 else "uint8")
 
 
 def _png_raw_size(read):
@@ -212,7 +212,7 @@ def _judge_png(read):
     except zlib.error as err:
         raise ImageDataError(f"not a readable image (corrupt PNG image data: {err})") from err
     if got < needed:
-        raise ImageDataError(f"truncated PNG (its image data stop after {100 * got // max(needed, 1)} % of the rows)")
+        raise ImageDataError(f"truncated PNG (its image data give {got:,} of the {needed:,} bytes of its rows)")
     if got == needed and not inflate.eof:
         raise ImageDataError("truncated PNG (its image data stop before the end of their compressed stream)")
     idat = b"".join(read(start, length) for start, length in spans)
@@ -249,7 +249,7 @@ def _jpeg_markers(read):
             return
         length = int.from_bytes(head[2:4], "big")
         if length < 2:
-            raise ImageDataError(f"not a readable image (a JPEG segment at byte {pos} has length {length})")
+            raise ImageDataError(f"not a readable image (a JPEG segment at byte {pos:,} has length {length})")
         yield pos, marker, length
         pos += 2 + length
         if marker == JPEG_SOS:
@@ -280,7 +280,7 @@ def _jpeg_header(read):
                 raise ImageDataError(f"a JPEG of {bits}-bit samples, which is not read here (expected 8-bit)")
             if orientation in TRANSPOSED:
                 width, height = height, width
-            return _checked("JPEG", width, height, components >= 3, bits)
+            return _checked("JPEG", width, height, components >= 3)
         if marker == 0xE1 and read(pos + 4, 6) == b"Exif\0\0":
             orientation = _exif_orientation(read, pos + 10)
         if marker in (JPEG_SOS, JPEG_EOI):
@@ -306,7 +306,7 @@ def _bmp_header(read):
     info = _unpack("<I", read(14, 4), "BMP header")[0]
     palette = read(14 + info, min(entries, 256) * entry_size)
     colour = bpp > 8 or any(len(set(palette[i:i + 3])) > 1 for i in range(0, len(palette), entry_size))
-    return _checked("BMP", width, abs(height), colour, 8)
+    return _checked("BMP", width, abs(height), colour)
 
 
 def _judge_bmp(read, size):
@@ -314,7 +314,7 @@ def _judge_bmp(read, size):
     if compression in (0, 3, 6):  # uncompressed rows (bit fields included)
         needed = offset + (width * bpp + 31) // 32 * 4 * abs(height)
         if size < needed:
-            raise ImageDataError(f"truncated BMP ({size} bytes, its rows need {needed})")
+            raise ImageDataError(f"truncated BMP ({size:,} bytes, its rows need {needed:,})")
 
 
 # TIFF (also the structure of EXIF data)
@@ -359,8 +359,7 @@ def _tiff_header(read):
     if tags.get("orientation", 1) in TRANSPOSED:
         width, height = height, width
     sample, raw = _tiff_samples(tags)
-    return _checked("TIFF", width, height, tags.get("samples", 1) >= 3 or tags.get("photometric") == 3,
-                    tags.get("bits", 1), sample, raw)
+    return _checked("TIFF", width, height, tags.get("samples", 1) >= 3 or tags.get("photometric") == 3, sample, raw)
 
 
 def _tiff_samples(tags):
@@ -410,4 +409,4 @@ def _webp_header(read):
     if size is None:
         raise ImageDataError("not a readable image (WebP without a frame header)")
     width, height = size[::-1] if orientation in TRANSPOSED else size
-    return _checked("WEBP", width, height, True, 8)
+    return _checked("WEBP", width, height, True)

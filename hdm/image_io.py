@@ -36,7 +36,7 @@ from hdm.files import atomic_write
 from hdm.image_format import ImageDataError, bytes_reader, file_reader, judge, read_header
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-BYTE_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
+BYTE_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 EXIF_ORIENTATIONS = {  # EXIF orientation -> the array operation that shows the image upright
     2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
     6: lambda a: a[::-1].swapaxes(0, 1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: a[:, ::-1].swapaxes(0, 1)}

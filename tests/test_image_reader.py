@@ -23,7 +23,9 @@ from skimage import data as photos
 
 from hdm.errors import shown
 from hdm.image_io import (
+    BYTE_UNITS,
     available_memory,
+    byte_count,
     decode_rgb,
     image_header,
     images_in,
@@ -355,7 +357,7 @@ def test_a_png_without_iend_reads_and_one_cut_in_its_image_data_is_refused(tmp_p
     assert np.array_equal(read_rgb(tmp_path / "no_iend.png"), decode_rgb(data, "whole"))
     assert image_header(tmp_path / "no_iend.png") == (48, 64, True)
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
-    with pytest.raises(OSError, match=r"cut.png: truncated PNG \(its image data stop after \d+ % of the rows\)"):
+    with pytest.raises(OSError, match=r"cut.png: truncated PNG \(its image data give [\d,]+ of the [\d,]+ bytes of"):
         read_rgb(tmp_path / "cut.png")
     with pytest.raises(OSError, match=r"cut.png: truncated PNG"):
         image_header(tmp_path / "cut.png")
@@ -460,6 +462,17 @@ def test_an_image_too_large_for_the_memory_available_is_refused_before_decoding(
         assert "free memory first" in str(err.value)
     assert read_gray(tmp_path / "p.png").shape == (48, 64, 1)  # one channel needs less
     assert image_header(tmp_path / "p.png") == (48, 64, True)  # the check before work does not depend on memory
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 1 << 62))
+def test_byte_counts_in_messages_are_exact_and_readable_at_every_scale(n):
+    text = byte_count(n)
+    assert text.startswith(f"{n:,} byte") and int(text.split(" ")[0].replace(",", "")) == n
+    if n >= 1024:  # and a unit that shows them: between 1.0 and 1024.0 of it, never 0.0
+        value, unit = text.split("(")[1].rstrip(")").split(" ")
+        assert 1.0 <= float(value) <= 1024 and abs(float(value) * 1024 ** BYTE_UNITS.index(unit) * 1024 - n) <= \
+            0.0501 * 1024 ** (BYTE_UNITS.index(unit) + 1)
 
 
 @settings(max_examples=20, deadline=None)
