@@ -261,6 +261,37 @@ def test_tiled_and_planar_tiffs_are_read_by_the_rule_or_refused_from_their_heade
         channels == 2 or layout == "planes" and channels > 1)))
 
 
+def png_bytes(samples, bits, colour_type):
+    """A PNG of `samples` ((H, W) grey, or (H, W, C)) at `bits` a sample, rows unfiltered."""
+    h, w = samples.shape[:2]
+    rows = []
+    for row in samples.reshape(h, -1):
+        if bits >= 8:
+            data = row.astype(">u2" if bits == 16 else np.uint8).tobytes()
+        else:
+            groups = np.concatenate([row, np.zeros(-len(row) % (8 // bits), row.dtype)]).reshape(-1, 8 // bits)
+            data = bytes(sum(int(v) << (8 - bits * (k + 1)) for k, v in enumerate(group)) for group in groups)
+        rows.append(b"\0" + data)
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", w, h, bits, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"".join(rows))) + \
+        chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("colour_type, bits", [(0, 1), (0, 2), (0, 4), (0, 8), (0, 16), (2, 8), (2, 16), (4, 8),
+                                               (4, 16), (6, 8), (6, 16)])
+def test_every_png_sample_type_is_read_by_the_rule(colour_type, bits):
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
+    samples = np.random.default_rng(bits).integers(0, 2 ** bits, (5, 7, channels)[:2 if channels == 1 else 3])
+    expected = samples * 255 // (2 ** bits - 1) if bits < 8 else samples  # libpng widens 1, 2, 4 bits to 8
+    expected = expected.astype(np.uint16 if bits == 16 else np.uint8)
+    got = decode_rgb(png_bytes(samples, bits, colour_type), "p.png")  # uint8 as stored, else float32 in [0, 1]
+    assert got.dtype == (np.uint8 if bits <= 8 else np.float32)
+    assert np.array_equal(got.astype(np.float32) / np.float32(255) if bits <= 8 else got, by_the_rule(expected))
+
+
 @settings(max_examples=40, deadline=None)
 @given(dtype=st.sampled_from(["float16", "float32", "float64"]), channels=st.integers(1, 4),
        compression=st.sampled_from([None, "zlib"]), data=st.data())
