@@ -82,3 +82,26 @@ def run_cli(main, argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         console(main, argv)
     return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+class held_folder:
+    """A live process (a subprocess) that holds `folder`'s lock (hdm.locks.FolderLock) until the block ends,
+    then is killed: the lock goes with it."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+
+    def __enter__(self):
+        import subprocess
+        import sys
+
+        os.makedirs(self.folder, exist_ok=True)
+        code = ("import sys, time; from hdm.locks import FolderLock; FolderLock(sys.argv[1]).acquire(); "
+                "print('held', flush=True); time.sleep(300)")
+        self.proc = subprocess.Popen([sys.executable, "-c", code, self.folder], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "held"
+        return self.proc
+
+    def __exit__(self, *_):
+        self.proc.kill()
+        self.proc.wait()

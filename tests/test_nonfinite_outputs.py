@@ -89,7 +89,7 @@ def test_restore_all_goes_on_after_a_broken_image(tmp_path, capsys):
 
     def restore_one(path):
         x = torch.from_numpy(predict_cli.read_rgb(path)).permute(2, 0, 1)[None].float() / 255
-        return model(x)[0].permute(1, 2, 0)
+        return {"": model(x)[0].permute(1, 2, 0)}
     assert predict_cli.restore_all(files, plan, str(tmp_path / "out"), restore_one, "w.pth") == 1
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and "b.png: 192 of 192 output values are NaN or infinite with w.pth" in captured.err

@@ -105,21 +105,27 @@ def claimed_output(args, files, plan):
 
 
 def restore_all(files, plan, output, restore_one, weights):
-    """restore_one(path) -> RGB (H, W, 3) in [0, 1] for every file, written to plan[path][""]; a file that
-    fails (unreadable, too large, NaN or infinite outputs of `weights`) is one error line and the
-    others go on (exit code 1 then)."""
+    """restore_one(path) -> {"": RGB (H, W, 3) in [0, 1], map name: map image, ...} for every file, written
+    to plan[path]; a file that fails (unreadable, too large, NaN or infinite outputs of `weights`, a write
+    that fails) is one error line, leaves none of its outputs, and the others go on (exit code 1 then)."""
     failures = 0
     start = time.time()
     for path in files:
+        written = []
         try:
-            restored = restore_one(path)
-            bad = count_nonfinite(restored)
+            images = restore_one(path)
+            bad = count_nonfinite(images[""])
             if bad:
-                raise NonFiniteOutput(f"{bad} of {restored.numel() if hasattr(restored, 'numel') else restored.size} "
-                                      f"output values are NaN or infinite")
-            write_image(plan[path][""], restored)
+                size = images[""].numel() if hasattr(images[""], "numel") else images[""].size
+                raise NonFiniteOutput(f"{bad} of {size} output values are NaN or infinite")
+            for key, img in images.items():
+                write_image(plan[path][key], img)
+                written.append(plan[path][key])
         except (OSError, ValueError, MemoryError, NonFiniteOutput) as err:
             failures += 1
+            for done in written:  # an image that failed leaves none of its outputs
+                with contextlib.suppress(OSError):
+                    os.remove(done)
             message = first_line(err) if not isinstance(err, MemoryError) else \
                 f"not enough memory to restore it whole ({TOO_LARGE})"
             if isinstance(err, NonFiniteOutput):
@@ -152,7 +158,7 @@ def predict_onnx(args, files, plan):
     except ValueError as err:
         raise UsageError(f"--onnx: {first_line(err)}") from err
     with claimed_output(args, files, plan):
-        return restore_all(files, plan, args.output, lambda path: model(read_rgb(path)), shown(args.onnx))
+        return restore_all(files, plan, args.output, lambda path: {"": model(read_rgb(path))}, shown(args.onnx))
 
 
 def predict_torch(args, files, plan):
@@ -177,16 +183,16 @@ def predict_torch(args, files, plan):
                 x = lq
                 for model in models:
                     x = restore(model, x, tile=args.tile, overlap=args.overlap, ensemble=args.ensemble).float()
+                images = {"": x[0].permute(1, 2, 0)}
                 if args.save_maps and hasattr(models[0], "maps"):
                     lq = lq.float() / 255 if lq.dtype == torch.uint8 else lq
-                    for key, img in colour_maps(models[0].maps(lq), lq.shape[-2:]).items():
-                        write_image(plan[path][key], img)
+                    images.update(colour_maps(models[0].maps(lq), lq.shape[-2:]))
         except RuntimeError as err:  # allocation failures; anything else is a bug and keeps its traceback
             if "memory" not in str(err).lower() and "alloc" not in str(err).lower():
                 raise
             raise OSError(f"{shown(path)}: too large to restore in memory on {device} ({str(err).splitlines()[0][:80]}); "
                           f"use --tile 512") from err
-        return x[0].permute(1, 2, 0)
+        return images
 
     weights = " -> ".join(shown(w or c) for c, w in specs)
     with claimed_output(args, files, plan):

@@ -22,7 +22,7 @@ import torch
 from hdm.checkpoint import load_checkpoint, selection_record
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import ConfigError, check_data_paths, load_config
-from hdm.data.prepare import build_checked, describe
+from hdm.data.prepare import build_checked, describe, target_digests
 from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
 from hdm.errors import NonFiniteOutput, shown
 from hdm.evaluation import evaluate, summarize, test_split
@@ -95,7 +95,8 @@ def main(argv=None):
         keep_freed_memory()
     try:
         model = load_model(cfg["model"], args.weights, device)
-        record = selection_record(args.weights, load_checkpoint(args.weights), describe(dataset)) if args.weights \
+        record = selection_record(args.weights, load_checkpoint(args.weights), describe(dataset),
+                                  target_digests(dataset)) if args.weights \
             else {"weights": None, "chosen": "no weights (a parameter-free model)", "selected_on_tested_set": False}
     except (ValueError, OSError, RuntimeError) as err:
         raise UsageError(f"--weights: {first_line(err)}") from err
@@ -113,8 +114,9 @@ def score(args, cfg, model, dataset, presets, record, device, out_dir):
     """Evaluate, then write the results into out_dir (claimed); returns the means."""
     print(f"scoring {shown(record['weights'] or cfg['model']['type'])}: {record['chosen']}")
     if record["selected_on_tested_set"]:
-        print(f"warning: these weights were selected on the set being tested ({shown(describe(dataset)['root'])}): "
-              f"the scores are optimistic; report a checkpoint chosen without it", file=sys.stderr)
+        shared = f"{record['shared_images']} of its images, " if "shared_images" in record else ""
+        print(f"warning: these weights were selected on the set being tested ({shared}{shown(describe(dataset)['root'])}"
+              f"): the scores are optimistic; report a checkpoint chosen without it", file=sys.stderr)
     save_images = args.save_images or cfg["eval"]["save_images"]
     partial = os.path.join(out_dir, ".images.partial")  # images/ appears only once every image is scored
     try:

@@ -6,7 +6,7 @@ import logging
 import time
 
 from hdm.errors import DataError, shown
-from hdm.identity import shared_images
+from hdm.identity import content_digest, shared_images
 from hdm.kinds import keyed
 
 from . import DATASETS, benchmarks, build_dataset
@@ -103,6 +103,13 @@ def describe(dataset):
         return dataset.describe()
     return {"type": type(dataset).__name__, "root": "", "benchmark": None, "version": "", "split": None, "holdout": 0,
             "take": "rest", "samples": len(dataset), "test_set": False, "fingerprint": None}
+
+
+def target_digests(dataset):
+    """Sorted SHA-256 of the target files of a set (its inputs where it has none): what a checkpoint
+    records of the images it was selected on, so a test set can be compared with them by content."""
+    files = dataset.targets() if isinstance(dataset, PairedDataset) else []
+    return sorted({content_digest(path) for path in files})
 
 
 def report_notes(where, dataset, report, seconds):
