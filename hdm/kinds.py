@@ -132,7 +132,8 @@ RUN_NAME = _RunName()
 
 
 class Keywords(NamedTuple):
-    """A mapping of keyword arguments of `function` (less `exclude`), each of the kind of its default."""
+    """A mapping of keyword arguments of `function` (less `exclude`), each of the kind of its default and
+    within the limit the function states in its LIMITS attribute, if any."""
     function: object
     exclude: tuple = ()
     whole = True
@@ -256,7 +257,7 @@ def check_value(value, kind, limit, where):
             if key not in kinds:
                 raise ConfigError(f"{where}.{key}: not a keyword of {limit.function.__name__}; valid: "
                                   f"{', '.join(kinds)}")
-            check_value(item, kinds[key], None, f"{where}.{key}")
+            check_value(item, kinds[key], getattr(limit.function, "LIMITS", {}).get(key), f"{where}.{key}")
         return
     if _fits(value, kind, limit):
         return

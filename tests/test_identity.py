@@ -322,7 +322,7 @@ def test_results_never_move_or_cover_an_input(tmp_path, capsys):
     write_image(gt / "0.png", img)
     (res / "summary.md").write_text("earlier\n")
     code, err = run_cli(evaluate_cli.main, [str(res / "images"), str(gt), "--out", str(res), "--overwrite"], capsys)
-    assert code == 2 and len(err) == 1 and "would be written over the input" in err[0]
+    assert code == 2 and len(err) == 1 and "the results would lie among the inputs" in err[0]
     assert os.listdir(res / "images") == ["0.png"] and (res / "summary.md").read_text() == "earlier\n"
 
 
@@ -390,3 +390,17 @@ def test_an_image_that_fails_leaves_none_of_its_outputs(tmp_path, capsys):
     assert code == 1 and len(err) == 1 and "a_transmission.png" in err[0]
     assert sorted(os.listdir(out)) == ["a_transmission.png", "b.png", "b_dark_channel.png", "b_transmission.png"]
     assert os.path.isdir(out / "a_transmission.png")  # what was there stays
+
+
+def test_a_results_folder_never_lies_among_the_inputs(tmp_path, capsys):
+    root = make_demo("haze", str(tmp_path / "haze"), samples_per_photo=1)
+    shutil.copy(f"{root}/val/clear/chelsea_0.png", f"{root}/val/clear/comparison.png")  # an input named like a result
+    shutil.copy(f"{root}/val/hazy/chelsea_0.png", f"{root}/val/hazy/comparison.png")
+    cfg = tmp_path / "dcp.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"type": "DCP"}, "work_dir": str(tmp_path / "runs"),
+                                   "data": {"test": {"type": "PairedFolder", "lq_dir": f"{root}/val/hazy",
+                                                     "gt_dir": f"{root}/val/clear"}}}))
+    for out in (f"{root}/val/clear", f"{root}/val", f"{root}/val/clear/results"):
+        code, err = run_cli(test_cli.main, ["-c", str(cfg), "--out", out, "--overwrite"], capsys)
+        assert code == 2 and len(err) == 1 and "the results would lie among the inputs" in err[0], out
+    assert sorted(os.listdir(f"{root}/val/clear")) == ["chelsea_0.png", "comparison.png"]

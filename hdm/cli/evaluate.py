@@ -139,7 +139,10 @@ def score_pair(metric, name, pred_path, gt_path, crop_gt_border):
             raise UsageError(problem)
         b = target_border(pred.shape[:2], gt.shape[:2])
         gt = gt[b:-b, b:-b]
-    scores = metric(to_tensor(pred).unsqueeze(0), to_tensor(gt).unsqueeze(0) if gt is not None else None)
+    try:
+        scores = metric(to_tensor(pred).unsqueeze(0), to_tensor(gt).unsqueeze(0) if gt is not None else None)
+    except ValueError as err:  # a preset that cannot score this image: say which
+        raise ValueError(f"{shown(pred_path)}: {err}") from err
     return {"name": shown(name), **{k: float(v[0]) for k, v in scores.items()}}
 
 

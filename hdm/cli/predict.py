@@ -31,6 +31,7 @@ from hdm.outputs import check_writable_outputs, plan_outputs
 
 # the maps --save-maps may write (HDM: all three; DCP, PF-DCP: the first two), named <output>_<map>.png
 MAP_NAMES = ("dark_channel", "transmission", "regions")
+MAX_THREADS = 1024  # ONNX Runtime's thread pool takes an int; no machine has more cores
 TOO_LARGE = "the torch route restores large images in tiles: --tile 512"
 
 
@@ -77,6 +78,8 @@ def main(argv=None):
     args = parser.parse(argv)
     if args.tile is not None and (args.tile % 4 or args.overlap % 4 or not 0 <= args.overlap < args.tile):
         raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: multiples of 4 with 0 <= overlap < tile")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise UsageError(f"--threads {args.threads}: expected 1 to {MAX_THREADS}")
     files = inputs_of(args.input)
     plan, notes = plan_outputs(files, args.output, MAP_NAMES if args.save_maps else ())
     check_writable_outputs(all_outputs(plan), files, args.overwrite)  # before any model loads
