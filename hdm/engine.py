@@ -283,7 +283,8 @@ def save_checkpoint(run, state):
     selection = {"by": "iteration", "iteration": state.iteration, "final": state.iteration == tcfg["iterations"],
                  "val_set": data["val"]}
     path = checkpoint_path(run.ckpt_dir, state.iteration)
-    atomic_save({**state.state_dict(), "config": run.cfg, "selection": selection, "data": data}, path)
+    ran = {"amp": run.amp, "device": str(run.device), "processes": run.world}  # what ran (train.amp may fall back)
+    atomic_save({**state.state_dict(), "config": run.cfg, "selection": selection, "data": data, "ran": ran}, path)
     logger.info("saved %s", path)
     prune_checkpoints(run.ckpt_dir, tcfg["keep_last"], protect=(state.last_good,))
 

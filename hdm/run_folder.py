@@ -67,10 +67,11 @@ def run_lock(run_dir):
 
 def move_aside(run_dir):
     """Move an existing run folder to <run_dir>.old-<time> (never delete); returns the new path. A folder
-    a live process holds (its .lock) is never moved: RunFolderError."""
-    lock = run_lock(run_dir)
-    if lock.holder() is not None:
-        raise lock.in_use()
+    a live process holds (its .lock, or the .lock of any folder below it) is never moved: RunFolderError."""
+    for top, _, names in os.walk(run_dir):  # the run's own lock, and any of a run nested below it
+        lock = FolderLock(top, "wait for it, use another name=...")
+        if ".lock" in names and lock.holder() is not None:
+            raise lock.in_use()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     target = f"{run_dir.rstrip(os.sep)}.old-{stamp}"
     n = 1
@@ -239,6 +240,11 @@ def find_resume(cfg, run, resume):
         check_entries(ckpt, path, TRAINING_ENTRIES)
     except RuntimeError as err:
         raise RunFolderError(f"--resume: {err}") from err
+    newer = [p for it, p in list_checkpoints(run.ckpt_dir) if it > ckpt["iteration"]] if resume != "auto" else []
+    if newer:  # (--resume auto takes the newest readable one: newer files are unreadable, and may be replaced)
+        raise RunFolderError(f"--resume {shown(path)}: the run has newer checkpoints ({os.path.basename(newer[-1])}), "
+                             f"which continuing from iteration {ckpt['iteration']} would replace; continue from the "
+                             f"newest (--resume auto), or copy the checkpoint into a new run (name=...)")
     if ckpt["iteration"] > cfg["train"]["iterations"]:
         raise RunFolderError(f"--resume {path}: at iteration {ckpt['iteration']}, beyond train.iterations="
                              f"{cfg['train']['iterations']}; give a larger train.iterations")

@@ -252,7 +252,7 @@ def test_overlapping_validation_is_refused_before_work(tmp_path):
     root = str(make_its(tmp_path / "ITS", scenes=12))
     cfg = resolve({"data": {"train": {"type": "RESIDE", "root": root, "holdout": 2},
                             "val": {"type": "RESIDE", "root": root, "holdout": 3, "take": "holdout"}}})
-    with pytest.raises(DataError, match="data.val shares 1 target images with data.train"):
+    with pytest.raises(DataError, match="data.val shares 1 images with data.train"):
         prepare(cfg, ("train", "val"))
     # a smaller validation holdout draws a subset of a larger training one (the same permutation): allowed
     cfg["data"]["train"]["holdout"] = 4

@@ -121,7 +121,7 @@ def test_validation_on_the_training_set_is_refused_however_it_is_named(tmp_path,
         gt = spell(train_gt, how, tmp_path)
     cfg = write_config(tmp_path, demo_root, val={"type": "PairedFolder", "lq_dir": lq, "gt_dir": gt})
     code, err = run_cli(train_cli.main, ["-c", cfg], capsys)
-    assert code == 2 and len(err) == 1 and "data.val shares 3 target images with data.train" in err[0]
+    assert code == 2 and len(err) == 1 and "data.val shares 3 images with data.train" in err[0]
     assert not (tmp_path / "runs").exists()
 
 

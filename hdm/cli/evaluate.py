@@ -53,7 +53,7 @@ def pairs(pred_dir, gt_dir, pairing):
     gts = _by_key(_images(gt_dir), key, gt_dir, "targets", pairing)
     if pairing not in SHARED_TARGETS:
         _by_key(preds, key, pred_dir, "results", pairing)
-    missing = sorted(k for k in preds if key(k) not in gts)
+    missing = sorted(k for k in preds if key(k) is None or key(k) not in gts)
     if not preds or missing:
         raise UsageError(f"{shown(pred_dir)}: {len(missing)} of {len(preds)} images have no target in {shown(gt_dir)} "
                          f"(pairing by {pairing}), e.g. {[shown(m) for m in missing[:3]]}")
@@ -72,7 +72,9 @@ def _by_key(found, key, folder, what, pairing):
     out = {}
     for stem, path in sorted(found.items()):
         k = key(stem)
-        if k is not None and k in out:
+        if k is None:  # no number in the name: it pairs with nothing
+            continue
+        if k in out:
             raise UsageError(f"{shown(folder)}: two {what} for one {pairing} key {k!r}: {shown(out[k])} and "
                              f"{shown(path)}; pairing by {pairing} takes one per key (point the folder at them only, "
                              f"or choose another --pairing)")

@@ -120,7 +120,8 @@ def score(args, cfg, model, dataset, presets, record, device, out_dir):
     save_images = args.save_images or cfg["eval"]["save_images"]
     partial = os.path.join(out_dir, ".images.partial")  # images/ appears only once every image is scored
     try:
-        with torch.inference_mode(), autocast(device, amp_mode("auto" if args.amp else "off", device)):
+        amp = amp_mode("auto" if args.amp else "off", device)  # what runs: fp32 where bf16 is not native
+        with torch.inference_mode(), autocast(device, amp):
             rows, examples = evaluate(model, dataset, get_metrics(presets), device,
                                       save_dir=partial if save_images else None, num_examples=cfg["eval"]["grid_images"])
     except BaseException as err:
@@ -138,7 +139,7 @@ def score(args, cfg, model, dataset, presets, record, device, out_dir):
     preset = "+".join(presets)
     options = next(iter(presets.values())) if len(presets) == 1 else presets
     meta = {**provenance(preset, options), "presets": presets, "checkpoint": record, "test_set": describe(dataset),
-            "config": cfg, "ensemble": args.ensemble, "amp": args.amp, "images": len(rows)}
+            "config": cfg, "ensemble": args.ensemble, "amp": amp, "images": len(rows)}
     label = cfg["model"]["type"] + (f" ({shown(os.path.basename(args.weights))})" if args.weights else "")
     text = write_results(out_dir, rows, label, meta)
     print(text, end="")

@@ -153,6 +153,10 @@ class PairedDataset(Dataset):
         entry = benchmarks.BENCHMARKS.get(self.benchmark)
         return bool(entry and entry.test_set) or self.split == "test"
 
+    def inputs(self):
+        """The input file of every sample, distinct."""
+        return list(dict.fromkeys(lq for lq, _, _ in self.samples))
+
     def targets(self):
         """The target file of every sample (the input itself for samples without one), distinct."""
         return list(dict.fromkeys(gt or lq for lq, gt, _ in self.samples))

@@ -145,9 +145,10 @@ def prepare(cfg, splits):
             notes += more
     train, val = sets.get("train"), sets.get("val")
     if isinstance(train, PairedDataset) and isinstance(val, PairedDataset):
-        shared = shared_images(train.targets(), val.targets())  # by content: copies and links count
+        # by content (copies and links count), targets and inputs alike
+        shared = shared_images(train.targets(), val.targets()) or shared_images(train.inputs(), val.inputs())
         if shared:
-            raise DataError(f"data.val shares {len(shared)} target images with data.train (e.g. {shown(shared[0][1])} "
+            raise DataError(f"data.val shares {len(shared)} images with data.train (e.g. {shown(shared[0][1])} "
                             f"is {shown(shared[0][0])}); a validation split must not overlap training: give both "
                             f"sections the same holdout, with take: holdout in data.val")
     if val is not None and describe(val)["test_set"]:
