@@ -15,8 +15,8 @@ Extra key=value arguments are the dataset's constructor arguments (with --type).
 there are problems, 2 for usage errors and for a folder no reader reads.
 
 The choice among the readers that read a folder: one that recognises a benchmark before one that
-does not; then a reader of its own layouts before those that read any folder of images (SideBySide,
-ImageFolder); then the order of TRIES, most specific first.
+does not; then a reader of its own layouts before those that read any folder of images (ImageFolder,
+SideBySide); then the order of TRIES.
 """
 import os
 import time
@@ -31,12 +31,13 @@ from hdm.errors import DataError, shown
 from hdm.image_io import images_in
 
 ROOT_ARGUMENT = {"PairedFolder": "lq_dir"}
-# The readers tried on a folder without --type, most specific first (each with the arguments of the try):
-# LOL, NumberedHaze, Rain and RESIDE read only their own folder and file names; PairedFolder any two folders
-# whose images share names; SideBySide and ImageFolder any folder of images (ANY_IMAGES).
+# The readers tried on a folder without --type, in the order that breaks ties (each with the arguments of the
+# try): LOL, NumberedHaze, Rain and RESIDE read only their own folder and file names; PairedFolder any two folders
+# whose images share names; ImageFolder and SideBySide any folder of images (ANY_IMAGES), ImageFolder first as it
+# claims no pairs (SideBySide is chosen for DID-data, whose folder names it recognises).
 TRIES = (("LOL", {"split": "train"}), ("LOL", {"split": "test"}), ("NumberedHaze", {"split": "all"}), ("Rain", {}),
-         ("RESIDE", {}), ("PairedFolder", {}), ("SideBySide", {}), ("ImageFolder", {}))
-ANY_IMAGES = ("SideBySide", "ImageFolder")
+         ("RESIDE", {}), ("PairedFolder", {}), ("ImageFolder", {}), ("SideBySide", {}))
+ANY_IMAGES = ("ImageFolder", "SideBySide")
 # PairedFolder is tried with each sub-folder named as the targets of a public set is, and each other sub-folder
 # as its inputs
 TARGET_FOLDERS = ("GT", "gt", "clear", "target", "cleancrop", "norain", "high", "Normal", "normal")
@@ -71,14 +72,19 @@ def _configs(path):
 
 
 def readings(path):
-    """Reading of every try that reads the folder (one per distinct set of samples), in the order of TRIES."""
+    """Reading of every try that reads the folder, in the order of TRIES; a try of the same reader that reads
+    the same samples as an earlier one is dropped, and the arguments that made no difference with it."""
     found = []
     for cfg in _configs(path):
         try:
             dataset = build_dataset(cfg)
         except (OSError, ValueError):
             continue
-        if not any(type(r.dataset) is type(dataset) and r.dataset.samples == dataset.samples for r in found):
+        same = next((r for r in found if type(r.dataset) is type(dataset) and r.dataset.samples == dataset.samples),
+                    None)
+        if same:
+            same.cfg = {k: v for k, v in same.cfg.items() if cfg.get(k) == v}
+        else:
             found.append(Reading(cfg, dataset))
     return found
 
@@ -87,25 +93,33 @@ def _rank(reading):
     return reading.dataset.benchmark is None, reading.cfg["type"] in ANY_IMAGES
 
 
+def _arguments(cfg):
+    return " ".join(f"{k}={v}" for k, v in cfg.items() if k not in ("type", "root"))
+
+
 def choose(found):
     """(the Reading chosen, why) among the readings of a folder (see the module doc)."""
     ranked = sorted(found, key=_rank)  # stable: ties keep the order of TRIES
-    best = ranked[0]
-    if len(ranked) == 1:
-        return best, "the only reader that reads it"
-    runner = ranked[1]
-    if best.dataset.benchmark and not runner.dataset.benchmark:
-        return best, f"it recognises {best.dataset.benchmark}; the others recognise no benchmark"
-    if _rank(best)[1] != _rank(runner)[1]:
-        return best, "it reads a layout of its own; the others read any folder of images"
-    order = ", ".join(dict.fromkeys(kind for kind, _ in TRIES))
-    unnamed = "" if best.dataset.benchmark else "; no benchmark recognised: name it with benchmark=NAME"
-    return best, f"several read it alike and it comes first in the order {order}{unnamed}"
+    best, kind = ranked[0], ranked[0].cfg["type"]
+    others = [r for r in ranked if r.cfg["type"] != kind]
+    if not others:
+        why = "the only reader that reads it"
+    elif best.dataset.benchmark and not others[0].dataset.benchmark:
+        why = f"it recognises {best.dataset.benchmark}; the others recognise no benchmark"
+    elif _rank(best)[1] != _rank(others[0])[1]:
+        why = "it reads a layout of its own; the others read any folder of images"
+    else:
+        tied = ", ".join(dict.fromkeys(r.cfg["type"] for r in ranked if _rank(r) == _rank(best)))
+        order = ", ".join(dict.fromkeys(k for k, _ in TRIES))
+        unnamed = "" if best.dataset.benchmark else "; no benchmark recognised: name it with benchmark=NAME"
+        why = f"{tied} read it alike; {kind} comes first in the order {order}{unnamed}"
+    also = [_arguments(r.cfg) for r in ranked[1:] if r.cfg["type"] == kind]
+    return best, why + "".join(f"; {kind} also reads it with {a}" for a in also)
 
 
 def _described(reading):
     cfg, ds = reading.cfg, reading.dataset
-    args = " ".join(f"{k}={v}" for k, v in cfg.items() if k not in ("type", "root"))
+    args = _arguments(cfg)
     recognised = f"recognised {ds.benchmark}" if ds.benchmark else "no benchmark recognised"
     return (f"{cfg['type']}{' ' + args if args else ''}: {len(ds)} samples ({ds.found[0]:,} inputs / "
             f"{ds.found[1]:,} targets), {recognised} [{ds.version}]")
