@@ -80,14 +80,18 @@ def test_sots_indoor_in_dehazeformers_layout(tmp_path):
     assert PairedFolder(str(root / "hazy"), str(root / "GT")).benchmark is None
 
 
-def test_check_dataset_names_the_sots_copy(tmp_path, capsys):
-    root = copied("sots_indoor_dehazeformer", tmp_path, "data/RESIDE-IN/test")
+def test_check_dataset_names_the_sots_copy_as_datasets_readme_shows(tmp_path, monkeypatch, capsys):
+    copied("sots_indoor_dehazeformer", tmp_path, "data/RESIDE-IN/test")
+    monkeypatch.chdir(tmp_path)
     check = load_script("scripts/check_dataset")
-    assert check.main([str(root)]) == 0
-    out = capsys.readouterr().out
-    assert "  RESIDE: 5 samples (5 inputs / 5 targets), recognised SOTS-indoor [hazy/ with GT/ of the same names]" in out
-    assert "chosen: RESIDE (it recognises SOTS-indoor; the others recognise no benchmark)" in out
-    assert f"RESIDE at {root}: 5 samples, 0 problem(s)" in out
+    assert check.main(["data/RESIDE-IN/test"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    with open(os.path.join(ROOT, "datasets", "README.md")) as f:
+        readme = f.read()
+    shown = readme.split("$ python scripts/check_dataset.py data/RESIDE-IN/test\n", 1)[1].split("```", 1)[0]
+    assert out[:len(shown.splitlines())] == shown.splitlines()
+    assert "RESIDE at data/RESIDE-IN/test: 5 samples, 0 problem(s)" in out
+    assert " ".join(check.TARGET_FOLDERS) in " ".join(readme.split())
 
 
 @pytest.mark.parametrize("where,rename", [("Rain100L/test", None),
