@@ -47,9 +47,11 @@ _LOLV2 = "Yang et al., Sparse Gradient Regularized Deep Retinex Network, TIP 202
 _DEHAZEFORMER = "Song et al., DehazeFormer, TIP 2023 (IDKiro/DehazeFormer's data links)"
 _RESIDE_6K = ("Shao et al., Domain Adaptation for Image Dehazing, CVPR 2020 (6,000 training pairs: 3,000 from ITS, "
               "3,000 from OTS; 1,000 test pairs from SOTS), as " + _DEHAZEFORMER + " ships it")
+_RESIDE_6K_NOTE = "counts as READMEs that use DehazeFormer's copy state them, not counted from the archive"
 BENCHMARKS = {
     "ITS": Benchmark("RESIDE", 13990, 1399, False, _RESIDE + " (ITS v2: 10 hazy images per clear image)",
-                     copies=(Copy("DehazeFormer's RESIDE-IN/train", 13990, 13990, _DEHAZEFORMER),)),
+                     copies=(Copy("DehazeFormer's RESIDE-IN/train", 13990, 13990, _DEHAZEFORMER,
+                                  "RESIDE v0's ITS (IDKiro/DehazeFormer issue #26)"),)),
     "OTS": Benchmark("RESIDE", 313950, 8970, False, _RESIDE + " (RESIDE-beta OTS: 35 hazy images per clear image)",
                      "copies differ: some remove the clear images shared with SOTS-outdoor",
                      copies=(Copy("DehazeFormer's RESIDE-OUT/train", 313950, 313950, _DEHAZEFORMER,
@@ -60,8 +62,8 @@ BENCHMARKS = {
                              copies=(Copy("DehazeFormer's RESIDE-IN/test", 500, 500, _DEHAZEFORMER,
                                           "ground truth already cropped to 620x460"),)),
     "SOTS-outdoor": Benchmark("RESIDE", 500, 500, True, _RESIDE),
-    "RESIDE-6K-train": Benchmark("RESIDE", 6000, 6000, False, _RESIDE_6K),
-    "RESIDE-6K-test": Benchmark("RESIDE", 1000, 1000, True, _RESIDE_6K),
+    "RESIDE-6K-train": Benchmark("RESIDE", 6000, 6000, False, _RESIDE_6K, _RESIDE_6K_NOTE),
+    "RESIDE-6K-test": Benchmark("RESIDE", 1000, 1000, True, _RESIDE_6K, _RESIDE_6K_NOTE),
     "NH-HAZE": Benchmark("NumberedHaze", 55, 55, False, "Ancuti et al., NH-HAZE, CVPRW 2020",
                          "numbers 51-55 are the test split of the common protocol"),
     "Dense-Haze": Benchmark("NumberedHaze", 55, 55, False, "Ancuti et al., Dense-Haze, ICIP 2019",
