@@ -133,9 +133,9 @@ def detect(path):
     found = readings(path)
     if not found:
         subs = sorted(n for n in os.listdir(path) if os.path.isdir(os.path.join(path, n)))
-        raise DataError(f"{shown(path)}: no reader reads this folder: it holds {len(images_in(path))} images and "
-                        f"{len(subs)} folders {[shown(n) for n in subs[:8]]}; datasets/README.md lists the layouts "
-                        f"(--type NAME gives one reader's reason)")
+        raise DataError(f"{shown(path)}: no reader reads this folder: it holds {len(images_in(path))} images; "
+                        f"sub-folders: {[shown(n) for n in subs[:8]]}{' ...' if len(subs) > 8 else ''}; "
+                        f"datasets/README.md lists the layouts (--type NAME gives one reader's reason)")
     print(f"readers that read {path}:")
     for reading in found:
         print(f"  {_described(reading)}")

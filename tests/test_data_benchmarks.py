@@ -613,8 +613,8 @@ def test_check_dataset_says_in_one_line_what_a_folder_no_reader_reads_holds(tmp_
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "hazy").mkdir()
     code, lines = run_cli(check.main, [str(tmp_path)], capsys)
-    assert code == 2 and lines == [f"data error: {tmp_path}: no reader reads this folder: it holds 0 images and 1 "
-                                   "folders ['hazy']; datasets/README.md lists the layouts (--type NAME gives one "
+    assert code == 2 and lines == [f"data error: {tmp_path}: no reader reads this folder: it holds 0 images; "
+                                   "sub-folders: ['hazy']; datasets/README.md lists the layouts (--type NAME gives one "
                                    "reader's reason)"]
     code, lines = run_cli(check.main, [str(tmp_path / "missing")], capsys)
     assert code == 2 and lines == [f"data error: {tmp_path / 'missing'}: no such folder"]
