@@ -105,3 +105,30 @@ class held_folder:
     def __exit__(self, *_):
         self.proc.kill()
         self.proc.wait()
+
+
+SPELLINGS = ("as_is", "dot", "double_slash", "absolute", "relative", "symlink", "hardlink", "parent_and_back")
+
+
+def spell(path, how, tmp_path):
+    """Another way of writing `path` (a file or folder under tmp_path)."""
+    head, tail = os.path.split(path)
+    if how == "dot":
+        return os.path.join(head, ".", tail)
+    if how == "double_slash":
+        return head + "//" + tail
+    if how == "absolute":
+        return os.path.abspath(path)
+    if how == "relative":
+        return os.path.relpath(path)
+    if how == "symlink":
+        link = tmp_path / f"link_{len(os.listdir(tmp_path))}"
+        os.symlink(path, link)
+        return str(link)
+    if how == "hardlink" and os.path.isfile(path):
+        link = tmp_path / f"hard_{len(os.listdir(tmp_path))}"
+        os.link(path, link)
+        return str(link)
+    if how == "parent_and_back":
+        return os.path.join(head, os.pardir, os.path.basename(head), tail)
+    return path

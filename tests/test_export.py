@@ -32,8 +32,7 @@ from hdm.files import TEMPORARY  # noqa: E402
 from hdm.image_io import read_image, write_image  # noqa: E402
 from hdm.models import build_model  # noqa: E402
 from hdm.ops.dcp import dcp_region_masks  # noqa: E402
-from tests.helpers import ROOT, hazy_photo, run_cli  # noqa: E402
-from tests.test_identity import SPELLINGS, spell  # noqa: E402
+from tests.helpers import ROOT, SPELLINGS, hazy_photo, run_cli, spell  # noqa: E402
 
 # small variants keep the exports quick; the layers (and so the exported operators) are the full ones'
 MODELS = {

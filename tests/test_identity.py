@@ -23,7 +23,7 @@ from hdm.identity import name_key, same_path, shared_images
 from hdm.image_io import write_image
 from hdm.outputs import check_writable_outputs, plan_outputs, unique_stems
 from hdm.run_folder import move_aside
-from tests.helpers import ROOT, held_folder, load_script, run_cli
+from tests.helpers import ROOT, SPELLINGS, held_folder, load_script, run_cli, spell
 
 RNG = np.random.default_rng(0)
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
@@ -49,31 +49,6 @@ def write_config(tmp_path, demo_root, name="run", val=None, **train):
 
 # ----------------------------------------------------------------------------- same_path, shared_images
 
-SPELLINGS = ("as_is", "dot", "double_slash", "absolute", "relative", "symlink", "hardlink", "parent_and_back")
-
-
-def spell(path, how, tmp_path):
-    """Another way of writing `path` (a file or folder under tmp_path)."""
-    head, tail = os.path.split(path)
-    if how == "dot":
-        return os.path.join(head, ".", tail)
-    if how == "double_slash":
-        return head + "//" + tail
-    if how == "absolute":
-        return os.path.abspath(path)
-    if how == "relative":
-        return os.path.relpath(path)
-    if how == "symlink":
-        link = tmp_path / f"link_{len(os.listdir(tmp_path))}"
-        os.symlink(path, link)
-        return str(link)
-    if how == "hardlink" and os.path.isfile(path):
-        link = tmp_path / f"hard_{len(os.listdir(tmp_path))}"
-        os.link(path, link)
-        return str(link)
-    if how == "parent_and_back":
-        return os.path.join(head, os.pardir, os.path.basename(head), tail)
-    return path
 
 
 @SETTINGS

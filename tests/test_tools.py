@@ -19,8 +19,7 @@ from hdm.inference import restore
 from hdm.metrics import psnr_rgb
 from hdm.models import HDM
 
-from .helpers import ROOT, load_script, released_listing, run_cli
-from .test_identity import SPELLINGS, spell
+from .helpers import ROOT, SPELLINGS, load_script, released_listing, run_cli, spell
 
 
 @pytest.fixture

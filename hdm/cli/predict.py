@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from hdm.cli import Parser, UsageError, console, first_line
+from hdm.deploy.description import sidecar_path
 from hdm.errors import NonFiniteOutput, shown
 from hdm.image_io import ensure_writable, images_in, read_rgb, write_image
 from hdm.locks import FolderLock
@@ -82,12 +83,19 @@ def main(argv=None):
         raise UsageError(f"--threads {args.threads}: expected 1 to {MAX_THREADS}")
     files = inputs_of(args.input)
     plan, notes = plan_outputs(files, args.output, MAP_NAMES if args.save_maps else ())
-    check_writable_outputs(all_outputs(plan), files, args.overwrite)  # before any model loads
+    check_writable_outputs(all_outputs(plan), files + model_files(args), args.overwrite)  # before any model loads
     for note in notes:
         print(note)
     if args.onnx:
         return predict_onnx(args, files, plan)
     return predict_torch(args, files, plan)
+
+
+def model_files(args):
+    """The files that make the model (configs, weights, an ONNX file and its description): inputs too."""
+    specs = [part for item in args.models or [] for part in item.partition(":")[::2]]
+    return [f for f in (args.config, args.weights, args.onnx, *specs) if f] + \
+        ([sidecar_path(args.onnx)] if args.onnx else [])
 
 
 def all_outputs(plan):
@@ -103,7 +111,7 @@ def claimed_output(args, files, plan):
     except OSError as err:
         raise UsageError(first_line(err)) from err
     with FolderLock(args.output, "wait for it or write to another folder"):
-        check_writable_outputs(all_outputs(plan), files, args.overwrite)
+        check_writable_outputs(all_outputs(plan), files + model_files(args), args.overwrite)
         yield
 
 
