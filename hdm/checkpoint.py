@@ -5,6 +5,7 @@ import re
 
 import torch
 
+from hdm.errors import shown
 from hdm.files import atomic_write
 from hdm.identity import same_path
 
@@ -27,15 +28,73 @@ def atomic_save(obj, path):
 def load_checkpoint(path):
     """Load a checkpoint written by this project (tensors and plain containers only)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
+        raise FileNotFoundError(f"{shown(path)}: no such checkpoint file")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise RuntimeError(f"{path}: not a readable hdm checkpoint ({type(err).__name__}: {err}); "
+        raise RuntimeError(f"{shown(path)}: not a readable hdm checkpoint ({type(err).__name__}: {err}); "
                            f"released checkpoints must be converted first with scripts/convert_official.py") from err
     if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise RuntimeError(f"{path}: expected a dict with a 'model' state dict, got {type(ckpt).__name__}")
+        raise RuntimeError(f"{shown(path)}: expected a dict with a 'model' state dict, got {type(ckpt).__name__}")
+    check_entries(ckpt, path, ENTRIES)
     return ckpt
+
+
+def _state_dict(value):
+    return isinstance(value, dict) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in value.items())
+
+
+def _count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# what each entry of a checkpoint may hold (a missing entry is allowed here; the tool that needs it says so):
+# iter_<n>.pth is a TrainState plus config, selection and data; best.pth holds model, iteration, val,
+# config, selection, ema_weights; converted release weights hold model, model_config and source
+ENTRIES = {
+    "model": ("a state dict of tensors", _state_dict),
+    "ema": ("a state dict of tensors", lambda v: _state_dict(v) or isinstance(v, bool)),  # bool: best.pth before 0.1
+    "ema_weights": ("true or false", lambda v: isinstance(v, bool)),
+    "discriminator": ("a state dict of tensors", _state_dict),
+    "config": ("a mapping (the run's config)", lambda v: isinstance(v, dict)),
+    "model_config": ("a mapping with a 'type'", lambda v: isinstance(v, dict) and isinstance(v.get("type"), str)),
+    "source": ("a file name", lambda v: isinstance(v, str)),
+    "iteration": ("a whole number >= 0", _count),
+    "val": ("a mapping of scores", lambda v: isinstance(v, dict) and all(_number(x) for x in v.values())),
+    "data": ("a mapping of dataset descriptions", lambda v: isinstance(v, dict)),
+    "selection": ("a mapping saying how the checkpoint was chosen", lambda v: isinstance(v, dict) and (
+        (v.get("by") == "iteration" and _count(v.get("iteration")) and isinstance(v.get("final"), bool)) or
+        (v.get("by") == "best validation psnr" and _count(v.get("iteration")) and _number(v.get("psnr"))
+         and isinstance(v.get("val_set"), dict)))),
+}
+# what a TrainState adds, checked before a resume (hdm.run_folder.find_resume)
+TRAINING_ENTRIES = {
+    "optimizer": ("an optimizer state", lambda v: isinstance(v, dict) and "state" in v and "param_groups" in v),
+    "scheduler": ("a scheduler state", lambda v: isinstance(v, dict)),
+    "iteration": ("a whole number >= 0", _count),
+    "data_position": ("[epoch, offset], whole numbers >= 0", lambda v: isinstance(v, (list, tuple)) and len(v) == 2
+                      and all(_count(x) for x in v)),
+    "rng": ("the random states of python, numpy and torch", lambda v: isinstance(v, dict) and
+            {"python", "numpy", "torch"} <= set(v)),
+    "best": ("null or {psnr, iteration}", lambda v: v is None or (isinstance(v, dict) and _number(v.get("psnr"))
+                                                                 and _count(v.get("iteration")))),
+    "last_good": ("null or a whole number >= 0", lambda v: v is None or _count(v)),
+}
+
+
+def check_entries(ckpt, path, entries, required=()):
+    """RuntimeError naming the file and the entry for a checkpoint entry that is not what `entries`
+    ({key: (what, test)}) says, or a `required` one that is missing."""
+    missing = [key for key in required if key not in ckpt]
+    if missing:
+        raise RuntimeError(f"{shown(path)}: holds no {', '.join(missing)}")
+    for key, (what, test) in entries.items():
+        if key in ckpt and not test(ckpt[key]):
+            raise RuntimeError(f"{shown(path)}: its {key!r} entry is not {what}")
 
 
 def model_weights(ckpt, path="checkpoint"):
@@ -46,9 +105,37 @@ def model_weights(ckpt, path="checkpoint"):
     ema = ckpt.get("ema")
     state, kind = (ema, "ema") if isinstance(ema, dict) else \
         (ckpt.get("model"), "ema" if ckpt.get("ema_weights") or ema is True else "model")
-    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
-        raise RuntimeError(f"{path}: its {kind!r} entry is not a state dict of tensors")
+    check_entries({kind: state}, path, {kind: ENTRIES["model"]})
     return state, kind
+
+
+# model arguments that change how a model computes, not what it is: a config may set them for weights
+# trained with other values (hdm-predict --weights W model.region_strategy=masked_sum)
+COMPUTE_ONLY = ("dcn_backend", "region_strategy", "checkpoint_groups")
+
+
+def model_differences(model_cfg, ckpt):
+    """The model arguments in which `model_cfg` differs from the model the checkpoint was trained as (its
+    stored config; defaults filled in from the constructor), but for COMPUTE_ONLY ones. [] when the
+    checkpoint records no config."""
+    import inspect
+
+    from hdm.models import MODELS
+
+    stored = (stored_run_config(ckpt) or {}).get("model")
+    if not isinstance(stored, dict):
+        return []
+    if stored.get("type") != model_cfg.get("type"):
+        return ["type"]
+
+    def full(cfg):
+        params = inspect.signature(MODELS[cfg["type"]].__init__).parameters
+        args = {k: p.default for k, p in params.items() if k != "self" and p.default is not p.empty}
+        args.update(cfg)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()}
+
+    a, b = full(stored), full(model_cfg)
+    return sorted(k for k in set(a) | set(b) if k not in COMPUTE_ONLY and a.get(k) != b.get(k))
 
 
 def stored_run_config(ckpt):
@@ -105,9 +192,12 @@ def same_set(a, b):
         all(a.get(k) == b.get(k) for k in keys)
 
 
-def selection_record(path, ckpt, tested):
+def selection_record(path, ckpt, tested, tested_digests=None):
     """What test.py records of the weights it scores: the file, the iteration, how the checkpoint was
-    chosen (one sentence), and whether it was selected on `tested` (the description of the test set)."""
+    chosen (one sentence), and whether it was selected on images of the tested set: by content, the
+    selection's target digests against `tested_digests` (hdm.data.prepare.target_digests of the tested
+    set; `shared_images` counts them), or for checkpoints without digests by same_set with `tested`
+    (the tested set's description)."""
     sel = ckpt.get("selection")
     if sel is None:
         how = (f"converted release weights ({ckpt['source']}); how they were chosen is not recorded"
@@ -121,6 +211,10 @@ def selection_record(path, ckpt, tested):
         where = f"{val['type']} {val['root']}" + (f" (take {val['take']} of holdout {val['holdout']})" if val["holdout"] else "")
         how = (f"best validation PSNR ({sel['psnr']:.2f} dB) at iteration {sel['iteration']} on {where}"
                f"{', a test set' if sel['on_test_set'] else ''}")
+        if sel.get("target_digests") is not None and tested_digests is not None:
+            shared = len(set(sel["target_digests"]) & set(tested_digests))
+            return {"weights": path, "iteration": sel["iteration"], "chosen": how, "selection": sel,
+                    "selected_on_tested_set": shared > 0, "shared_images": shared}
         on_tested = same_set(val, tested)
     return {"weights": path, "iteration": sel["iteration"], "chosen": how, "selection": sel,
             "selected_on_tested_set": on_tested}

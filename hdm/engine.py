@@ -25,10 +25,10 @@ from hdm.checkpoint import (
     prune_checkpoints,
 )
 from hdm.data import build_dataset
-from hdm.data.prepare import describe
+from hdm.data.prepare import describe, target_digests
 from hdm.data.sampler import EpochSampler, SeededSamples
 from hdm.device import autocast, memory_format, resolve_device
-from hdm.errors import NonFiniteOutput
+from hdm.errors import NonFiniteOutput, shown
 from hdm.evaluation import Interrupted, evaluate, summarize, test_split
 from hdm.inference import load_model
 from hdm.losses import WeightedLosses
@@ -161,7 +161,7 @@ def fit(cfg, resume=None, overwrite=False):
             if "nonfinite" in logs:
                 nonfinite += 1
                 logger.warning("iteration %d: non-finite loss, step not applied (%d in a row); batch: %s",
-                               state.iteration + 1, nonfinite, ", ".join(batch["lq_path"]))
+                               state.iteration + 1, nonfinite, ", ".join(map(shown, batch["lq_path"])))
                 if nonfinite >= tcfg["max_nonfinite"]:
                     raise TrainingStopped(f"{nonfinite} non-finite losses in a row at iteration {state.iteration + 1}: "
                                           f"training stopped; the last good checkpoint is "
@@ -283,7 +283,8 @@ def save_checkpoint(run, state):
     selection = {"by": "iteration", "iteration": state.iteration, "final": state.iteration == tcfg["iterations"],
                  "val_set": data["val"]}
     path = checkpoint_path(run.ckpt_dir, state.iteration)
-    atomic_save({**state.state_dict(), "config": run.cfg, "selection": selection, "data": data}, path)
+    ran = {"amp": run.amp, "device": str(run.device), "processes": run.world}  # what ran (train.amp may fall back)
+    atomic_save({**state.state_dict(), "config": run.cfg, "selection": selection, "data": data, "ran": ran}, path)
     logger.info("saved %s", path)
     prune_checkpoints(run.ckpt_dir, tcfg["keep_last"], protect=(state.last_good,))
 
@@ -305,7 +306,7 @@ def validate_and_select(run, state):
     if keep and "psnr" in mean and (state.best is None or mean["psnr"] > state.best["psnr"]):
         state.best = {"psnr": mean["psnr"], "iteration": state.iteration}
         selection = {"by": "best validation psnr", "iteration": state.iteration, "psnr": mean["psnr"],
-                     "val_set": info, "on_test_set": info["test_set"]}
+                     "val_set": info, "on_test_set": info["test_set"], "target_digests": target_digests(val_set)}
         atomic_save({"model": state.eval_model.state_dict(), "iteration": state.iteration, "val": mean,
                      "config": run.cfg, "selection": selection, "ema_weights": state.ema is not None},
                     os.path.join(run.ckpt_dir, "best.pth"))

@@ -40,7 +40,10 @@ def evaluate(model, dataset, metric, device, save_dir=None, num_examples=0, stop
         except NonFiniteOutput:
             failed.append(shown(sample["lq_path"]))
             continue
-        scores, baseline = metric(out, gt, lq=lq), metric(lq, gt, lq=lq)
+        try:
+            scores, baseline = metric(out, gt, lq=lq), metric(lq, gt, lq=lq)
+        except ValueError as err:  # a preset that cannot score this image: say which
+            raise ValueError(f"{shown(sample['lq_path'])}: {err}") from err
         rows.append({"name": name, **{k: float(v[0]) for k, v in scores.items()},
                      **{f"input_{k}": float(v[0]) for k, v in baseline.items()}})
         if save_dir is not None:

@@ -15,7 +15,9 @@ them in NumPy equal to the torch ones (hdm.deploy.onnx_model does this for the u
 
 `export` writes nothing until ONNX Runtime has reproduced PyTorch within TOLERANCE on CHECK_SIZES crops
 of real photos (odd sizes among them), loading the graph as OnnxModel does (verified against its
-description); the file and its JSON description are then published atomically. The graph is traced into a
+description); the file and its JSON description are then published atomically. The file's metadata holds
+a copy of the description's contract (hdm.deploy.description.CONTRACT: how the graph is fed and read),
+covered by the sha256, so that a .json edited afterwards is refused when it loads. The graph is traced into a
 temporary file of hdm.files beside the target, removed on any exit (hdm-export turns SIGTERM into one) and
 by a later write into the folder when a kill left it.
 """
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from hdm.deploy.description import FORMAT, sidecar_path
+from hdm.deploy.description import CONTRACT_KEY, FORMAT, contract, sidecar_path
 from hdm.deploy.onnx_model import OnnxModel
 from hdm.errors import shown
 from hdm.files import atomic_write, temporary_file
@@ -93,8 +95,10 @@ def mask_options(model):
     return {"num_regions": model.num_regions, **model.dcp_options}
 
 
-def _trace(deployed, path):
-    """torch.onnx.export (torch.export with symbolic height and width) into `path`, quietly."""
+def _trace(deployed, path, meta):
+    """torch.onnx.export (torch.export with symbolic height and width) into `path`, quietly, with the
+    contract of the description `meta` in the file's metadata (CONTRACT_KEY: the loader compares the .json
+    with it)."""
     import onnx  # the export's own dependencies (the deploy extra); Deployed and the hub need neither
 
     from hdm.deploy.dcp_masks import region_masks
@@ -120,6 +124,8 @@ def _trace(deployed, path):
     # sizes (measured at 256 x 384). Without the annotations ONNX Runtime infers the shapes itself.
     graph = onnx.load(path)
     del graph.graph.value_info[:]
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = CONTRACT_KEY, contract(meta)
     onnx.save(graph, path)
 
 
@@ -168,7 +174,7 @@ def export(model, path, cfg, record, check_sizes=CHECK_SIZES):
     meta = describe(deployed, cfg, record)
     with temporary_file(path) as tmp:
         try:
-            _trace(deployed, tmp)
+            _trace(deployed, tmp, meta)
             with open(tmp, "rb") as f:
                 data = f.read()
         except OSError as err:

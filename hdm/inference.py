@@ -11,9 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hdm.checkpoint import load_checkpoint, model_weights
+from hdm.checkpoint import load_checkpoint, model_differences, model_weights, stored_run_config
 from hdm.device import memory_format
-from hdm.errors import NonFiniteOutput
+from hdm.errors import NonFiniteOutput, shown
 from hdm.models import build_model, count_parameters
 
 
@@ -28,9 +28,26 @@ def load_model(model_cfg, weights, device, fmt="auto"):
             raise ValueError(f"{model_cfg['type']} has parameters: a weights file is needed")
     else:
         try:
-            model.load_state_dict(model_weights(load_checkpoint(weights), weights)[0])
+            ckpt = load_checkpoint(weights)
+            state = model_weights(ckpt, weights)[0]
+        except RuntimeError as err:  # unreadable, or not a checkpoint of this project: the message says which
+            raise ValueError(str(err)) from err
+        differ = model_differences(model_cfg, ckpt)
+        if differ:
+            stored = stored_run_config(ckpt)["model"]
+            said = ", ".join(f"{k}={model_cfg.get(k)!r} (trained as {stored.get(k)!r})" for k in differ[:3])
+            raise ValueError(f"{shown(weights)}: the config's model differs from the one these weights were trained "
+                             f"as: {said}; leave -c out to use the stored config, or make them agree")
+        ours = model.state_dict()
+        rounded = [k for k, v in state.items() if k in ours and ours[k].is_floating_point() and not v.is_floating_point()]
+        try:
+            if rounded:
+                raise RuntimeError(f"{rounded[0]} holds {state[rounded[0]].dtype} values where the model has "
+                                   f"floating-point weights")
+            model.load_state_dict(state)
         except RuntimeError as err:
-            raise ValueError(f"{weights}: weights do not fit model {model_cfg} ({str(err).splitlines()[0]})") from err
+            raise ValueError(f"{shown(weights)}: weights do not fit model {model_cfg['type']} "
+                             f"({str(err).splitlines()[0]})") from err
     return model.to(device, memory_format=memory_format(fmt, device)).eval()
 
 

@@ -11,9 +11,9 @@ class states the limits of its arguments once, in its LIMITS table. `check_argum
 hdm.config calls it on a config section before any work, and the constructors of the classes the
 config tables name call it on their own arguments.
 
-Everywhere: numbers are finite and fit float32 (the tensors they reach), integers fit 32 bits, true
-and false are not numbers, strings hold no NUL and at most 4096 characters (PATH_MAX), and the keys
-of a mapping are strings.
+Everywhere: numbers are finite and fit float32 (the tensors they reach; a nonzero number is at least its
+smallest normal number), integers fit 32 bits, true and false are not numbers, strings hold no NUL and at
+most 4096 characters (PATH_MAX), and the keys of a mapping are strings.
 """
 import collections.abc
 import difflib
@@ -29,6 +29,7 @@ from hdm.errors import ConfigError
 
 INT_LIMIT = 2 ** 31  # counts, sizes and seeds reach torch, NumPy and OpenCV: 32 bits is what all of them take
 FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32: a nonzero number below it is 0 or imprecise there
 MAX_TEXT = 4096  # PATH_MAX on Linux; no config string needs more
 
 
@@ -131,7 +132,8 @@ RUN_NAME = _RunName()
 
 
 class Keywords(NamedTuple):
-    """A mapping of keyword arguments of `function` (less `exclude`), each of the kind of its default."""
+    """A mapping of keyword arguments of `function` (less `exclude`), each of the kind of its default and
+    within the limit the function states in its LIMITS attribute, if any."""
     function: object
     exclude: tuple = ()
     whole = True
@@ -173,7 +175,8 @@ def _scalar_fits(value, kind):
     if kind is int:
         return isinstance(value, numbers.Integral) and not isinstance(value, bool) and -INT_LIMIT <= value < INT_LIMIT
     if kind is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and abs(value) <= FLOAT32_MAX
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+            (value == 0 or FLOAT32_TINY <= abs(value) <= FLOAT32_MAX)
     if kind is str:
         return isinstance(value, str) and "\0" not in value and len(value) <= MAX_TEXT
     if kind is dict:
@@ -237,6 +240,8 @@ def _why_not(value):
         return " (integers here fit 32 bits)"
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and abs(value) > FLOAT32_MAX:
         return " (beyond float32's range)"
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < abs(value) < FLOAT32_TINY:
+        return " (below float32's smallest normal number: 0 or imprecise there)"
     if isinstance(value, str) and "\0" in value:
         return " (a NUL character)"
     if isinstance(value, str) and len(value) > MAX_TEXT:
@@ -252,7 +257,7 @@ def check_value(value, kind, limit, where):
             if key not in kinds:
                 raise ConfigError(f"{where}.{key}: not a keyword of {limit.function.__name__}; valid: "
                                   f"{', '.join(kinds)}")
-            check_value(item, kinds[key], None, f"{where}.{key}")
+            check_value(item, kinds[key], getattr(limit.function, "LIMITS", {}).get(key), f"{where}.{key}")
         return
     if _fits(value, kind, limit):
         return

@@ -1,16 +1,18 @@
-"""One live process per folder: `<folder>/.lock` is created exclusively and records the process (pid,
-host, start). A second process is refused while the first lives; a lock left by a process that is gone
-on this host is taken over. Run folders, sweep folders, results folders and hdm-predict's output folder
-are all claimed this way (no torch here: hdm-predict --onnx uses it too).
+"""One live process per folder: `<folder>/.lock` is held with an exclusive advisory lock (flock) while the
+process works, and records the process (pid, host, start) for messages. The operating system releases
+the lock when its process ends in any way (a crash, SIGKILL, a power cut), so a lock file left behind
+is simply taken by the next process: nothing is stale, and two processes can never both hold it. Run
+folders, sweep folders, results folders and hdm-predict's output folder are all claimed this way (no
+torch here: hdm-predict --onnx uses it too).
 """
 import datetime
+import fcntl
 import os
 import socket
 
 import yaml
 
 from hdm.errors import RunFolderError, shown
-from hdm.files import process_alive
 
 
 class FolderLock:
@@ -19,42 +21,52 @@ class FolderLock:
     def __init__(self, folder, hint="wait for it"):
         self.folder, self.hint = folder, hint
         self.path = os.path.join(folder, ".lock")
-        self.held = False
+        self.fd = None
+
+    @property
+    def held(self):
+        return self.fd is not None
 
     def acquire(self):
-        """Take the lock (the folder must exist); RunFolderError when a live process holds it."""
-        me = {"pid": os.getpid(), "host": socket.gethostname(),
-              "since": datetime.datetime.now().isoformat(timespec="seconds")}
-        for _ in range(2):
+        """Take the lock (the folder must exist); RunFolderError when another process holds it."""
+        while True:
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self.holder() is None:
-                    os.remove(self.path)  # stale: its process is gone
-                    continue
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as err:  # a read-only or full file system, a folder that is not one
+                raise RunFolderError(f"{shown(self.folder)}: cannot take its lock ({err.strerror or err})") from err
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
                 raise self.in_use() from None
-            with os.fdopen(fd, "w") as f:
-                yaml.safe_dump(me, f)
-            self.held = True
-            return self
-        raise RunFolderError(f"{shown(self.path)}: could not take the lock")
+            if _same_file(fd, self.path):  # not removed by a releasing holder meanwhile
+                break
+            os.close(fd)
+        record = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "since": datetime.datetime.now().isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.write(fd, yaml.safe_dump(record).encode())
+        self.fd = fd
+        return self
 
     def holder(self):
-        """The lock's record ({pid, host, since}) when a live process holds it (or one on another host,
-        which cannot be checked from here); None when there is no lock or its process is gone."""
-        if not os.path.lexists(self.path):
+        """The lock's record ({pid, host, since}) while a process holds it; None when none does."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
             return None
-        other = self._read()
-        pid = other.get("pid")
-        if other.get("host") == socket.gethostname() and not (isinstance(pid, int) and process_alive(pid)):
-            return None
-        return other
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return self._read() or {"pid": "?", "host": "?", "since": "?"}
+        finally:
+            os.close(fd)
+        return None
 
     def in_use(self):
         other = self._read()
         return RunFolderError(f"{shown(self.folder)} is in use by process {other.get('pid')} on {other.get('host')} "
-                              f"since {other.get('since')}; {self.hint}, or remove {shown(self.path)} if that "
-                              f"process is gone")
+                              f"since {other.get('since')}; {self.hint}")
 
     def _read(self):
         try:
@@ -65,12 +77,22 @@ class FolderLock:
         return record if isinstance(record, dict) else {}
 
     def release(self):
-        if self.held and os.path.exists(self.path):
-            os.remove(self.path)
-        self.held = False
+        if self.fd is not None:
+            if _same_file(self.fd, self.path):
+                os.remove(self.path)  # before unlocking: a waiting process then sees another file and retries
+            os.close(self.fd)
+        self.fd = None
 
     def __enter__(self):
         return self.acquire()
 
     def __exit__(self, *_):
         self.release()
+
+
+def _same_file(fd, path):
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)

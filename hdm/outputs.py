@@ -87,51 +87,59 @@ def claimed_results(explicit, default, overwrite=False, inputs=()):
     (UsageError) unless `overwrite`, which moves them aside to `<folder>.old-<time>/` (nothing is
     deleted, and nothing of an earlier result mixes with the new one); a live process's folder is
     refused. Without --out, `default`, or `default_2`, `default_3`, ... when it holds results or another
-    process has claimed it. `inputs` (files or folders the tool reads) never lie where a result file
-    would be written or moved: UsageError."""
+    process has claimed it. The results folder and the folders of `inputs` (what the tool reads) are
+    apart: neither lies in the other (UsageError), so a result never replaces, moves or mixes with an
+    input."""
+    for folder in [explicit] if explicit is not None else [default]:
+        clash = next((p for p in inputs if contains(folder, p) or contains(p, folder)), None)
+        if clash is not None:
+            raise UsageError(f"{shown(folder)}: the results would lie among the inputs ({shown(clash)}); choose "
+                             f"another --out")
     if explicit is not None:
-        for name in RESULT_FILES:
-            clash = next((p for p in inputs if contains(os.path.join(explicit, name), p)), None)
-            if clash is not None:
-                raise UsageError(f"{shown(explicit)}: its {name} would be written over the input {shown(clash)}; "
-                                 f"choose another --out")
-        lock = _claim(explicit, "wait for it or choose another --out")
-        moved = None
-        try:
+        with _claimed(explicit, "wait for it or choose another --out"):
+            moved = None
             if holds_results(explicit):
                 if not overwrite:
                     raise UsageError(f"{shown(explicit)}: holds results already; give --overwrite to move them "
                                      f"aside, or another --out")
                 moved = set_aside(explicit)
             yield explicit, moved
-        finally:
-            lock.release()
         return
-    n = 1
-    while True:
-        folder = default if n == 1 else f"{default}_{n}"
-        n += 1
-        if holds_results(folder) or FolderLock(folder).holder() is not None:
-            continue
-        try:
-            lock = _claim(folder)
-        except RunFolderError:  # claimed by another process meanwhile
-            continue
-        break
-    try:
+    with contextlib.ExitStack() as stack:
+        n = 1
+        while True:
+            folder = default if n == 1 else f"{default}_{n}"
+            n += 1
+            if holds_results(folder) or FolderLock(folder).holder() is not None:
+                continue
+            try:
+                stack.enter_context(_claimed(folder))
+            except RunFolderError:  # claimed by another process meanwhile
+                continue
+            break
         yield folder, None
-    finally:
-        lock.release()
 
 
-def _claim(folder, hint="wait for it"):
+@contextlib.contextmanager
+def _claimed(folder, hint="wait for it"):
     """The folder created (UsageError when it cannot be written) and locked (RunFolderError when a live
-    process holds it)."""
+    process holds it) for the block; a folder this claim created is removed again when the block fails
+    before writing anything into it."""
+    created = not os.path.lexists(folder)
     try:
         ensure_writable(folder)
     except OSError as err:
         raise UsageError(str(err)) from err
-    return FolderLock(folder, hint).acquire()
+    lock = FolderLock(folder, hint).acquire()
+    try:
+        yield
+    except BaseException:
+        lock.release()
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only when empty
+        raise
+    lock.release()
 
 
 def set_aside(folder):

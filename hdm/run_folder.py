@@ -10,16 +10,17 @@ import datetime
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 
 import torch
 import yaml
 
-from hdm.checkpoint import latest_readable_checkpoint, list_checkpoints, load_checkpoint
+from hdm.checkpoint import TRAINING_ENTRIES, check_entries, latest_readable_checkpoint, list_checkpoints, load_checkpoint
 from hdm.config import dump_config
 from hdm.data.prepare import DataError, describe, prepare
 from hdm.device import amp_mode, keep_freed_memory, resolve_device
-from hdm.errors import RunFolderError
+from hdm.errors import RunFolderError, shown
 from hdm.locks import FolderLock
 from hdm.runtime import StopRequest, distributed_setup, run_dir_of, setup_logging
 
@@ -66,10 +67,11 @@ def run_lock(run_dir):
 
 def move_aside(run_dir):
     """Move an existing run folder to <run_dir>.old-<time> (never delete); returns the new path. A folder
-    a live process holds (its .lock) is never moved: RunFolderError."""
-    lock = run_lock(run_dir)
-    if lock.holder() is not None:
-        raise lock.in_use()
+    a live process holds (its .lock, or the .lock of any folder below it) is never moved: RunFolderError."""
+    for top, _, names in os.walk(run_dir):  # the run's own lock, and any of a run nested below it
+        lock = FolderLock(top, "wait for it, use another name=...")
+        if ".lock" in names and lock.holder() is not None:
+            raise lock.in_use()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     target = f"{run_dir.rstrip(os.sep)}.old-{stamp}"
     n = 1
@@ -80,27 +82,39 @@ def move_aside(run_dir):
     return target
 
 
+# what a run leaves in its folder besides checkpoints: a folder holding any of them holds a run
+RUN_TRACES = ("config.yaml", "train.log", "tb", "test")
+
+
 def check_start(run_dir, resume, overwrite):
     """Refuse what would mix two runs in one folder, before anything is written: a start without
-    --resume in a folder that holds checkpoints. Returns the folder the old run was moved to when
-    `overwrite`, else None."""
+    --resume in a folder that holds a run (checkpoints, or its config, log, TensorBoard events or test
+    results). Returns the folder the old run was moved to when `overwrite`, else None."""
     ckpts = list_checkpoints(os.path.join(run_dir, "checkpoints"))
-    has_best = os.path.isfile(os.path.join(run_dir, "checkpoints", "best.pth"))
-    if resume is not None or not (ckpts or has_best):
+    found = [os.path.basename(ckpts[-1][1])] if ckpts else []
+    found += [name for name in ("checkpoints/best.pth", *RUN_TRACES) if os.path.lexists(os.path.join(run_dir, name))]
+    if resume is not None or not found:
         return None
     if overwrite:
         return move_aside(run_dir)
-    newest = os.path.basename(ckpts[-1][1]) if ckpts else "best.pth"
-    raise RunFolderError(f"{run_dir} already holds a run ({newest}): continue it with --resume auto, start another "
-                         f"with name=..., or pass --overwrite to move the old one aside (nothing is deleted)")
+    raise RunFolderError(f"{shown(run_dir)} already holds a run ({found[0]}): continue it with --resume auto, start "
+                         f"another with name=..., or pass --overwrite to move the old one aside (nothing is deleted)")
 
 
 def stored_config(run_dir):
+    """The config.yaml of a run folder, None without one; RunFolderError when it is not a readable mapping."""
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return yaml.safe_load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise RunFolderError(f"{shown(path)}: not a readable config ({type(err).__name__}); move the folder aside "
+                             f"(--overwrite) or fix it") from err
+    if not isinstance(cfg, dict):
+        raise RunFolderError(f"{shown(path)}: expected a mapping (the run's config), got {type(cfg).__name__}")
+    return cfg
 
 
 @dataclass
@@ -148,6 +162,11 @@ def open_run(cfg, resume, overwrite, check_only=False):
     moved = check_start(run.dir, resume, overwrite) if run.main and not (check_only and overwrite) else None
     run.resume_from, changes = find_resume(cfg, run, resume)
     if check_only:
+        if run.main:
+            lock = run_lock(run.dir)
+            if lock.holder() is not None:
+                raise lock.in_use()
+            probe_writable(run.dir)
         return run
     if run.main:
         try:
@@ -175,6 +194,20 @@ def open_run(cfg, resume, overwrite, check_only=False):
     return run
 
 
+def probe_writable(folder):
+    """RunFolderError unless `folder` is a writable folder or can be made: its nearest existing ancestor
+    is a folder that takes a new entry (probed with an empty folder, removed at once)."""
+    parent = os.path.abspath(folder)
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise RunFolderError(f"{shown(parent)}: not a folder, so {shown(folder)} cannot be made; check work_dir")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".hdm-check-", dir=parent))
+    except OSError as err:
+        raise RunFolderError(f"{shown(folder)}: cannot be made or written ({err.strerror or err}); check work_dir") from err
+
+
 def find_resume(cfg, run, resume):
     """((path, checkpoint) or (None, None), allowed config changes). --resume auto in a run without
     checkpoints starts it; a run whose checkpoints are all unreadable, a missing or unreadable
@@ -183,7 +216,12 @@ def find_resume(cfg, run, resume):
         return (None, None), []
     if resume == "auto":
         found = list_checkpoints(run.ckpt_dir)
-        if not found:
+        if not found:  # a start, into a folder whose config (if any) must be this one's
+            stored = stored_config(run.dir)
+            refused = config_changes(stored, cfg)[1] if stored else []
+            if refused:
+                raise RunFolderError(f"--resume auto: {shown(run.dir)} has no checkpoint but its config.yaml differs "
+                                     f"in {', '.join(refused)}; start a new run (name=...) or --overwrite")
             return (None, None), []
         path, ckpt = latest_readable_checkpoint(run.ckpt_dir)
         if path is None:
@@ -198,6 +236,18 @@ def find_resume(cfg, run, resume):
     if missing:
         raise RunFolderError(f"--resume {path}: holds weights, not a training state (no {', '.join(missing)}); "
                              f"resume from a run's checkpoints/iter_<n>.pth, or start a new run from scratch")
+    try:
+        check_entries(ckpt, path, TRAINING_ENTRIES)
+    except RuntimeError as err:
+        raise RunFolderError(f"--resume: {err}") from err
+    newer = [p for it, p in list_checkpoints(run.ckpt_dir) if it > ckpt["iteration"]] if resume != "auto" else []
+    if newer:  # (--resume auto takes the newest readable one: newer files are unreadable, and may be replaced)
+        raise RunFolderError(f"--resume {shown(path)}: the run has newer checkpoints ({os.path.basename(newer[-1])}), "
+                             f"which continuing from iteration {ckpt['iteration']} would replace; continue from the "
+                             f"newest (--resume auto), or copy the checkpoint into a new run (name=...)")
+    if ckpt["iteration"] > cfg["train"]["iterations"]:
+        raise RunFolderError(f"--resume {path}: at iteration {ckpt['iteration']}, beyond train.iterations="
+                             f"{cfg['train']['iterations']}; give a larger train.iterations")
     stored = ckpt.get("config") or stored_config(run.dir)
     allowed, refused = config_changes(stored, cfg) if stored else ([], [])
     refused += other_data(ckpt.get("data"), run.sets, [k for k in allowed if k.startswith("data.")])

@@ -437,13 +437,23 @@ def markdown(rows, header):
     return "\n".join(out) + "\n"
 
 
+def table_name(level, sections):
+    """The table a run writes: <level> for every section (full, quick, tiny), else the sections' names
+    (onnx, tiled-trained, ...; with the level unless full), so a run of some sections never replaces the
+    whole table."""
+    if set(sections) == set(SECTIONS):
+        return level
+    return "-".join(s.replace("_", "-") for s in sections) + ("" if level == "full" else f"-{level}")
+
+
 def main(argv=None):
     parser = Parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and cases (a few minutes on CPU)")
     parser.add_argument("--tiny", action="store_true", help="every section once at toy sizes (a smoke run)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
-    parser.add_argument("--out", default=None, help="write OUT.json and OUT.md (default benchmarks/<device>-<level>)")
+    parser.add_argument("--out", default=None, help="write OUT.json and OUT.md (default benchmarks/<device>-<level> for "
+                                                    "every section, benchmarks/<device>-<sections>[-<level>] for some)")
     parser.add_argument("--trained", nargs="+", default=(),
                         help="checkpoints for tiled_trained (e.g. the demo's); default: train a small HDM briefly")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -489,7 +499,7 @@ def main(argv=None):
               f"{time.perf_counter() - started:.0f} s in all")
     table = markdown(rows, header)
     print(table)
-    out = args.out or os.path.join(ROOT, "benchmarks", f"{device.type}-{level}")
+    out = args.out or os.path.join(ROOT, "benchmarks", f"{device.type}-{table_name(level, args.sections)}")
     with atomic_write(out + ".json", "w") as f:
         json.dump({"header": header, "level": level, "device": name, "rows": rows}, f, indent=1)
     with atomic_write(out + ".md", "w") as f:

@@ -14,9 +14,11 @@ from hdm.cli import Parser, console
 from hdm.config import load_config
 from hdm.data import DarkenedFolder
 from hdm.device import resolve_device
+from hdm.errors import shown
 from hdm.evaluation import evaluate, summarize
 from hdm.inference import load_model
 from hdm.metrics import get_metric
+from hdm.outputs import claimed_results
 from hdm.results import provenance, write_results
 
 
@@ -26,20 +28,24 @@ def main(argv=None):
     parser.add_argument("--weights", required=True)
     parser.add_argument("--clean", required=True, help="folder of clean test images")
     parser.add_argument("--gamma", type=float, default=3.0)
-    parser.add_argument("--noise", type=float, default=0.01, help="Gaussian sigma (0.01 = 1 %)")
+    parser.add_argument("--noise", type=float, default=0.01, help="Gaussian sigma (0.01 = 1 %%)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="results folder (default: <clean>_protocol)")
+    parser.add_argument("--out", default=None, help="results folder (default: <clean>_protocol, or a new _2, _3, ... "
+                                                    "when that one holds results)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="--out may hold earlier results: they are moved to <out>.old-<time> (nothing is deleted)")
     args = parser.parse(argv)
     cfg = load_config(args.config)
     device = resolve_device(cfg["device"])
     model = load_model(cfg["model"], args.weights, device)
     dataset = DarkenedFolder(args.clean, gamma=(args.gamma, args.gamma), noise=(args.noise, args.noise), seed=args.seed)
-    with torch.inference_mode():
-        rows, _ = evaluate(model, dataset, get_metric("lol_rgb"), device)
-    out_dir = args.out or args.clean.rstrip("/") + "_protocol"
-    meta = {**provenance("lol_rgb", {}), "weights": args.weights, "clean": args.clean, "gamma": args.gamma,
-            "noise": args.noise, "seed": args.seed, "images": len(rows)}
-    print(write_results(out_dir, rows, f"{cfg['model']['type']} ({os.path.basename(args.weights)})", meta), end="")
+    with claimed_results(args.out, args.clean.rstrip("/") + "_protocol", args.overwrite, [args.clean]) as (out_dir, _):
+        with torch.inference_mode():
+            rows, _ = evaluate(model, dataset, get_metric("lol_rgb"), device)
+        meta = {**provenance("lol_rgb", {}), "weights": args.weights, "clean": args.clean, "gamma": args.gamma,
+                "noise": args.noise, "seed": args.seed, "images": len(rows)}
+        print(write_results(out_dir, rows, f"{cfg['model']['type']} ({shown(os.path.basename(args.weights))})", meta),
+              end="")
     return summarize(rows)
 
 

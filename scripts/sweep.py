@@ -26,9 +26,12 @@ import statistics
 
 from hdm.cli import Parser, UsageError, console
 from hdm.config import load_config, parse_value, read_yaml
+from hdm.data.prepare import build_checked, describe
 from hdm.engine import train_and_evaluate
+from hdm.errors import shown
 from hdm.evaluation import summarize, test_split
 from hdm.files import atomic_write
+from hdm.identity import name_key, path_key
 from hdm.locks import FolderLock
 from hdm.models import count_parameters
 from hdm.models.complexity import macs
@@ -41,7 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def variants_from_args(args):
     """[(label, config path, overrides)] in table order."""
     if args.configs:
-        return [(os.path.splitext(os.path.basename(p))[0], p, list(args.set)) for p in args.configs]
+        return [(label, p, list(args.set)) for label, p in zip(config_labels(args.configs), args.configs)]
     axes = []
     for spec in args.grid:
         key, _, values = spec.partition("=")
@@ -55,6 +58,23 @@ def variants_from_args(args):
     return out
 
 
+def config_labels(paths):
+    """A label per config file: its name, with as many of its parent folders as tell it from the others
+    (a/x.yaml and b/x.yaml are a/x and b/x), unique also as run folder names (slug, compared as a
+    case-insensitive filesystem would); one file listed twice is a UsageError."""
+    seen = {}
+    for path in paths:
+        if path_key(path) in seen:
+            raise UsageError(f"--configs lists {shown(seen[path_key(path)])} twice (also as {shown(path)})")
+        seen[path_key(path)] = path
+    parts = [os.path.splitext(os.path.normpath(os.path.abspath(p)))[0].split(os.sep) for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len({name_key(slug(label)) for label in labels}) == len(labels):
+            return labels
+    raise UsageError(f"--configs: no labels tell {', '.join(map(shown, paths))} apart")
+
+
 def slug(label):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "run"
 
@@ -63,19 +83,36 @@ def config_digest(cfg):
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_one(label, path, overrides, extra, seed, out_dir, macs_size):
-    """Train and test one variant with one seed; returns its result dict, reused when its config and the
-    code are those it was computed with."""
+def resolve(label, path, overrides, extra, seed, out_dir):
+    """(run name, resolved config, digests) of one variant and seed: checked like any config, before any
+    run starts. The digests are those of the config, the package's code and the data's content
+    (hdm.identity.set_fingerprint of every data section), so a result is reused only for the same three."""
     name = f"{slug(label)}_s{seed}"
-    run_dir, result_path = os.path.join(out_dir, name), os.path.join(out_dir, name, "result.json")
     cfg = load_config(path, overrides + [f"seed={seed}", f"name={name}", f"work_dir={out_dir}"], extra=extra)
-    digests = {"config_digest": config_digest(cfg), "code_digest": code_digest()}
+    data = {split: fingerprint(cfg, split) for split in ("train", "val", "test") if cfg["data"][split]}
+    return name, cfg, {"config_digest": config_digest(cfg), "code_digest": code_digest(), "data_digest": config_digest(data)}
+
+
+_FINGERPRINTS = {}  # the data sections of a sweep, read and checked once each
+
+
+def fingerprint(cfg, split):
+    key = json.dumps(cfg["data"][split], sort_keys=True, default=str)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = describe(build_checked(cfg, split)[0])["fingerprint"]
+    return _FINGERPRINTS[key]
+
+
+def run_one(label, seed, name, cfg, digests, out_dir, macs_size):
+    """Train and test one variant with one seed; returns its result dict, reused when its config, the
+    code and the data are those it was computed with."""
+    run_dir, result_path = os.path.join(out_dir, name), os.path.join(out_dir, name, "result.json")
     if os.path.isfile(result_path):
         with open(result_path) as f:
             result = json.load(f)
         if all(result.get(k) == v for k, v in digests.items()):
             return {**result, "reused": True}
-        print(f"   {name}: config or code changed since its result; running it again", flush=True)
+        print(f"   {name}: config, code or data changed since its result; running it again", flush=True)
     train_cfg = copy.deepcopy(cfg)
     if test_split(cfg) == "val":  # scored once, after training: no validation of the same images during it
         train_cfg["data"]["val"] = None
@@ -144,6 +181,8 @@ def main(argv=None):
     args = parser.parse(argv)
     if args.grid and not args.base:
         parser.error("--grid needs --base")
+    if len(set(args.seeds)) < len(args.seeds):
+        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice would count one run twice")
     for item in args.set:
         if "=" not in item:
             parser.error(f"--set {item!r}: expected key.path=value")
@@ -157,11 +196,16 @@ def main(argv=None):
     lock = FolderLock(out_dir, "wait for it or use another --out")
     lock.acquire()
     try:
+        runs = [(label, seed, *resolve(label, path, overrides, extra, seed, out_dir))  # every config checked first
+                for label, path, overrides in variants for seed in args.seeds]
+        names = [name_key(run[2]) for run in runs]
+        shared = [run[2] for run, key in zip(runs, names) if names.count(key) > 1]
+        if shared:
+            raise UsageError(f"two variants would share the run folder {shown(shared[0])}; give them labels that differ")
         results = []
-        for label, path, overrides in variants:
-            for seed in args.seeds:
-                print(f"== {label} (seed {seed})", flush=True)
-                results.append(run_one(label, path, overrides, extra, seed, out_dir, args.macs_size))
+        for label, seed, name, cfg, digests in runs:
+            print(f"== {label} (seed {seed})", flush=True)
+            results.append(run_one(label, seed, name, cfg, digests, out_dir, args.macs_size))
     finally:
         lock.release()
     rows = table(results, [v[0] for v in variants])

@@ -82,3 +82,53 @@ def run_cli(main, argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         console(main, argv)
     return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+class held_folder:
+    """A live process (a subprocess) that holds `folder`'s lock (hdm.locks.FolderLock) until the block ends,
+    then is killed: the lock goes with it."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+
+    def __enter__(self):
+        import subprocess
+        import sys
+
+        os.makedirs(self.folder, exist_ok=True)
+        code = ("import sys, time; from hdm.locks import FolderLock; FolderLock(sys.argv[1]).acquire(); "
+                "print('held', flush=True); time.sleep(300)")
+        self.proc = subprocess.Popen([sys.executable, "-c", code, self.folder], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "held"
+        return self.proc
+
+    def __exit__(self, *_):
+        self.proc.kill()
+        self.proc.wait()
+
+
+SPELLINGS = ("as_is", "dot", "double_slash", "absolute", "relative", "symlink", "hardlink", "parent_and_back")
+
+
+def spell(path, how, tmp_path):
+    """Another way of writing `path` (a file or folder under tmp_path)."""
+    head, tail = os.path.split(path)
+    if how == "dot":
+        return os.path.join(head, ".", tail)
+    if how == "double_slash":
+        return head + "//" + tail
+    if how == "absolute":
+        return os.path.abspath(path)
+    if how == "relative":
+        return os.path.relpath(path)
+    if how == "symlink":
+        link = tmp_path / f"link_{len(os.listdir(tmp_path))}"
+        os.symlink(path, link)
+        return str(link)
+    if how == "hardlink" and os.path.isfile(path):
+        link = tmp_path / f"hard_{len(os.listdir(tmp_path))}"
+        os.link(path, link)
+        return str(link)
+    if how == "parent_and_back":
+        return os.path.join(head, os.pardir, os.path.basename(head), tail)
+    return path

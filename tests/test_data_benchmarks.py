@@ -5,11 +5,14 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hdm.cli import UsageError
 from hdm.cli import evaluate as evaluate_cli
@@ -19,7 +22,7 @@ from hdm.config import ConfigError, load_config, resolve
 from hdm.data import LOL, RESIDE, ImageFolder, NumberedHaze, Rain, SideBySide, benchmarks
 from hdm.data.prepare import DataError, prepare
 from hdm.image_io import read_image, write_image
-from tests.helpers import ROOT, assert_paired, load_script, marked_image
+from tests.helpers import ROOT, assert_paired, load_script, marked_image, run_cli
 
 RNG = np.random.default_rng(0)
 SIZE = (46, 62)  # SOTS-indoor's 460x620 at 1/10; its gt 480x640 becomes 66x82 (a 10-pixel border)
@@ -64,6 +67,12 @@ def make_sots_outdoor(root, ids=(1, 2, 3)):
     return root
 
 
+def make_dehazeformer(root, names=("1400_1", "1400_2", "1401_1")):
+    for n, name in enumerate(names):
+        img(root / "hazy" / f"{name}.png", n), img(root / "GT" / f"{name}.png", n)
+    return root
+
+
 def make_numbered(root, one_folder=True, count=12):
     for n in range(1, count + 1):
         if one_folder:
@@ -82,6 +91,13 @@ def make_rain_x2(root, numbers=range(1, 9)):
 def make_rain_input_target(root, numbers=range(1, 9)):
     for n in numbers:
         img(root / "input" / f"{n}.png", n), img(root / "target" / f"{n}.png", n)
+    return root
+
+
+def make_rain_folders(root, rain_dir, gt_dir, rain_name="rain-{}.png", gt_name="norain-{}.png", numbers=range(1, 5)):
+    """Rain pairs in any of the layouts: rain_dir / gt_dir relative to root ('' for root itself)."""
+    for n in numbers:
+        img(root / rain_dir / rain_name.format(n), n), img(root / gt_dir / gt_name.format(n), n)
     return root
 
 
@@ -235,6 +251,69 @@ def test_counts_against_the_distributed_sizes():
         assert b.reader in ("RESIDE", "NumberedHaze", "Rain", "SideBySide", "LOL", "ImageFolder") and b.source, name
 
 
+def test_dehazeformer_copies_and_reside_6k_in_the_table():
+    b = benchmarks.BENCHMARKS
+    # DehazeFormer's release (Song et al., TIP 2023; IDKiro/DehazeFormer's data links): one GT copy per hazy image,
+    # so inputs = targets = the pairs: ITS's 13,990, SOTS's 500; RESIDE-OUT/train as OTS's 313,950 (uncertain:
+    # its issue #26 says images smaller than the 256x256 patch were left out, how many is not stated)
+    copies = {name: [(c.release, c.inputs, c.targets) for c in b[name].copies] for name in b if b[name].copies}
+    assert copies == {"ITS": [("DehazeFormer's RESIDE-IN/train", 13990, 13990)],
+                      "OTS": [("DehazeFormer's RESIDE-OUT/train", 313950, 313950)],
+                      "SOTS-indoor": [("DehazeFormer's RESIDE-IN/test", 500, 500)]}
+    assert "uncertain" in b["OTS"].copies[0].note and "issue #26" in b["OTS"].copies[0].note
+    # RESIDE-6K: Shao et al., CVPR 2020 (DehazeFormer's issue #21 names it the source): 3,000 ITS + 3,000 OTS pairs
+    # for training, 1,000 SOTS pairs for testing
+    assert [(b[n].inputs, b[n].targets, b[n].test_set) for n in ("RESIDE-6K-train", "RESIDE-6K-test")] == [
+        (6000, 6000, False), (1000, 1000, True)]
+    assert all("Shao et al." in b[n].source for n in ("RESIDE-6K-train", "RESIDE-6K-test"))
+
+
+@pytest.mark.parametrize("benchmark,found,match", [
+    ("SOTS-indoor", (500, 50), "as distributed (SOTS-indoor: 500 / 50; Li et al."),
+    ("SOTS-indoor", (500, 500), "as distributed (SOTS-indoor as DehazeFormer's RESIDE-IN/test: 500 / 500; Song et al."),
+    ("ITS", (13990, 13990), "as distributed (ITS as DehazeFormer's RESIDE-IN/train: 13,990 / 13,990"),
+    ("RESIDE-6K-test", (1000, 1000), "as distributed (RESIDE-6K-test: 1,000 / 1,000; Shao et al.")])
+def test_count_line_accepts_the_set_and_each_of_its_copies(benchmark, found, match):
+    differs, line = benchmarks.count_line("data.test", benchmark, found)
+    assert not differs and match in line
+
+
+def test_count_line_names_every_distribution_when_none_matches():
+    differs, line = benchmarks.count_line("data.test", "SOTS-indoor", (5, 5))
+    assert differs and line.startswith("data.test: found 5 inputs / 5 targets, but SOTS-indoor is distributed with "
+                                       "500 / 50 (Li et al., RESIDE, TIP 2019) or 500 / 500 (SOTS-indoor as "
+                                       "DehazeFormer's RESIDE-IN/test; Song et al.")
+
+
+# the folder names as distributed -> the benchmark the path words name (default_split: the reader's, for layouts
+# shipped for one split only)
+RECOGNISED = [
+    ("RESIDE", "data/RESIDE-IN/test", None, "SOTS-indoor"), ("RESIDE", "data/RESIDE-IN/train", None, "ITS"),
+    ("RESIDE", "data/RESIDE-OUT/test", None, "SOTS-outdoor"), ("RESIDE", "data/RESIDE-OUT/train", None, "OTS"),
+    ("RESIDE", "data/RESIDE-6K/train", None, "RESIDE-6K-train"), ("RESIDE", "data/RESIDE-6K/test", None, "RESIDE-6K-test"),
+    ("RESIDE", "reside-indoor/test", None, "SOTS-indoor"), ("RESIDE", "data/RESIDE-IN", None, None),
+    ("RESIDE", "SOTS/indoor", None, "SOTS-indoor"), ("RESIDE", "RESIDE/ITS", None, "ITS"),
+    ("Rain", "test_data/R100H", "test", "Rain100H-test"), ("Rain", "test_data/R100L", "test", "Rain100L-test"),
+    ("Rain", "R100H", None, None), ("Rain", "Rain200H/train", "test", "Rain200H-train"),
+]
+
+
+@pytest.mark.parametrize("reader,where,default_split,benchmark", RECOGNISED)
+def test_recognition_from_the_folder_names(reader, where, default_split, benchmark):
+    assert benchmarks.guess(reader, os.path.join("/srv", where), default_split) == benchmark
+
+
+WORD = st.text("abcdefghjkmpqruvwxyz", min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(prefix=st.lists(WORD, max_size=4), where=st.sampled_from([r for r in RECOGNISED if r[3]]))
+def test_the_nearest_folders_decide(prefix, where):
+    """Whatever folders lie above a set folder as distributed, it is recognised the same."""
+    reader, rel, default_split, benchmark = where
+    assert benchmarks.guess(reader, os.path.join("/", *prefix, rel), default_split) == benchmark
+
+
 # ----------------------------------------------------------------------------- held-out validation
 
 
@@ -252,7 +331,7 @@ def test_overlapping_validation_is_refused_before_work(tmp_path):
     root = str(make_its(tmp_path / "ITS", scenes=12))
     cfg = resolve({"data": {"train": {"type": "RESIDE", "root": root, "holdout": 2},
                             "val": {"type": "RESIDE", "root": root, "holdout": 3, "take": "holdout"}}})
-    with pytest.raises(DataError, match="data.val shares 1 target images with data.train"):
+    with pytest.raises(DataError, match="data.val shares 1 images with data.train"):
         prepare(cfg, ("train", "val"))
     # a smaller validation holdout draws a subset of a larger training one (the same permutation): allowed
     cfg["data"]["train"]["holdout"] = 4
@@ -441,6 +520,106 @@ def test_check_dataset_examples_work_as_written(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "| ITS | RESIDE | 13,990 | 1,399 | no |" in out
     assert "centre-cropped to the input size" in out and "0 problem(s)" in out
+
+
+def make_side_by_side(root, numbers=range(1, 4)):
+    for n in numbers:
+        write_image(root / f"{n}.jpg", RNG.random((SIZE[0], 2 * SIZE[1], 3)))
+    return root
+
+
+def _every_layout(d):
+    """{case: (folder, the reader check_dataset.py should choose, the benchmark it should recognise)}: a small tree
+    of every layout datasets/README.md lists."""
+    for n in range(3):
+        img(d / "DICM" / f"{n:02d}.jpg", n), img(d / "photos" / f"p{n}.png", n)
+        img(d / "mine" / "degraded" / f"{n}.png", n), img(d / "mine" / "clear" / f"{n}.png", n)
+    return {
+        "ITS": (make_its(d / "RESIDE" / "ITS", scenes=2), "RESIDE", "ITS"),
+        "OTS": (make_ots(d / "RESIDE" / "OTS_BETA"), "RESIDE", "OTS"),
+        "SOTS-indoor 640x480 gt": (make_sots_indoor(d / "RESIDE" / "SOTS" / "indoor"), "RESIDE", "SOTS-indoor"),
+        "SOTS-outdoor": (make_sots_outdoor(d / "RESIDE" / "SOTS" / "outdoor"), "RESIDE", "SOTS-outdoor"),
+        **{f"DehazeFormer {where}": (make_dehazeformer(d / where), "RESIDE", name) for where, name in (
+            ("RESIDE-IN/train", "ITS"), ("RESIDE-IN/test", "SOTS-indoor"), ("RESIDE-OUT/train", "OTS"),
+            ("RESIDE-OUT/test", "SOTS-outdoor"), ("RESIDE-6K/train", "RESIDE-6K-train"),
+            ("RESIDE-6K/test", "RESIDE-6K-test"))},
+        "NH-HAZE one folder": (make_numbered(d / "NH-HAZE", True, 6), "NumberedHaze", "NH-HAZE"),
+        "Dense-Haze two folders": (make_numbered(d / "Dense-Haze", False, 6), "NumberedHaze", "Dense-Haze"),
+        "NH-HAZE plain names": (make_rain_folders(d / "NTIRE2020" / "NH-HAZE", "hazy", "gt", "{:02d}.png", "{:02d}.png"),
+                                "NumberedHaze", "NH-HAZE"),
+        "Rain X2": (make_rain_x2(d / "Rain200H" / "train", range(1, 4)), "Rain", "Rain200H-train"),
+        "Rain one folder": (make_rain_folders(d / "RainTrainL", "", ""), "Rain", "Rain100L-train"),
+        "Rain rainy/": (make_rain_folders(d / "Rain100H" / "test", "rainy", ""), "Rain", "Rain100H-test"),
+        "Rain rainy/ norain/": (make_rain_folders(d / "Rain200L" / "test", "rainy", "norain"), "Rain", "Rain200L-test"),
+        "Rain input/ target/": (make_rain_input_target(d / "Rain100L" / "test", range(1, 4)), "Rain", "Rain100L-test"),
+        "MSPFN R100H": (make_rain_folders(d / "test_data" / "R100H", "inputcrop", "cleancrop", "{}.png", "{}.png"),
+                        "Rain", "Rain100H-test"),
+        "DID-data": (make_side_by_side(d / "DID-MDN-datasets" / "DID-MDN-test"), "SideBySide", "DID-test"),
+        "LOL": (make_lol(d / "LOL", 3, 2), "LOL", "LOL-train"),
+        "LOL eval15": (d / "LOL" / "eval15", "LOL", "LOL-test"),
+        "LOL-v2 real": (make_lol_v2_real(d / "LOL-v2" / "Real_captured", 3, 2), "LOL", "LOL-v2-real-train"),
+        "LOL-v2 synthetic": (make_lol_v2_synthetic(d / "LOL-v2" / "Synthetic", 3, 2), "LOL", "LOL-v2-synthetic-train"),
+        "unpaired DICM": (d / "DICM", "ImageFolder", "DICM"),
+        "unpaired photos": (d / "photos", "ImageFolder", None),
+        "two folders of equal names": (d / "mine", "PairedFolder", None),
+    }
+
+
+@pytest.fixture(scope="module")
+def every_layout(tmp_path_factory):
+    return _every_layout(tmp_path_factory.mktemp("every_layout") / "datasets")
+
+
+@pytest.mark.parametrize("case", [
+    "ITS", "OTS", "SOTS-indoor 640x480 gt", "SOTS-outdoor", "DehazeFormer RESIDE-IN/train",
+    "DehazeFormer RESIDE-IN/test", "DehazeFormer RESIDE-OUT/train", "DehazeFormer RESIDE-OUT/test",
+    "DehazeFormer RESIDE-6K/train", "DehazeFormer RESIDE-6K/test", "NH-HAZE one folder", "Dense-Haze two folders",
+    "NH-HAZE plain names", "Rain X2", "Rain one folder", "Rain rainy/", "Rain rainy/ norain/", "Rain input/ target/",
+    "MSPFN R100H", "DID-data", "LOL", "LOL eval15", "LOL-v2 real", "LOL-v2 synthetic", "unpaired DICM",
+    "unpaired photos", "two folders of equal names"])
+def test_check_dataset_without_type_names_the_reader_of_every_layout(every_layout, case, capsys):
+    folder, reader, benchmark = every_layout[case]
+    check = load_script("scripts/check_dataset")
+    chosen = check.detect(str(folder))
+    assert (chosen.cfg["type"], chosen.dataset.benchmark) == (reader, benchmark)
+    out = capsys.readouterr().out
+    assert f"\nchosen: {reader} (" in out
+    assert f"recognised {benchmark} [" in out or benchmark is None
+    assert check.main([str(folder)]) == 0
+    assert f"{reader} at {folder}: {len(chosen.dataset)} samples, 0 problem(s)" in capsys.readouterr().out
+
+
+READER_TYPES = st.sampled_from(["LOL", "NumberedHaze", "Rain", "RESIDE", "PairedFolder", "ImageFolder", "SideBySide"])
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.lists(st.tuples(READER_TYPES, st.sampled_from([None, "ITS", "DICM"])), min_size=1, max_size=6,
+                unique_by=lambda t: t[0]))
+def test_the_choice_among_readers(tries):
+    """A reader that recognises a benchmark first; then one of its own layouts before ImageFolder and SideBySide;
+    then the order of TRIES."""
+    check = load_script("scripts/check_dataset")
+    order = [kind for kind, _ in check.TRIES]
+    found = [check.Reading({"type": kind}, types.SimpleNamespace(benchmark=name))
+             for kind, name in sorted(tries, key=lambda t: order.index(t[0]))]
+    best, why = check.choose(found)
+    pool = [r for r in found if r.dataset.benchmark] or found
+    pool = [r for r in pool if r.cfg["type"] not in ("ImageFolder", "SideBySide")] or pool
+    assert best is pool[0] and why
+
+
+def test_check_dataset_says_in_one_line_what_a_folder_no_reader_reads_holds(tmp_path, capsys):
+    check = load_script("scripts/check_dataset")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "hazy").mkdir()
+    code, lines = run_cli(check.main, [str(tmp_path)], capsys)
+    assert code == 2 and lines == [f"data error: {tmp_path}: no reader reads this folder: it holds 0 images; "
+                                   "sub-folders: ['hazy']; datasets/README.md lists the layouts (--type NAME gives one "
+                                   "reader's reason)"]
+    code, lines = run_cli(check.main, [str(tmp_path / "missing")], capsys)
+    assert code == 2 and lines == [f"data error: {tmp_path / 'missing'}: no such folder"]
+    code, lines = run_cli(check.main, [str(tmp_path), "trans=true"], capsys)
+    assert code == 2 and len(lines) == 1 and "key=value arguments ['trans=true'] need --type" in lines[0]
 
 
 def test_predict_uses_the_config_stored_in_the_checkpoint(tmp_path):

@@ -4,8 +4,10 @@ import os
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hdm.data import LOL, ImageFolder, NumberedHaze, Rain, SideBySide, build_dataset
+from hdm.data import LOL, RESIDE, ImageFolder, NumberedHaze, Rain, SideBySide, build_dataset
 from hdm.image_io import write_image
 from tests.helpers import assert_paired, marked_image
 
@@ -108,3 +110,77 @@ def test_every_dataset_type_is_in_the_table():
         __import__("hdm.data", fromlist=["DATASETS"]).DATASETS)
     with pytest.raises(KeyError, match="valid"):
         build_dataset({"type": "Rain100"})
+
+
+# ----------------------------------------------------------------------------- DehazeFormer's RESIDE, MSPFN's rain sets
+
+# DehazeFormer's release (IDKiro/DehazeFormer README and datasets/loader.py): <set>/{train,test}/{hazy,GT}/<name>,
+# one GT copy per hazy image under the same name; the set folder and the split name the benchmark
+DEHAZEFORMER = [("RESIDE-IN/train", "ITS", False), ("RESIDE-IN/test", "SOTS-indoor", True),
+                ("RESIDE-OUT/train", "OTS", False), ("RESIDE-OUT/test", "SOTS-outdoor", True),
+                ("RESIDE-6K/train", "RESIDE-6K-train", False), ("RESIDE-6K/test", "RESIDE-6K-test", True)]
+
+
+@pytest.mark.parametrize("where,benchmark,test_set", DEHAZEFORMER)
+def test_dehazeformer_release_pairs_by_name_and_is_recognised(tmp_path, where, benchmark, test_set):
+    root = tmp_path / "data" / where
+    for n, (scene, k) in enumerate([(1400, 1), (1400, 2), (1401, 1), (1402, 3)]):
+        img(root / "hazy" / f"{scene}_{k}.png", n), img(root / "GT" / f"{scene}_{k}.png", n)
+    ds = RESIDE(str(root))
+    assert (ds.benchmark, ds.is_test_set, ds.found, len(ds)) == (benchmark, test_set, (4, 4), 4)
+    assert ds.version == "hazy/ with GT/ of the same names"
+    assert all(os.path.basename(lq) == os.path.basename(gt) for lq, gt, _ in ds.samples)
+    assert_paired(ds)
+    assert ds.scenes == ["1400", "1400", "1401", "1402"]
+
+
+def test_dehazeformer_release_missing_gt_is_named(tmp_path):
+    root = tmp_path / "RESIDE-IN" / "test"
+    for name in ("1400_1", "1400_2", "1401_1"):
+        img(root / "hazy" / f"{name}.png")
+    for name in ("1400_1", "1401_1"):
+        img(root / "GT" / f"{name}.png")
+    with pytest.raises(ValueError, match=r"1 of 3 hazy images have no clear image of the same name \(e.g. \['1400_2'\]\)"):
+        RESIDE(str(root))
+
+
+NAMES = st.lists(st.tuples(st.integers(1, 60), st.integers(1, 10)), min_size=2, max_size=25, unique=True)
+
+
+@settings(max_examples=25, deadline=None, database=None)
+@given(names=NAMES, same_names=st.booleans(), holdout=st.integers(1, 3))
+def test_reside_pairing_and_holdout_follow_the_scene_id(tmp_path_factory, names, same_names, holdout):
+    """Either layout: each hazy <id>_<k> pairs with GT/<id>_<k> (DehazeFormer's) or gt/<id> (RESIDE's), its
+    scene is <id>, and a holdout takes whole scenes. Construction lists names only: empty files suffice."""
+    root = tmp_path_factory.mktemp("reside")
+    (root / "hazy").mkdir(), (root / "GT").mkdir()
+    for scene, k in names:
+        (root / "hazy" / f"{scene}_{k}.png").touch()
+        (root / "GT" / (f"{scene}_{k}.png" if same_names else f"{scene}.png")).touch()
+    ids = {str(scene) for scene, _ in names}
+    ds = RESIDE(str(root), benchmark=None)
+    for (lq, gt, _), scene in zip(ds.samples, ds.scenes):
+        stem = os.path.splitext(os.path.basename(lq))[0]
+        assert scene == stem.split("_")[0]
+        assert os.path.basename(gt) == (os.path.basename(lq) if same_names else f"{scene}.png")
+    assert len(ds) == len(names) and ds.found == (len(names), len(names) if same_names else len(ids))
+    if holdout < len(ids):
+        rest = RESIDE(str(root), holdout=holdout, benchmark=None)
+        held = RESIDE(str(root), holdout=holdout, take="holdout", benchmark=None)
+        assert len(set(held.scenes)) == holdout and not set(held.scenes) & set(rest.scenes)
+        assert sorted(rest.samples + held.samples) == sorted(ds.samples)
+
+
+# MSPFN's test sets (kuijiang94/MSPFN, model/test/test_data/R100H/{inputcrop,cleancrop}/<n>.png; its README names
+# R100H, R100L, TEST100, TEST1200, TEST2800): shipped for testing only, so a test set whatever the path says
+@pytest.mark.parametrize("folder,benchmark", [("R100H", "Rain100H-test"), ("R100L", "Rain100L-test"),
+                                              ("TEST100", None)])
+def test_mspfn_test_folders(tmp_path, folder, benchmark):
+    root = tmp_path / "test_data" / folder
+    for n in (1, 2, 10, 100):
+        img(root / "inputcrop" / f"{n}.png", n), img(root / "cleancrop" / f"{n}.png", n)
+    ds = Rain(str(root))
+    assert (len(ds), ds.benchmark, ds.is_test_set, ds.split) == (4, benchmark, True, "test")
+    assert ds.version == "inputcrop/ with cleancrop/"
+    assert [os.path.basename(gt) for _, gt, _ in ds.samples] == ["1.png", "2.png", "10.png", "100.png"]
+    assert_paired(ds)

@@ -98,5 +98,5 @@ def test_test_script_rejects_weights_of_another_model(tmp_path, demo_root):
     cfg = tiny_config(tmp_path, demo_root)
     train_script.main(["-c", cfg])
     weights = str(tmp_path / "runs" / "tiny" / "checkpoints" / "iter_2.pth")
-    with pytest.raises(UsageError, match="--weights: .*weights do not fit model"):
+    with pytest.raises(UsageError, match="--weights: .*the config's model differs .*dim=16 \\(trained as 8\\)"):
         test_script.main(["-c", cfg, "model.dim=16", "--weights", weights])

@@ -1,5 +1,7 @@
 """ONNX export (hdm-export), ONNX Runtime against PyTorch on real photos, hdm-predict --onnx
-without torch, the verification of a file when it loads, and the export's temporary files."""
+without torch, the verification of a file when it loads (its .json against the contract embedded in
+it), ONNX Runtime's own log kept off the terminal, the export's outputs never replacing an input, and the
+export's temporary files."""
 import copy
 import hashlib
 import json
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("onnxruntime")
@@ -23,14 +25,14 @@ pytest.importorskip("onnxscript")
 from hdm.cli import export as export_cli  # noqa: E402
 from hdm.cli import predict as predict_cli  # noqa: E402
 from hdm.deploy.dcp_masks import region_masks  # noqa: E402
-from hdm.deploy.description import check_description  # noqa: E402
+from hdm.deploy.description import CONTRACT, CONTRACT_KEY, check_contract, check_description, contract  # noqa: E402
 from hdm.deploy.onnx_model import OnnxModel  # noqa: E402
 from hdm.export import Deployed, check_photos, describe  # noqa: E402
 from hdm.files import TEMPORARY  # noqa: E402
 from hdm.image_io import read_image, write_image  # noqa: E402
 from hdm.models import build_model  # noqa: E402
 from hdm.ops.dcp import dcp_region_masks  # noqa: E402
-from tests.helpers import ROOT, hazy_photo, run_cli  # noqa: E402
+from tests.helpers import ROOT, SPELLINGS, hazy_photo, run_cli, spell  # noqa: E402
 
 # small variants keep the exports quick; the layers (and so the exported operators) are the full ones'
 MODELS = {
@@ -248,8 +250,10 @@ def test_a_graph_beside_another_models_description_is_refused(exported, hdm_desc
     assert code == 2 and len(err) == 1 and "sha256 is not the one" in err[0]
     pair(tmp_path, exported("dcp")[0], {**hdm_description, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
     code, err = predict_on_one_photo(path, tmp_path, capsys)
-    assert code == 2 and err == [f"error: --onnx: {path}: the graph's inputs are ['image'], its description's "
-                                 f"['image', 'masks']: the .json belongs to another export"]
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"error: --onnx: {tmp_path / 'm.json'}: key 'inputs' is [") and \
+        f"but {path} was exported with [" in err[0] and err[0].endswith("the .json was changed after export (put "
+                                                                       "hdm-export's back, or export the model again)")
 
 
 @pytest.mark.parametrize("path,name", LOADER_KEYS, ids=[name for _, name in LOADER_KEYS])
@@ -322,22 +326,42 @@ def test_any_mutation_of_a_description_is_accepted_or_one_line(hdm_description, 
         assert str(err).startswith("m.json: ") and "\n" not in str(err)
 
 
+def handmade(folder, meta, nodes=None, element="FLOAT", shape=(1, 3, "h", "w"), initializers=(), name="g"):
+    """An ONNX file made here with onnx.helper (image -> `nodes` -> restored; an Identity by default) whose
+    metadata holds the contract of the description `meta`, beside `meta` with the file's digest."""
+    from onnx import TensorProto, helper
+    element = getattr(TensorProto, element)
+    graph = helper.make_graph(nodes or [helper.make_node("Identity", ["image"], ["restored"])], "g",
+                              [helper.make_tensor_value_info("image", element, list(shape))],
+                              [helper.make_tensor_value_info("restored", element, list(shape))], list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    helper.set_model_props(model, {CONTRACT_KEY: contract(meta)})
+    data = model.SerializeToString()
+    (folder / f"{name}.onnx").write_bytes(data)
+    (folder / f"{name}.json").write_text(json.dumps({**meta, "sha256": hashlib.sha256(data).hexdigest()}))
+    return folder / f"{name}.onnx"
+
+
+def image_only(meta):
+    """A description of a graph without masks (image -> restored)."""
+    return {**meta, "masks": None, "inputs": meta["inputs"][:1]}
+
+
 @SETTINGS
 @given(data=st.data())
-def test_a_described_shape_the_graph_does_not_have_is_refused(exported, tmp_path_factory, data):
-    """A description whose digest matches but whose dimensions are not the graph's (a size fixed where the
-    graph's is free, or the reverse, or another fixed size) is refused before any image."""
-    path = exported("dcp")[0]
-    meta = json.loads(open(path[:-5] + ".json").read())
+def test_a_contract_shape_the_graph_does_not_have_is_refused(hdm_description, tmp_path_factory, data):
+    """A contract (the .json and the file's own copy alike) whose dimensions are not the graph's (a size fixed
+    where the graph's is free, or the reverse, or another fixed size) is refused before any image."""
+    meta = copy.deepcopy(image_only(hdm_description))
     side = data.draw(st.sampled_from(["inputs", "outputs"]))
     dim = data.draw(st.integers(0, 3))
     graph_dim = [1, 3, None, None][dim]
     new = data.draw((st.integers(1, 9) | st.text("hw", min_size=1, max_size=3)).filter(
         lambda v: (v != graph_dim) if graph_dim is not None else isinstance(v, int)))
     meta[side][0]["shape"][dim] = new
-    folder = tmp_path_factory.mktemp("shape")
-    with pytest.raises(ValueError, match=f"^{folder / 'm.onnx'}: the graph's '{meta[side][0]['name']}' has the shape "):
-        OnnxModel(str(pair(folder, path, meta)))
+    path = handmade(tmp_path_factory.mktemp("shape"), meta)
+    with pytest.raises(ValueError, match=f"^{path}: the graph's '{meta[side][0]['name']}' has the shape "):
+        OnnxModel(str(path))
 
 
 def test_masks_of_another_number_of_regions_than_the_options_are_refused(hdm_description):
@@ -354,23 +378,164 @@ def test_masks_of_another_number_of_regions_than_the_options_are_refused(hdm_des
      "the graph's 'image' has the shape [3, 'free', 'free'], its description [1, 3, 'free', 'free']"),
 ])
 def test_a_graph_of_another_element_type_or_rank_is_refused(hdm_description, tmp_path, kind, shape, message):
-    """Graphs built here with onnx.helper (image -> Identity -> restored), beside a description of the
-    contract whose digest is theirs."""
+    """Graphs made here (image -> Identity -> restored) carrying the contract of the description beside them."""
     import onnx
-    from onnx import TensorProto, helper
-    element = getattr(TensorProto, kind)
-    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["restored"])], "g",
-                              [helper.make_tensor_value_info("image", element, shape)],
-                              [helper.make_tensor_value_info("restored", element, shape)])
-    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
-    (tmp_path / "g.onnx").write_bytes(data)
-    onnx.checker.check_model(str(tmp_path / "g.onnx"))
-    meta = {**hdm_description, "masks": None, "inputs": hdm_description["inputs"][:1],
-            "sha256": hashlib.sha256(data).hexdigest()}
-    (tmp_path / "g.json").write_text(json.dumps(meta))
+    path = handmade(tmp_path, image_only(hdm_description), element=kind, shape=shape)
+    onnx.checker.check_model(str(path))
     with pytest.raises(ValueError) as err:
-        OnnxModel(str(tmp_path / "g.onnx"))
-    assert str(err.value) == f"{tmp_path / 'g.onnx'}: {message}"
+        OnnxModel(str(path))
+    assert str(err.value) == f"{path}: {message}"
+
+
+# --- the .json against the contract the file was exported with; files of an earlier hdm-export; ONNX Runtime's log
+
+def test_a_description_edited_after_export_is_refused_before_any_image(exported, tmp_path, capsys):
+    """masks.options.downscale_factor=2 in an HDM file's .json (a positive integer: its type is right)."""
+    original = exported("hdm")[0]
+    meta = json.loads(open(original[:-5] + ".json").read())
+    meta["masks"]["options"]["downscale_factor"] = 2
+    path = pair(tmp_path, original, meta)
+    code, err = predict_on_one_photo(path, tmp_path, capsys)
+    assert code == 2 and err == [f"error: --onnx: {tmp_path / 'm.json'}: key 'masks.options.downscale_factor' is 2, "
+                                 f"but {path} was exported without it: the .json was changed after export (put "
+                                 f"hdm-export's back, or export the model again)"]
+
+
+@pytest.fixture(scope="module")
+def hdm_file(exported):
+    """(description, ONNX Runtime session) of the exported HDM file (DCP masks set)."""
+    path = exported("hdm")[0]
+    return json.loads(open(path[:-5] + ".json").read()), OnnxModel(path).session
+
+
+def contract_leaves(value, path=()):
+    """The paths of every value (leaves and containers) of a JSON value."""
+    yield path
+    if isinstance(value, (dict, list)):
+        for key in (sorted(value) if isinstance(value, dict) else range(len(value))):
+            yield from contract_leaves(value[key], path + (key,))
+
+
+def key_name(path):
+    return ".".join(p if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+
+
+def same_json(a, b):
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_any_change_to_the_contract_is_refused(hdm_file, data):
+    """Any value of the contract (format, inputs, outputs, masks, max_side, and everything in them) replaced,
+    removed, or given a new key: the type check names it, or else the file's own copy of the contract does.
+    The rest of the .json (the config, the check's figures) is free."""
+    meta, session = hdm_file
+    changed = copy.deepcopy(meta)
+    changed["config"], changed["check"] = data.draw(JSON), data.draw(JSON)
+    assert check_contract(session, changed, "m.onnx", "m.json") is None
+    path = data.draw(st.sampled_from([p for key in CONTRACT for p in contract_leaves(meta[key], (key,))]))
+    parent, key = at(changed, path)
+    how = data.draw(st.sampled_from(["replace", "remove", "add"] if isinstance(parent[key], dict) else
+                                    ["replace", "remove"]))
+    if how == "replace":
+        parent[key] = data.draw(JSON.filter(lambda v: not same_json(v, parent[key])))
+    elif how == "remove":
+        del parent[key]
+        path = path[:-1] if isinstance(parent, list) else path  # a shorter array differs as a whole
+    else:
+        name = data.draw(st.text(max_size=5).filter(lambda k: k not in parent[key] and not {"'", '"'} & set(k)))
+        parent[key][name] = data.draw(JSON)
+        path = path + (name,)
+    try:
+        check_description(changed, "m.json")
+    except ValueError as err:
+        assert str(err).startswith("m.json: ") and "\n" not in str(err)
+        return
+    with pytest.raises(ValueError) as err:
+        check_contract(session, changed, "m.onnx", "m.json")
+    named = tuple(f"m.json: key {key_name(path[:n])!r}"[:-1] for n in range(1, len(path) + 1))
+    assert str(err.value).startswith(named) and "\n" not in str(err.value), (path, str(err.value))
+
+
+def without_contract(onnx_path, folder, fmt):
+    """A copy of an exported file with no contract in its metadata (as hdm-export wrote them before), beside its
+    .json with the format `fmt` and the copy's digest."""
+    import onnx
+    graph = onnx.load(onnx_path)
+    del graph.metadata_props[:]
+    data = graph.SerializeToString()
+    meta = json.loads(open(onnx_path[:-5] + ".json").read())
+    (folder / "old.onnx").write_bytes(data)
+    (folder / "old.json").write_text(json.dumps({**meta, "format": fmt, "sha256": hashlib.sha256(data).hexdigest()}))
+    return folder / "old.onnx"
+
+
+def test_a_file_of_an_earlier_export_is_refused_with_a_line_saying_to_export_again(exported, tmp_path, capsys):
+    path = without_contract(exported("dcp")[0], tmp_path, "hdm-onnx/1")
+    code, err = predict_on_one_photo(path, tmp_path, capsys)
+    assert code == 2 and err == [f"error: --onnx: {tmp_path / 'old.json'}: key 'format': 'hdm-onnx/1' is an earlier "
+                                 f"hdm-export's, whose .onnx file carries no copy of its input contract; export the "
+                                 f"model again"]
+    path = without_contract(exported("dcp")[0], tmp_path, "hdm-onnx/2")
+    code, err = predict_on_one_photo(path, tmp_path, capsys)
+    assert code == 2 and err == [f"error: --onnx: {path}: carries no copy of its input contract (an earlier "
+                                 f"hdm-export's file, or not hdm-export's); export the model again"]
+
+
+def test_onnx_runtimes_own_log_never_reaches_the_terminal(hdm_description, tmp_path):
+    """hdm-predict --onnx in a process, on a graph made here that warns when it loads (an unused initializer)
+    and fails inside ONNX Runtime on one of two images (image + its transpose: only a square one broadcasts):
+    its stderr is our one line."""
+    from onnx import TensorProto, helper
+    nodes = [helper.make_node("Transpose", ["image"], ["flipped"], perm=[0, 1, 3, 2]),
+             helper.make_node("Add", ["image", "flipped"], ["restored"])]
+    unused = helper.make_tensor("unused", TensorProto.FLOAT, [1], [0.0])
+    path = handmade(tmp_path, image_only(hdm_description), nodes=nodes, initializers=[unused])
+    write_image(tmp_path / "in" / "a.png", hazy_photo("coffee", size=(40, 40))[0])
+    write_image(tmp_path / "in" / "b.png", hazy_photo("coffee", size=(40, 52))[0])
+    result = subprocess.run([sys.executable, "-m", "hdm.cli.predict", str(tmp_path / "in"), str(tmp_path / "out"),
+                             "--onnx", str(path)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 1 and sorted(os.listdir(tmp_path / "out")) == ["a.png"], result.stderr
+    failed = f"error: {tmp_path / 'in' / 'b.png'}: 52x40: ONNX Runtime failed ("
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(failed), result.stderr
+
+
+# --- the export's outputs (the .onnx and its .json) never replace an input, even with --overwrite
+
+def test_the_export_never_replaces_its_config_its_base_or_its_weights(tmp_path, capsys):
+    """A JSON config (valid YAML) beside the output's .json; a base config of that name; weights of that name."""
+    folder = tmp_path / "cfgj"
+    folder.mkdir()
+    (folder / "dcp.json").write_text(json.dumps({"model": {"type": "DCP"}}))
+    (folder / "child.yaml").write_text(yaml.safe_dump({"base": "dcp.json"}))
+    (folder / "w.json").write_text("weights, never read")
+    cases = [(["-c", str(folder / "dcp.json")], folder / "dcp.onnx", folder / "dcp.json"),
+             (["-c", str(folder / "child.yaml")], folder / "dcp.onnx", folder / "dcp.json"),
+             (["--weights", str(folder / "w.json")], folder / "w.onnx", folder / "w.json")]
+    for args, output, replaced in cases:
+        code, err = run_cli(export_cli.main, [str(output), *args, "--overwrite"], capsys)
+        assert code == 2 and err == [f"error: {replaced}: an output would replace an input; write to another folder"]
+    assert sorted(os.listdir(folder)) == ["child.yaml", "dcp.json", "w.json"]
+    assert json.loads((folder / "dcp.json").read_text()) == {"model": {"type": "DCP"}}
+    assert (folder / "w.json").read_text() == "weights, never read"
+
+
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config_as=st.sampled_from(SPELLINGS), folder_as=st.sampled_from(SPELLINGS), overwrite=st.booleans())
+def test_the_exports_json_never_replaces_the_config_however_either_is_written(tmp_path, capsys, config_as, folder_as,
+                                                                              overwrite):
+    """The config and the output's folder each written any way (./, //, absolute, relative, a symlink, a hard
+    link, ../): refused before any work, with or without --overwrite."""
+    folder = tmp_path / "cfgj"
+    folder.mkdir(exist_ok=True)
+    (folder / "dcp.json").write_text('{"model": {"type": "DCP"}}')
+    config = spell(str(folder / "dcp.json"), config_as, tmp_path)
+    output = os.path.join(spell(str(folder), folder_as, tmp_path), "dcp.onnx")
+    code, err = run_cli(export_cli.main, [output, "-c", config] + ["--overwrite"] * overwrite, capsys)
+    assert code == 2 and err == [f"error: {output[:-5]}.json: an output would replace an input; write to another "
+                                 f"folder"]
+    assert (folder / "dcp.json").read_text() == '{"model": {"type": "DCP"}}' and not (folder / "dcp.onnx").exists()
 
 
 # --- the export's temporary files: killed, terminated, a full disk

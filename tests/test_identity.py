@@ -3,7 +3,6 @@ images, and what a tool may write; the rules built on them (validation overlap, 
 names, existing results, live run folders) are tested with generated cases."""
 import os
 import shutil
-import socket
 import string
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from hdm.identity import name_key, same_path, shared_images
 from hdm.image_io import write_image
 from hdm.outputs import check_writable_outputs, plan_outputs, unique_stems
 from hdm.run_folder import move_aside
-from tests.helpers import ROOT, load_script, run_cli
+from tests.helpers import ROOT, SPELLINGS, held_folder, load_script, run_cli, spell
 
 RNG = np.random.default_rng(0)
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
@@ -50,31 +49,6 @@ def write_config(tmp_path, demo_root, name="run", val=None, **train):
 
 # ----------------------------------------------------------------------------- same_path, shared_images
 
-SPELLINGS = ("as_is", "dot", "double_slash", "absolute", "relative", "symlink", "hardlink", "parent_and_back")
-
-
-def spell(path, how, tmp_path):
-    """Another way of writing `path` (a file or folder under tmp_path)."""
-    head, tail = os.path.split(path)
-    if how == "dot":
-        return os.path.join(head, ".", tail)
-    if how == "double_slash":
-        return head + "//" + tail
-    if how == "absolute":
-        return os.path.abspath(path)
-    if how == "relative":
-        return os.path.relpath(path)
-    if how == "symlink":
-        link = tmp_path / f"link_{len(os.listdir(tmp_path))}"
-        os.symlink(path, link)
-        return str(link)
-    if how == "hardlink" and os.path.isfile(path):
-        link = tmp_path / f"hard_{len(os.listdir(tmp_path))}"
-        os.link(path, link)
-        return str(link)
-    if how == "parent_and_back":
-        return os.path.join(head, os.pardir, os.path.basename(head), tail)
-    return path
 
 
 @SETTINGS
@@ -122,7 +96,7 @@ def test_validation_on_the_training_set_is_refused_however_it_is_named(tmp_path,
         gt = spell(train_gt, how, tmp_path)
     cfg = write_config(tmp_path, demo_root, val={"type": "PairedFolder", "lq_dir": lq, "gt_dir": gt})
     code, err = run_cli(train_cli.main, ["-c", cfg], capsys)
-    assert code == 2 and len(err) == 1 and "data.val shares 3 target images with data.train" in err[0]
+    assert code == 2 and len(err) == 1 and "data.val shares 3 images with data.train" in err[0]
     assert not (tmp_path / "runs").exists()
 
 
@@ -254,38 +228,41 @@ def test_pairing_by_number_refuses_two_targets_for_one_number(tmp_path, capsys):
 # ----------------------------------------------------------------------------- live run folders
 
 
-@pytest.fixture
-def live_process():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
-def hold(folder, proc):
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, ".lock"), "w") as f:
-        yaml.safe_dump({"pid": proc.pid, "host": socket.gethostname(), "since": "now"}, f)
-
-
-def test_overwrite_never_moves_a_live_run(tmp_path, demo_root, capsys, live_process):
+def test_overwrite_never_moves_a_live_run(tmp_path, demo_root, capsys):
     cfg = write_config(tmp_path, demo_root)
     train_cli.main(["-c", cfg])
     run = tmp_path / "runs" / "run"
-    hold(run, live_process)
-    code, err = run_cli(train_cli.main, ["-c", cfg, "--overwrite"], capsys)
-    assert code == 2 and f"is in use by process {live_process.pid}" in err[0]
-    assert os.listdir(tmp_path / "runs") == ["run"]
-    with pytest.raises(RunFolderError):
-        move_aside(str(run))
+    with held_folder(run) as holder:
+        code, err = run_cli(train_cli.main, ["-c", cfg, "--overwrite"], capsys)
+        assert code == 2 and f"is in use by process {holder.pid}" in err[0]
+        assert os.listdir(tmp_path / "runs") == ["run"]
+        with pytest.raises(RunFolderError):
+            move_aside(str(run))
 
 
-def test_a_second_sweep_on_a_live_sweep_folder_is_refused(tmp_path, capsys, live_process):
+def test_a_second_sweep_on_a_live_sweep_folder_is_refused(tmp_path, capsys):
     sweep = load_script("scripts/sweep")
-    hold(tmp_path / "sweep", live_process)
-    code, err = run_cli(sweep.main, ["--configs", os.path.join(ROOT, "configs/demo/dcp_demo.yaml"),
-                                     "--out", str(tmp_path / "sweep")], capsys)
-    assert code == 2 and len(err) == 1 and f"in use by process {live_process.pid}" in err[0]
+    with held_folder(tmp_path / "sweep") as holder:
+        code, err = run_cli(sweep.main, ["--configs", os.path.join(ROOT, "configs/demo/dcp_demo.yaml"),
+                                         "--out", str(tmp_path / "sweep")], capsys)
+    assert code == 2 and len(err) == 1 and f"in use by process {holder.pid}" in err[0]
+
+
+@pytest.mark.parametrize("racers", [2, 4])
+def test_of_processes_racing_for_a_lock_exactly_one_holds_it(tmp_path, racers):
+    """Processes that start together on a folder whose lock file a killed process left: one takes it."""
+    folder = tmp_path / "race"
+    with held_folder(folder):
+        pass  # killed: its lock file stays behind
+    code = ("import sys, time; from hdm.locks import FolderLock; from hdm.errors import RunFolderError\n"
+            "time.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
+            "try:\n    FolderLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(3)\n"
+            "except RunFolderError:\n    print('refused', flush=True)")
+    start = __import__("time").time() + 1.5
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(folder), str(start)], stdout=subprocess.PIPE, text=True)
+             for _ in range(racers)]
+    said = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert said == ["held"] + ["refused"] * (racers - 1)
 
 
 # ----------------------------------------------------------------------------- resume reads the same data
@@ -320,5 +297,85 @@ def test_results_never_move_or_cover_an_input(tmp_path, capsys):
     write_image(gt / "0.png", img)
     (res / "summary.md").write_text("earlier\n")
     code, err = run_cli(evaluate_cli.main, [str(res / "images"), str(gt), "--out", str(res), "--overwrite"], capsys)
-    assert code == 2 and len(err) == 1 and "would be written over the input" in err[0]
+    assert code == 2 and len(err) == 1 and "the results would lie among the inputs" in err[0]
     assert os.listdir(res / "images") == ["0.png"] and (res / "summary.md").read_text() == "earlier\n"
+
+
+@pytest.mark.parametrize("names", [("1.png", "01.png"), ("rain-1.png", "norain-1.png")])
+def test_pairing_by_number_refuses_two_results_for_one_target(tmp_path, capsys, names):
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    for name in names:
+        write_image(pred / name, RNG.random((16, 16, 3)))
+    write_image(gt / "1.png", RNG.random((16, 16, 3)))
+    code, err = run_cli(evaluate_cli.main, [str(pred), str(gt), "--pairing", "number"], capsys)
+    assert code == 2 and len(err) == 1 and "two results for one number key 1" in err[0]
+    # the RESIDE prefix pairing shares targets on purpose: a scene's hazy versions share its clear image
+    for name in ("1400_1.png", "1400_2.png"):
+        write_image(tmp_path / "sots" / name, RNG.random((16, 16, 3)))
+    write_image(tmp_path / "sots_gt" / "1400.png", RNG.random((16, 16, 3)))
+    evaluate_cli.main([str(tmp_path / "sots"), str(tmp_path / "sots_gt"), "--pairing", "prefix"])
+
+
+def test_a_folder_listed_twice_in_one_set_is_refused(tmp_path, demo_root, capsys):
+    side = tmp_path / "side"
+    for i in range(3):
+        write_image(side / f"{i}.png", RNG.random((20, 40, 3)))
+    cfg = write_config(tmp_path, demo_root, val=None)
+    code, err = run_cli(train_cli.main, ["-c", cfg, "data.val=null", "data.train.type=SideBySide", "data.train.crop=16",
+                                         f"data.train.root=[{side}, {side}/]", "--check"], capsys)
+    assert code == 2 and len(err) == 1 and "one file read twice in one set" in err[0]
+
+
+def test_sweep_labels_tell_configs_of_one_name_apart(tmp_path):
+    sweep = load_script("scripts/sweep")
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.yaml").write_text("model: {type: DCP}\n")
+    paths = [str(tmp_path / "a" / "x.yaml"), str(tmp_path / "b" / "x.yaml")]
+    assert sweep.config_labels(paths) == ["a/x", "b/x"]
+    with pytest.raises(UsageError, match="lists .* twice"):
+        sweep.config_labels([paths[0], str(tmp_path / "a" / "." / "x.yaml")])
+
+
+def test_selected_on_the_tested_set_is_judged_by_content(tmp_path, demo_root):
+    cfg = write_config(tmp_path, demo_root)
+    train_cli.main(["-c", cfg])
+    best = str(tmp_path / "runs" / "run" / "checkpoints" / "best.pth")
+    renamed = tmp_path / "renamed"  # the validation images under other names, and one more image
+    for sub in ("hazy", "clear"):
+        (renamed / sub).mkdir(parents=True)
+        for i, name in enumerate(sorted(os.listdir(f"{demo_root}/val/{sub}"))):
+            shutil.copy(f"{demo_root}/val/{sub}/{name}", renamed / sub / f"cat{i}.png")
+        first = sorted(os.listdir(f"{demo_root}/train/{sub}"))[0]
+        shutil.copy(f"{demo_root}/train/{sub}/{first}", renamed / sub / "x.png")
+    mean = test_cli.main(["-c", cfg, "--weights", best, "--out", str(tmp_path / "res"),
+                          "data.test.type=PairedFolder", f"data.test.lq_dir={renamed}/hazy",
+                          f"data.test.gt_dir={renamed}/clear"])
+    meta = __import__("json").load(open(tmp_path / "res" / "meta.json"))
+    assert mean and meta["checkpoint"]["selected_on_tested_set"] and meta["checkpoint"]["shared_images"] == 1
+
+
+def test_an_image_that_fails_leaves_none_of_its_outputs(tmp_path, capsys):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    for name in ("a.png", "b.png"):
+        write_image(inp / name, RNG.random((24, 32, 3)))
+    (out / "a_transmission.png").mkdir(parents=True)  # a's last map cannot be written
+    code, err = run_cli(predict_cli.main, [str(inp), str(out), "-c", dcp_config(tmp_path), "--save-maps", "--overwrite"],
+                        capsys)
+    assert code == 1 and len(err) == 1 and "a_transmission.png" in err[0]
+    assert sorted(os.listdir(out)) == ["a_transmission.png", "b.png", "b_dark_channel.png", "b_transmission.png"]
+    assert os.path.isdir(out / "a_transmission.png")  # what was there stays
+
+
+def test_a_results_folder_never_lies_among_the_inputs(tmp_path, capsys):
+    root = make_demo("haze", str(tmp_path / "haze"), samples_per_photo=1)
+    shutil.copy(f"{root}/val/clear/chelsea_0.png", f"{root}/val/clear/comparison.png")  # an input named like a result
+    shutil.copy(f"{root}/val/hazy/chelsea_0.png", f"{root}/val/hazy/comparison.png")
+    cfg = tmp_path / "dcp.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"type": "DCP"}, "work_dir": str(tmp_path / "runs"),
+                                   "data": {"test": {"type": "PairedFolder", "lq_dir": f"{root}/val/hazy",
+                                                     "gt_dir": f"{root}/val/clear"}}}))
+    for out in (f"{root}/val/clear", f"{root}/val", f"{root}/val/clear/results"):
+        code, err = run_cli(test_cli.main, ["-c", str(cfg), "--out", out, "--overwrite"], capsys)
+        assert code == 2 and len(err) == 1 and "the results would lie among the inputs" in err[0], out
+    assert sorted(os.listdir(f"{root}/val/clear")) == ["chelsea_0.png", "comparison.png"]

@@ -111,3 +111,21 @@ def test_tune_pfdcp_script(tmp_path):
     best, results = load_script("scripts/tune_pfdcp").main(
         ["PairedFolder", f"lq_dir={tmp_path / 'hazy'}", f"gt_dir={tmp_path / 'clear'}", "--weights", "0.2", "0.8"])
     assert best in (0.2, 0.8) and results[best]["psnr"] == max(r["psnr"] for r in results.values())
+
+
+def test_variant_configs_differ_from_the_default_as_their_comments_say():
+    """dcp_sots_raw.yaml is the default without refinement (radius 0: a 1 x 1 guided-filter window
+    returns the raw transmission exactly); dcp_sots_hdm_release.yaml changes only the window (61)."""
+    from hdm.config import load_config
+    from hdm.ops.dcp import transmission
+    root = os.path.join(os.path.dirname(__file__), "..", "configs", "baselines")
+    model = {name: load_config(os.path.join(root, f"{name}.yaml"))["model"]
+             for name in ("dcp_sots", "dcp_sots_raw", "dcp_sots_hdm_release")}
+    changed = lambda name: {k: v for k, v in model[name].items() if model["dcp_sots"][k] != v}  # noqa: E731
+    assert changed("dcp_sots_raw") == {"radius": 0} and changed("dcp_sots_hdm_release") == {"radius": 30}
+    hazy, _, _ = scene("smooth")
+    raw, default = (DCP(**{k: v for k, v in model[name].items() if k != "type"}) for name in ("dcp_sots_raw", "dcp_sots"))
+    a = default.atmosphere(hazy)
+    t = transmission(hazy, a, 15, 0.95)
+    assert torch.equal(raw.refined_transmission(hazy, a), t)
+    assert not torch.allclose(default.refined_transmission(hazy, a), t, atol=1e-3)

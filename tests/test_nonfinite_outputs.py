@@ -89,7 +89,7 @@ def test_restore_all_goes_on_after_a_broken_image(tmp_path, capsys):
 
     def restore_one(path):
         x = torch.from_numpy(predict_cli.read_rgb(path)).permute(2, 0, 1)[None].float() / 255
-        return model(x)[0].permute(1, 2, 0)
+        return {"": model(x)[0].permute(1, 2, 0)}
     assert predict_cli.restore_all(files, plan, str(tmp_path / "out"), restore_one, "w.pth") == 1
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and "b.png: 192 of 192 output values are NaN or infinite with w.pth" in captured.err
@@ -125,3 +125,28 @@ def test_dcp_on_an_image_black_in_a_channel_is_finite(black):
         assert torch.equal(build_model({"type": "DCP"})(x), x)  # nothing to dehaze
     assert A_MIN == dcp.A_MIN and np.isfinite(region_masks(x.numpy())).all()
     assert torch.isfinite(build_model(TINY)(x)).all()
+
+
+def test_a_score_is_never_nan(tmp_path, capsys):
+    """NIQE of an image without structure is undefined: one line naming the image, exit code 1, no table."""
+    from hdm.cli import evaluate as evaluate_cli
+
+    write_image(tmp_path / "flat" / "black.png", np.zeros((128, 128, 3)))
+    code, err = run_cli(evaluate_cli.main, [str(tmp_path / "flat"), "--preset", "niqe"], capsys)
+    assert code == 1 and len(err) == 1 and "black.png: niqe gives no niqe for it" in err[0]
+    assert not os.path.exists(tmp_path / "flat_eval" / "summary.md")
+
+
+@pytest.mark.parametrize("option, said", [("crop_border=-5", "crop_border: expected an integer in [0, 64]"),
+                                          ("crop_border=2.5", "crop_border: expected an integer"),
+                                          ("crop_border=.nan", "not a finite number"),
+                                          ("y=2", "y: expected true or false")])
+def test_metric_options_are_checked_before_work(tmp_path, capsys, option, said):
+    from hdm.cli import evaluate as evaluate_cli
+
+    for folder in ("pred", "gt"):
+        write_image(tmp_path / folder / "a.png", np.full((16, 16, 3), 0.5))
+    code, err = run_cli(evaluate_cli.main, [str(tmp_path / "pred"), str(tmp_path / "gt"), "--preset", "basicsr",
+                                            "--option", option], capsys)
+    assert code == 2 and len(err) == 1 and said in err[0]
+    assert not os.path.exists(tmp_path / "pred_eval")

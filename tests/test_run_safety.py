@@ -22,7 +22,7 @@ from hdm.config import load_config
 from hdm.data.demo import make_demo
 from hdm.engine import TrainingStopped, fit
 from hdm.image_io import read_image, write_image
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, held_folder, run_cli
 
 RNG = np.random.default_rng(0)
 
@@ -91,21 +91,15 @@ def test_resume_of_a_missing_or_truncated_file(tmp_path, demo_root, capsys, what
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_second_live_process_is_refused_and_a_stale_lock_taken_over(tmp_path, demo_root, capsys):
+def test_a_second_live_process_is_refused_and_a_dead_ones_lock_taken_over(tmp_path, demo_root, capsys):
     cfg = write_config(tmp_path, demo_root)
     run = tmp_path / "runs" / "run"
-    run.mkdir(parents=True)
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        import socket
-        (run / ".lock").write_text(yaml.safe_dump({"pid": sleeper.pid, "host": socket.gethostname(), "since": "x"}))
+    with held_folder(run) as holder:
         code, err = run_cli(train_cli.main, ["-c", cfg], capsys)
-        assert code == 2 and f"in use by process {sleeper.pid}" in err[0]
+        assert code == 2 and f"in use by process {holder.pid}" in err[0]
         assert not (run / "checkpoints" / "iter_2.pth").exists()
-    finally:
-        sleeper.kill()
-        sleeper.wait()
-    # the process is gone now: its lock is stale and is taken over
+    # the process is gone now (killed): its lock file is left, and taken
+    assert (run / ".lock").exists()
     train_cli.main(["-c", cfg])
     assert (run / "checkpoints" / "iter_4.pth").exists() and not (run / ".lock").exists()
 
@@ -125,8 +119,7 @@ def test_two_trainings_with_one_name_at_once(tmp_path, demo_root):
                                 capture_output=True, text=True)
         assert second.returncode == 2 and second.stderr.strip().splitlines() == [
             f"run folder: {tmp_path / 'runs' / 'run'} is in use by process {first.pid} on {__import__('socket').gethostname()}"
-            f" since {yaml.safe_load(lock.read_text())['since']}; wait for it, use another name=..., or remove {lock} "
-            f"if that process is gone"]
+            f" since {yaml.safe_load(lock.read_text())['since']}; wait for it, use another name=..."]
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=120) == 128 + signal.SIGTERM  # stopped cleanly, with a checkpoint, lock released
@@ -275,7 +268,7 @@ def test_weights_errors_of_test_and_predict(tmp_path, demo_root, capsys):
     code, err = run_cli(predict_cli.main, [f"{demo_root}/val/hazy", str(tmp_path / "out"), "--weights", missing], capsys)
     assert code == 2 and len(err) == 1 and "missing.pth: no such checkpoint file" in err[0]
     code, err = run_cli(evaluate_cli.main, [f"{demo_root}/val/hazy", str(tmp_path / "nothing")], capsys)
-    assert code == 1 and len(err) == 1 and "nothing: no such folder" in err[0]
+    assert code == 2 and len(err) == 1 and "nothing: no such folder" in err[0]  # found before work
 
 
 def test_a_failing_evaluation_in_test_leaves_no_images(tmp_path, demo_root, capsys, monkeypatch):
@@ -291,7 +284,8 @@ def test_a_failing_evaluation_in_test_leaves_no_images(tmp_path, demo_root, caps
     code, err = run_cli(test_cli.main, ["-c", cfg, "--weights", weights, "--save-images", "--out", str(tmp_path / "res")],
                         capsys)
     assert code == 1 and len(err) == 1 and "a metric failed" in err[0]
-    assert not [p for p in os.listdir(tmp_path / "res") if p != "." and not p.startswith(".write_test")]
+    res = tmp_path / "res"  # the folder this run created is removed again; no image is left
+    assert not res.exists() or not [p for p in os.listdir(res) if not p.startswith(".")]
 
 
 # ----------------------------------------------------------------------------- signals

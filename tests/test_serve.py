@@ -1,6 +1,7 @@
 """hdm-serve: the Flask routes and their JSON errors, the address taken before the models load, the
-warning for a page reachable from elsewhere, and the page end to end in headless Chromium (skipped
-without one)."""
+warning for a page reachable from elsewhere, clients served concurrently (a stalled one delays no one and
+is closed after --timeout), and the page end to end in headless Chromium (skipped without one)."""
+import concurrent.futures
 import io
 import ipaddress
 import json
@@ -16,17 +17,18 @@ import urllib.request
 import pytest
 import torch
 import yaml
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("flask")
 
 from hdm.cli import UsageError  # noqa: E402
+from hdm.cli import serve as serve_cli  # noqa: E402
 from hdm.cli.serve import listen, reachable_from_elsewhere  # noqa: E402
 from hdm.image_io import write_image  # noqa: E402
 from hdm.models import build_model  # noqa: E402
 from hdm.web.app import create_app  # noqa: E402
-from tests.helpers import ROOT, hazy_photo  # noqa: E402
+from tests.helpers import ROOT, hazy_photo, run_cli  # noqa: E402
 
 HDM_SMALL = {"type": "HDM", "dim": 16, "groups": 1, "blocks_per_group": 1}
 
@@ -283,3 +285,104 @@ def test_a_page_open_to_other_machines_is_warned_of_and_served_on_the_socket_tak
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+# --- one slow or stalled client never blocks the others
+
+STALL_TIMEOUT = 8  # hdm-serve --timeout of the server below: long enough for the requests of a busy machine
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """hdm-serve (DCP) in its own process with --timeout STALL_TIMEOUT: its port, once it answers."""
+    folder = tmp_path_factory.mktemp("live")
+    (folder / "dcp.yaml").write_text(yaml.safe_dump({"model": {"type": "DCP"}}))
+    port = free_port()
+    with open(folder / "log", "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "hdm.cli.serve", str(folder / "dcp.yaml"), "--port", str(port),
+                                   "--timeout", str(STALL_TIMEOUT)], cwd=ROOT, stdout=log, stderr=log)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=5).close()
+                break
+            except OSError:
+                assert server.poll() is None, (folder / "log").read_text()
+                time.sleep(0.2)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def restore_request(image, name=b"cat.png"):
+    """The bytes of a whole POST /restore of `image` (RGB uint8) with DCP (model 0), as a browser sends it."""
+    body = (b'--XX\r\nContent-Disposition: form-data; name="model"\r\n\r\n0\r\n--XX\r\nContent-Disposition: form-data; '
+            b'name="image"; filename="' + name + b'"\r\nContent-Type: image/png\r\n\r\n' + png_bytes(image) +
+            b"\r\n--XX--\r\n")
+    return (f"POST /restore HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=XX\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def exchange(port, request, timeout):
+    """The whole reply of the server to `request` on a connection of its own."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
+        client.sendall(request)
+        return receive_all(client)
+
+
+def receive_all(client):
+    chunks = []
+    while chunk := client.recv(1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def reply_json(reply):
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], json.loads(body)
+
+
+@settings(max_examples=25, deadline=None, database=None)
+@given(data=st.data())
+def test_a_client_stalled_anywhere_in_its_request_delays_no_one(live_server, data):
+    """A client sends any prefix of an upload (nothing at all, part of the request line or headers, part of
+    the body) and stops: another client's whole upload is restored meanwhile."""
+    request = restore_request(hazy_photo("coffee", size=(24, 30))[0])
+    cut = data.draw(st.integers(0, len(request) - 1))
+    with socket.create_connection(("127.0.0.1", live_server)) as stalled:
+        stalled.sendall(request[:cut])
+        status, answer = reply_json(exchange(live_server, request, timeout=STALL_TIMEOUT / 2))
+        assert status == b"HTTP/1.1 200 OK" and answer["size"] == [30, 24]
+
+
+def test_a_stalled_upload_delays_no_one_and_is_closed_after_the_timeout(live_server):
+    """One client stops in the middle of its upload's body, another in its request line: the page is listed
+    and two uploads are restored at once meanwhile; after --timeout the first gets a 408, the second is closed."""
+    port = live_server
+    request = restore_request(hazy_photo("chelsea", size=(40, 52))[0])
+    address = ("127.0.0.1", port)
+    with socket.create_connection(address) as in_body, socket.create_connection(address) as in_line:
+        in_body.sendall(request[:len(request) - 100])
+        in_line.sendall(request[:12])
+        stalled_since = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=STALL_TIMEOUT / 2) as reply:
+            assert [m["type"] for m in json.load(reply)] == ["DCP"]
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            replies = list(pool.map(lambda _: reply_json(exchange(port, request, STALL_TIMEOUT / 2)), range(2)))
+        assert [(status, answer["size"]) for status, answer in replies] == [(b"HTTP/1.1 200 OK", [52, 40])] * 2
+        in_body.settimeout(STALL_TIMEOUT + 30)
+        status, answer = reply_json(receive_all(in_body))
+        assert time.monotonic() - stalled_since >= STALL_TIMEOUT - 0.5
+        assert status == b"HTTP/1.1 408 REQUEST TIMEOUT" and answer == {
+            "error": "POST /restore: the request stopped arriving (nothing came within the server's timeout); send it "
+                     "again"}
+        in_line.settimeout(STALL_TIMEOUT + 30)
+        assert receive_all(in_line) == b""
+
+
+@settings(max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(timeout=st.floats(max_value=0) | st.sampled_from([float("nan"), float("inf")]))
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused(capsys, timeout):
+    code, err = run_cli(serve_cli.main, ["dcp.yaml", f"--timeout={timeout}"], capsys)
+    assert code == 2 and err == [f"error: --timeout {timeout}: expected a number of seconds above 0"]

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hdm.checkpoint import atomic_save
 from hdm.cli import UsageError
@@ -17,7 +19,7 @@ from hdm.inference import restore
 from hdm.metrics import psnr_rgb
 from hdm.models import HDM
 
-from .helpers import ROOT, load_script
+from .helpers import ROOT, SPELLINGS, load_script, released_listing, run_cli, spell
 
 
 @pytest.fixture
@@ -216,3 +218,48 @@ def test_several_presets_in_one_pass_and_a_labelled_comparison(tmp_path, small_m
     labelled = comparison_grid([images], ["x: psnr 20.00"], height=40)
     assert plain.shape == (32 + 40 + 4, 180, 3) and labelled.shape == (32 + 40 + 28 + 4, 180, 3)
     assert plain[:32].min() < 0.5 and labelled[32 + 40:32 + 68].min() < 0.5 and len(HEADERS) == 3
+
+
+# --- scripts/convert_official.py: the output never replaces the released file; an existing one only with --overwrite
+
+def released_aecrnet(path):
+    """A file laid out as AECR-Net's release (random values), at `path`."""
+    gen = torch.Generator().manual_seed(0)
+    torch.save({"model": {"module." + k: torch.randn(*s, generator=gen) for k, s in released_listing("aecrnet")},
+                "optimizer": {}, "step": 1000}, path)
+
+
+def test_convert_official_never_replaces_the_release_and_replaces_an_output_only_with_overwrite(tmp_path, capsys):
+    convert = load_script("scripts/convert_official").main
+    (tmp_path / "rel").mkdir()
+    src = tmp_path / "rel" / "x.pk"
+    released_aecrnet(src)
+    before = src.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        code, err = run_cli(convert, ["--model", "aecrnet", str(src), str(tmp_path / "rel" / "." / "x.pk"), *extra], capsys)
+        assert code == 2 and err == [f"error: {tmp_path / 'rel' / '.' / 'x.pk'}: an output would replace an input; "
+                                     f"write to another folder"]
+    assert src.read_bytes() == before
+    dst = tmp_path / "out.pth"
+    dst.write_bytes(b"an earlier output")
+    code, err = run_cli(convert, ["--model", "aecrnet", str(src), str(dst)], capsys)
+    assert code == 2 and len(err) == 1 and "exists" in err[0] and "--overwrite" in err[0]
+    assert dst.read_bytes() == b"an earlier output"
+    code, err = run_cli(convert, ["--model", "aecrnet", str(src), str(dst), "--overwrite"], capsys)
+    assert code == 0 and err == []
+    assert set(torch.load(dst, weights_only=True)) == {"model", "model_config", "source"}
+
+
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(how=st.sampled_from(SPELLINGS), overwrite=st.booleans())
+def test_convert_official_refuses_the_release_however_the_output_is_written(tmp_path, capsys, how, overwrite):
+    """The output spelled as the source any way (./, //, absolute, relative, a symlink, a hard link, ../):
+    refused before the release is read, with or without --overwrite."""
+    convert = load_script("scripts/convert_official").main
+    src = tmp_path / "rel" / "x.pk"
+    src.parent.mkdir(exist_ok=True)
+    src.write_bytes(b"the authors' release: never read, never replaced")
+    dst = spell(str(src), how, tmp_path)
+    code, err = run_cli(convert, [str(src), dst] + ["--overwrite"] * overwrite, capsys)
+    assert code == 2 and err == [f"error: {dst}: an output would replace an input; write to another folder"]
+    assert src.read_bytes() == b"the authors' release: never read, never replaced"

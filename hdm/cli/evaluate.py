@@ -40,27 +40,46 @@ PAIRINGS = {
     "prefix": lambda s: s.split("_")[0],   # RESIDE: 1400_1 -> 1400
     "number": _number,                     # rain sets: norain-1x2 -> 1, norain-1 -> 1 (the first number)
 }
+SHARED_TARGETS = ("prefix",)  # pairings whose results may share a target (a scene's hazy versions, RESIDE)
 
 
 def pairs(pred_dir, gt_dir, pairing):
-    """[(name, pred path, gt path or None)] matched by a key of the file names (PAIRINGS)."""
-    preds = images_by_stem(pred_dir)
+    """[(name, pred path, gt path or None)] matched by a key of the file names (PAIRINGS); two targets
+    with one key, or two results with one key where targets are not shared, are refused (UsageError)."""
+    preds = _images(pred_dir)
     if gt_dir is None:
         return [(k, p, None) for k, p in sorted(preds.items())]
     key = PAIRINGS[pairing]
-    gts = {}
-    for stem, path in images_by_stem(gt_dir).items():
-        k = key(stem)
-        if k is not None and k in gts:
-            raise UsageError(f"{shown(gt_dir)}: two targets for one {pairing} key {k!r}: {shown(gts[k])} and "
-                             f"{shown(path)}; pairing by {pairing} needs one target per key (point GT_DIR at the "
-                             f"targets only, or choose another --pairing)")
-        gts[k] = path
-    missing = sorted(k for k in preds if key(k) not in gts)
+    gts = _by_key(_images(gt_dir), key, gt_dir, "targets", pairing)
+    if pairing not in SHARED_TARGETS:
+        _by_key(preds, key, pred_dir, "results", pairing)
+    missing = sorted(k for k in preds if key(k) is None or key(k) not in gts)
     if not preds or missing:
-        raise UsageError(f"{pred_dir}: {len(missing)} of {len(preds)} images have no target in {gt_dir} "
-                         f"(pairing by {pairing}), e.g. {missing[:3]}")
+        raise UsageError(f"{shown(pred_dir)}: {len(missing)} of {len(preds)} images have no target in {shown(gt_dir)} "
+                         f"(pairing by {pairing}), e.g. {[shown(m) for m in missing[:3]]}")
     return [(k, p, gts[key(k)]) for k, p in sorted(preds.items())]
+
+
+def _images(folder):
+    try:
+        return images_by_stem(folder)
+    except (OSError, ValueError) as err:
+        raise UsageError(str(err)) from err
+
+
+def _by_key(found, key, folder, what, pairing):
+    """{key: path} of {stem: path}; two files with one key: UsageError naming both."""
+    out = {}
+    for stem, path in sorted(found.items()):
+        k = key(stem)
+        if k is None:  # no number in the name: it pairs with nothing
+            continue
+        if k in out:
+            raise UsageError(f"{shown(folder)}: two {what} for one {pairing} key {k!r}: {shown(out[k])} and "
+                             f"{shown(path)}; pairing by {pairing} takes one per key (point the folder at them only, "
+                             f"or choose another --pairing)")
+        out[k] = path
+    return out
 
 
 def main(argv=None):
@@ -122,7 +141,10 @@ def score_pair(metric, name, pred_path, gt_path, crop_gt_border):
             raise UsageError(problem)
         b = target_border(pred.shape[:2], gt.shape[:2])
         gt = gt[b:-b, b:-b]
-    scores = metric(to_tensor(pred).unsqueeze(0), to_tensor(gt).unsqueeze(0) if gt is not None else None)
+    try:
+        scores = metric(to_tensor(pred).unsqueeze(0), to_tensor(gt).unsqueeze(0) if gt is not None else None)
+    except ValueError as err:  # a preset that cannot score this image: say which
+        raise ValueError(f"{shown(pred_path)}: {err}") from err
     return {"name": shown(name), **{k: float(v[0]) for k, v in scores.items()}}
 
 

@@ -6,8 +6,10 @@
 
 The file takes RGB float32 (1, 3, H, W) in [0, 1] of any size and returns RGB in [0, 1]; an HDM file
 with DCP regions also takes the region masks (see docs/deploy.md). Beside it, <name>.json describes
-the model, its config, weights, iteration, metric preset, the input contract and the check's figures.
-hdm-predict --onnx FILE runs it with ONNX Runtime alone, after verifying it against the .json.
+the model, its config, weights, iteration, metric preset, the input contract and the check's figures;
+the file itself holds a copy of the contract. hdm-predict --onnx FILE runs it with ONNX Runtime alone,
+after verifying it against the .json. An existing .onnx or .json is replaced only with --overwrite, and
+never when it is an input (the config, its base, the weights), however its path is written.
 SIGTERM and SIGHUP stop it like an error: its temporary files are removed (a later write into the folder
 removes those of a process killed with SIGKILL).
 """
@@ -17,6 +19,7 @@ import signal
 import threading
 
 from hdm.cli import Parser, UsageError, console, first_line
+from hdm.errors import shown
 from hdm.image_io import ensure_writable
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -41,32 +44,45 @@ def stopping_cleanly(signals=STOP_SIGNALS):
             signal.signal(sig, handler)
 
 
+def read_files(config, weights):
+    """The files hdm-export reads, which its outputs never replace: the config, the base config it names
+    (beside it, as hdm.config.load_file reads it) and the weights."""
+    from hdm.config import read_yaml
+
+    files = [p for p in (config, weights) if p]
+    base = read_yaml(config).get("base") if config else None
+    if isinstance(base, str) and base:
+        files.append(os.path.join(os.path.dirname(os.path.abspath(config)), base))
+    return files
+
+
 def main(argv=None):
     parser = Parser(__doc__, prog="hdm-export")
     parser.add_argument("output", help="the .onnx file to write (its .json is written beside it)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides of the config, e.g. model.num_regions=5")
     parser.add_argument("-c", "--config", help="YAML config (default: the config stored in --weights)")
     parser.add_argument("--weights", help="a checkpoint (train.py's, or converted release weights)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file and its .json")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output file and its .json (never an input)")
     args = parser.parse(argv)
     if not args.output.endswith(".onnx"):
-        raise UsageError(f"{args.output}: the output must be a .onnx file")
+        raise UsageError(f"{shown(args.output)}: the output must be a .onnx file")
     if not args.config and not args.weights:
         raise UsageError("give --weights W (its stored config) or -c CONFIG [--weights W]")
     from hdm.deploy.description import sidecar_path
+    from hdm.outputs import check_writable_outputs
 
-    existing = [p for p in (args.output, sidecar_path(args.output)) if os.path.exists(p)]
-    if existing and not args.overwrite:
-        raise UsageError(f"{existing[0]}: exists; give --overwrite to replace it, or another name")
+    check_writable_outputs([args.output, sidecar_path(args.output)], read_files(args.config, args.weights),
+                           args.overwrite)
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
-        raise UsageError(f"{folder}: no such folder")
+        raise UsageError(f"{shown(folder)}: no such folder")
     try:
         ensure_writable(folder)
     except OSError as err:
         raise UsageError(first_line(err)) from err
 
-    import torch  # after the checks of the arguments, which need no torch
+    import torch
 
     from hdm.checkpoint import load_checkpoint, selection_record
     from hdm.cli.loading import load_one
@@ -81,10 +97,10 @@ def main(argv=None):
         with stopping_cleanly():
             meta = export(model, args.output, cfg, record)
     except ValueError as err:
-        raise UsageError(f"{args.config or args.weights}: {first_line(err)}") from err
+        raise UsageError(f"{shown(args.config or args.weights)}: {first_line(err)}") from err
     sizes = ", ".join(f"{h}x{w}" for h, w in meta["check"]["sizes"])
     masks = "; masks: the second input, computed in NumPy by hdm.deploy.dcp_masks" if meta["masks"] else ""
-    print(f"exported {meta['model']} ({record['chosen']}) to {args.output}: ONNX Runtime within "
+    print(f"exported {meta['model']} ({record['chosen']}) to {shown(args.output)}: ONNX Runtime within "
           f"{max(meta['check']['max_abs_diff']):.1e} of PyTorch on {sizes} (H x W){masks}")
     return 0
 

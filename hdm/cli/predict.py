@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from hdm.cli import Parser, UsageError, console, first_line
+from hdm.deploy.description import sidecar_path
 from hdm.errors import NonFiniteOutput, shown
 from hdm.image_io import ensure_writable, images_in, read_rgb, write_image
 from hdm.locks import FolderLock
@@ -31,6 +32,7 @@ from hdm.outputs import check_writable_outputs, plan_outputs
 
 # the maps --save-maps may write (HDM: all three; DCP, PF-DCP: the first two), named <output>_<map>.png
 MAP_NAMES = ("dark_channel", "transmission", "regions")
+MAX_THREADS = 1024  # ONNX Runtime's thread pool takes an int; no machine has more cores
 TOO_LARGE = "the torch route restores large images in tiles: --tile 512"
 
 
@@ -77,14 +79,23 @@ def main(argv=None):
     args = parser.parse(argv)
     if args.tile is not None and (args.tile % 4 or args.overlap % 4 or not 0 <= args.overlap < args.tile):
         raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: multiples of 4 with 0 <= overlap < tile")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise UsageError(f"--threads {args.threads}: expected 1 to {MAX_THREADS}")
     files = inputs_of(args.input)
     plan, notes = plan_outputs(files, args.output, MAP_NAMES if args.save_maps else ())
-    check_writable_outputs(all_outputs(plan), files, args.overwrite)  # before any model loads
+    check_writable_outputs(all_outputs(plan), files + model_files(args), args.overwrite)  # before any model loads
     for note in notes:
         print(note)
     if args.onnx:
         return predict_onnx(args, files, plan)
     return predict_torch(args, files, plan)
+
+
+def model_files(args):
+    """The files that make the model (configs, weights, an ONNX file and its description): inputs too."""
+    specs = [part for item in args.models or [] for part in item.partition(":")[::2]]
+    return [f for f in (args.config, args.weights, args.onnx, *specs) if f] + \
+        ([sidecar_path(args.onnx)] if args.onnx else [])
 
 
 def all_outputs(plan):
@@ -100,26 +111,32 @@ def claimed_output(args, files, plan):
     except OSError as err:
         raise UsageError(first_line(err)) from err
     with FolderLock(args.output, "wait for it or write to another folder"):
-        check_writable_outputs(all_outputs(plan), files, args.overwrite)
+        check_writable_outputs(all_outputs(plan), files + model_files(args), args.overwrite)
         yield
 
 
 def restore_all(files, plan, output, restore_one, weights):
-    """restore_one(path) -> RGB (H, W, 3) in [0, 1] for every file, written to plan[path][""]; a file that
-    fails (unreadable, too large, NaN or infinite outputs of `weights`) is one error line and the
-    others go on (exit code 1 then)."""
+    """restore_one(path) -> {"": RGB (H, W, 3) in [0, 1], map name: map image, ...} for every file, written
+    to plan[path]; a file that fails (unreadable, too large, NaN or infinite outputs of `weights`, a write
+    that fails) is one error line, leaves none of its outputs, and the others go on (exit code 1 then)."""
     failures = 0
     start = time.time()
     for path in files:
+        written = []
         try:
-            restored = restore_one(path)
-            bad = count_nonfinite(restored)
+            images = restore_one(path)
+            bad = count_nonfinite(images[""])
             if bad:
-                raise NonFiniteOutput(f"{bad} of {restored.numel() if hasattr(restored, 'numel') else restored.size} "
-                                      f"output values are NaN or infinite")
-            write_image(plan[path][""], restored)
+                size = images[""].numel() if hasattr(images[""], "numel") else images[""].size
+                raise NonFiniteOutput(f"{bad} of {size} output values are NaN or infinite")
+            for key, img in images.items():
+                write_image(plan[path][key], img)
+                written.append(plan[path][key])
         except (OSError, ValueError, MemoryError, NonFiniteOutput) as err:
             failures += 1
+            for done in written:  # an image that failed leaves none of its outputs
+                with contextlib.suppress(OSError):
+                    os.remove(done)
             message = first_line(err) if not isinstance(err, MemoryError) else \
                 f"not enough memory to restore it whole ({TOO_LARGE})"
             if isinstance(err, NonFiniteOutput):
@@ -152,7 +169,7 @@ def predict_onnx(args, files, plan):
     except ValueError as err:
         raise UsageError(f"--onnx: {first_line(err)}") from err
     with claimed_output(args, files, plan):
-        return restore_all(files, plan, args.output, lambda path: model(read_rgb(path)), shown(args.onnx))
+        return restore_all(files, plan, args.output, lambda path: {"": model(read_rgb(path))}, shown(args.onnx))
 
 
 def predict_torch(args, files, plan):
@@ -177,16 +194,16 @@ def predict_torch(args, files, plan):
                 x = lq
                 for model in models:
                     x = restore(model, x, tile=args.tile, overlap=args.overlap, ensemble=args.ensemble).float()
+                images = {"": x[0].permute(1, 2, 0)}
                 if args.save_maps and hasattr(models[0], "maps"):
                     lq = lq.float() / 255 if lq.dtype == torch.uint8 else lq
-                    for key, img in colour_maps(models[0].maps(lq), lq.shape[-2:]).items():
-                        write_image(plan[path][key], img)
+                    images.update(colour_maps(models[0].maps(lq), lq.shape[-2:]))
         except RuntimeError as err:  # allocation failures; anything else is a bug and keeps its traceback
             if "memory" not in str(err).lower() and "alloc" not in str(err).lower():
                 raise
             raise OSError(f"{shown(path)}: too large to restore in memory on {device} ({str(err).splitlines()[0][:80]}); "
                           f"use --tile 512") from err
-        return x[0].permute(1, 2, 0)
+        return images
 
     weights = " -> ".join(shown(w or c) for c, w in specs)
     with claimed_output(args, files, plan):

@@ -2,11 +2,15 @@
 
     hdm-serve runs/hdm_its/checkpoints/best.pth                        # a checkpoint (its stored config)
     hdm-serve configs/dehaze/hdm_its.yaml:W.pth configs/baselines/dcp_sots.yaml   # CONFIG[:WEIGHTS] too
-    hdm-serve W.pth --port 8000 --tile 1024 --max-upload-mb 50
+    hdm-serve W.pth --port 8000 --tile 1024 --max-upload-mb 50 --timeout 60
 
 Open http://127.0.0.1:8000 and choose a model, upload photos, compare with the slider, see HDM's
 DCP maps, download the results. It binds to 127.0.0.1 (this machine only) unless --host says
 otherwise, and needs nothing from the internet.
+
+Requests are served concurrently, one thread each, and the models run one image at a time (hdm.web.app):
+a client that stalls (sends part of a request, or reads no answer) delays no one else, and its connection
+is closed after --timeout seconds without progress.
 
 The address is taken before any model loads: a port in use or not allowed, or a host that does not
 resolve or is not an address of this machine, is one line and exit code 2; the server then serves on
@@ -16,6 +20,7 @@ page has no authentication.
 import errno
 import ipaddress
 import json
+import math
 import os
 import socket
 import sys
@@ -63,9 +68,10 @@ def listen(host, port):
     return sock
 
 
-def json_error_handler():
-    """werkzeug's request handler whose own errors (a malformed request line, too long a header: before
-    the application sees the request) are JSON {"error": one line} like the application's."""
+def request_handler(timeout):
+    """werkzeug's request handler with a socket timeout of `timeout` seconds on every read and write of a
+    connection, whose own errors (a malformed request line, too long a header: before the application
+    sees the request) are JSON {"error": one line} like the application's."""
     from werkzeug.serving import WSGIRequestHandler
 
     class JsonErrors(WSGIRequestHandler):
@@ -76,6 +82,7 @@ def json_error_handler():
             reason = message or self.responses.get(code, ("error",))[0]
             super().send_error(code, message, json.dumps({"error": f"{code} {reason}"}))
 
+    JsonErrors.timeout = timeout  # socketserver.StreamRequestHandler sets it on the connection
     return JsonErrors
 
 
@@ -101,12 +108,16 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--tile", type=int, default=1024, help="photos with a longer side are restored in tiles")
     parser.add_argument("--max-upload-mb", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=60,
+                        help="seconds a connection may stall (send or read nothing) before it is closed")
     parser.add_argument("--device", default="auto")
     args = parser.parse(argv)
     if args.tile % 4 or args.tile <= 48:
         raise UsageError(f"--tile {args.tile}: a multiple of 4 above the overlap of 48")
     if not 0 < args.port < 65536 or args.max_upload_mb < 1:
         raise UsageError("--port must be 1..65535 and --max-upload-mb at least 1")
+    if not 0 < args.timeout < math.inf:
+        raise UsageError(f"--timeout {args.timeout}: expected a number of seconds above 0")
     specs = model_specs(args.models)
     sock = listen(args.host, args.port)
     try:
@@ -125,7 +136,7 @@ def main(argv=None):
         models = load_models(specs, device)
         labels = [os.path.basename(w or c) for c, w in specs]
         app = create_app(models, labels, device, tile=args.tile, max_upload_mb=args.max_upload_mb)
-        server = make_server(address, args.port, app, threaded=False, request_handler=json_error_handler(),
+        server = make_server(address, args.port, app, threaded=True, request_handler=request_handler(args.timeout),
                              fd=sock.fileno())  # the socket taken above
     finally:
         sock.close()  # the server holds its own duplicate

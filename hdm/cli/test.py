@@ -22,7 +22,7 @@ import torch
 from hdm.checkpoint import load_checkpoint, selection_record
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.config import ConfigError, check_data_paths, load_config
-from hdm.data.prepare import build_checked, describe
+from hdm.data.prepare import build_checked, describe, target_digests
 from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
 from hdm.errors import NonFiniteOutput, shown
 from hdm.evaluation import evaluate, summarize, test_split
@@ -95,7 +95,8 @@ def main(argv=None):
         keep_freed_memory()
     try:
         model = load_model(cfg["model"], args.weights, device)
-        record = selection_record(args.weights, load_checkpoint(args.weights), describe(dataset)) if args.weights \
+        record = selection_record(args.weights, load_checkpoint(args.weights), describe(dataset),
+                                  target_digests(dataset)) if args.weights \
             else {"weights": None, "chosen": "no weights (a parameter-free model)", "selected_on_tested_set": False}
     except (ValueError, OSError, RuntimeError) as err:
         raise UsageError(f"--weights: {first_line(err)}") from err
@@ -113,12 +114,14 @@ def score(args, cfg, model, dataset, presets, record, device, out_dir):
     """Evaluate, then write the results into out_dir (claimed); returns the means."""
     print(f"scoring {shown(record['weights'] or cfg['model']['type'])}: {record['chosen']}")
     if record["selected_on_tested_set"]:
-        print(f"warning: these weights were selected on the set being tested ({shown(describe(dataset)['root'])}): "
-              f"the scores are optimistic; report a checkpoint chosen without it", file=sys.stderr)
+        shared = f"{record['shared_images']} of its images, " if "shared_images" in record else ""
+        print(f"warning: these weights were selected on the set being tested ({shared}{shown(describe(dataset)['root'])}"
+              f"): the scores are optimistic; report a checkpoint chosen without it", file=sys.stderr)
     save_images = args.save_images or cfg["eval"]["save_images"]
     partial = os.path.join(out_dir, ".images.partial")  # images/ appears only once every image is scored
     try:
-        with torch.inference_mode(), autocast(device, amp_mode("auto" if args.amp else "off", device)):
+        amp = amp_mode("auto" if args.amp else "off", device)  # what runs: fp32 where bf16 is not native
+        with torch.inference_mode(), autocast(device, amp):
             rows, examples = evaluate(model, dataset, get_metrics(presets), device,
                                       save_dir=partial if save_images else None, num_examples=cfg["eval"]["grid_images"])
     except BaseException as err:
@@ -136,7 +139,7 @@ def score(args, cfg, model, dataset, presets, record, device, out_dir):
     preset = "+".join(presets)
     options = next(iter(presets.values())) if len(presets) == 1 else presets
     meta = {**provenance(preset, options), "presets": presets, "checkpoint": record, "test_set": describe(dataset),
-            "config": cfg, "ensemble": args.ensemble, "amp": args.amp, "images": len(rows)}
+            "config": cfg, "ensemble": args.ensemble, "amp": amp, "images": len(rows)}
     label = cfg["model"]["type"] + (f" ({shown(os.path.basename(args.weights))})" if args.weights else "")
     text = write_results(out_dir, rows, label, meta)
     print(text, end="")

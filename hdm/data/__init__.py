@@ -16,9 +16,9 @@ from .unpaired import ImageFolder
 
 DATASETS = {
     "PairedFolder": PairedFolder,   # any two folders whose images share names
-    "RESIDE": RESIDE,               # ITS / OTS / SOTS indoor and outdoor
+    "RESIDE": RESIDE,               # ITS / OTS / SOTS indoor and outdoor / RESIDE-6K, also as DehazeFormer ships them
     "NumberedHaze": NumberedHaze,   # NH-HAZE, Dense-Haze
-    "Rain": Rain,                   # Rain100L/H, Rain200L/H
+    "Rain": Rain,                   # Rain100L/H, Rain200L/H (also MSPFN's test folders)
     "SideBySide": SideBySide,       # DID-data (Rain1200)
     "LOL": LOL,                     # LOL our485 / eval15
     "ImageFolder": ImageFolder,     # unpaired: DICM, LIME, DarkFace, own photos

@@ -5,11 +5,23 @@ A partial download is the commonest silent cause of a reproduction gap, so the r
 they find with these counts, and training and `scripts/check_dataset.py` say when they differ.
 `inputs` / `targets` count the files of the folder a reader is pointed at (for a held-out split,
 the whole folder before it is split). Sources are the papers that introduced each set; `note` says
-where a figure is uncertain or copies are known to differ.
+where a figure is uncertain or copies are known to differ. A set that a later release redistributes
+in another layout with other counts (DehazeFormer's RESIDE, one ground-truth copy per hazy image)
+lists that release in `copies`: a folder matches the set when its counts are those of the set or of
+one of its copies.
 """
 import os
 import re
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Copy:
+    release: str       # who distributes the set this way, and under which folder
+    inputs: int
+    targets: int
+    source: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -20,17 +32,38 @@ class Benchmark:
     test_set: bool     # a published test split: never select checkpoints on it
     source: str
     note: str = ""
+    copies: tuple = ()  # Copy: the same images redistributed with other counts
 
 
 _RESIDE = "Li et al., RESIDE, TIP 2019"
 _JORDER = "Yang et al., JORDER, CVPR 2017 (train/test split as in PReNet, CVPR 2019)"
 _LOLV2 = "Yang et al., Sparse Gradient Regularized Deep Retinex Network, TIP 2021"
+# DehazeFormer's release (Song et al., Vision Transformers for Single Image Dehazing, TIP 2023; the data links of
+# the IDKiro/DehazeFormer README): RESIDE-IN/{train,test} (ITS, SOTS-indoor), RESIDE-OUT/{train,test} (OTS,
+# SOTS-outdoor), RESIDE-6K/{train,test}, each hazy/<name> with GT/<name>: one GT copy per hazy image, same name
+# (its datasets/loader.py lists GT/ and reads hazy/ by the same name). Its ITS is RESIDE v0's (its issue #26), with
+# ITS's 13,990 pairs; RESIDE-6K is Shao et al.'s split (the set DehazeFormer's issue #21 names), its 6,000 / 1,000
+# pairs as READMEs that train on DehazeFormer's copy restate them (not counted from the archive here).
+_DEHAZEFORMER = "Song et al., DehazeFormer, TIP 2023 (IDKiro/DehazeFormer's data links)"
+_RESIDE_6K = ("Shao et al., Domain Adaptation for Image Dehazing, CVPR 2020 (6,000 training pairs: 3,000 from ITS, "
+              "3,000 from OTS; 1,000 test pairs from SOTS), as " + _DEHAZEFORMER + " ships it")
+_RESIDE_6K_NOTE = "counts as READMEs that use DehazeFormer's copy state them, not counted from the archive"
 BENCHMARKS = {
-    "ITS": Benchmark("RESIDE", 13990, 1399, False, _RESIDE + " (ITS v2: 10 hazy images per clear image)"),
+    "ITS": Benchmark("RESIDE", 13990, 1399, False, _RESIDE + " (ITS v2: 10 hazy images per clear image)",
+                     copies=(Copy("DehazeFormer's RESIDE-IN/train", 13990, 13990, _DEHAZEFORMER,
+                                  "RESIDE v0's ITS (IDKiro/DehazeFormer issue #26)"),)),
     "OTS": Benchmark("RESIDE", 313950, 8970, False, _RESIDE + " (RESIDE-beta OTS: 35 hazy images per clear image)",
-                     "copies differ: some remove the clear images shared with SOTS-outdoor"),
-    "SOTS-indoor": Benchmark("RESIDE", 500, 50, True, _RESIDE),
+                     "copies differ: some remove the clear images shared with SOTS-outdoor",
+                     copies=(Copy("DehazeFormer's RESIDE-OUT/train", 313950, 313950, _DEHAZEFORMER,
+                                  "uncertain: the release leaves out the images smaller than its 256x256 training "
+                                  "patch (it lists their names in a text file) and does not state how many remain "
+                                  "(IDKiro/DehazeFormer issue #26)"),)),
+    "SOTS-indoor": Benchmark("RESIDE", 500, 50, True, _RESIDE,
+                             copies=(Copy("DehazeFormer's RESIDE-IN/test", 500, 500, _DEHAZEFORMER,
+                                          "ground truth already cropped to 620x460"),)),
     "SOTS-outdoor": Benchmark("RESIDE", 500, 500, True, _RESIDE),
+    "RESIDE-6K-train": Benchmark("RESIDE", 6000, 6000, False, _RESIDE_6K, _RESIDE_6K_NOTE),
+    "RESIDE-6K-test": Benchmark("RESIDE", 1000, 1000, True, _RESIDE_6K, _RESIDE_6K_NOTE),
     "NH-HAZE": Benchmark("NumberedHaze", 55, 55, False, "Ancuti et al., NH-HAZE, CVPRW 2020",
                          "numbers 51-55 are the test split of the common protocol"),
     "Dense-Haze": Benchmark("NumberedHaze", 55, 55, False, "Ancuti et al., Dense-Haze, ICIP 2019",
@@ -78,11 +111,32 @@ def split_of(words):
     return None
 
 
-def _rule(reader, words):
-    split = split_of(words)
+# DehazeFormer's set folders (RESIDE-IN, RESIDE-OUT, RESIDE-6K; also spelled out as reside-indoor, reside-outdoor):
+# the word after 'reside' -> the benchmark of each split
+_RESIDE_SETS = {"in": {"train": "ITS", "test": "SOTS-indoor"}, "indoor": {"train": "ITS", "test": "SOTS-indoor"},
+                "out": {"train": "OTS", "test": "SOTS-outdoor"}, "outdoor": {"train": "OTS", "test": "SOTS-outdoor"},
+                "6k": {"train": "RESIDE-6K-train", "test": "RESIDE-6K-test"}}
+
+
+def _reside_set(words):
+    """The split table of a DehazeFormer set folder named in `words` ('reside' then 'in', 'out' or '6k'), or None."""
+    return next((_RESIDE_SETS[b] for a, b in zip(words, words[1:]) if a == "reside" and b in _RESIDE_SETS), None)
+
+
+def _rain_name(word):
+    """'Rain100L' ... 'Rain200H' from a path word ('rain100l', or MSPFN's test folder names 'r100h', 'r100l')."""
+    m = re.fullmatch(r"rain(100|200)([lh])", word) or re.fullmatch(r"r(100)([lh])", word)
+    return f"Rain{m[1]}{m[2].upper()}" if m else None
+
+
+def _rule(reader, words, default_split=None):
+    split = split_of(words) or default_split
     if reader == "RESIDE":
         if "sots" in words:
             return "SOTS-indoor" if "indoor" in words else "SOTS-outdoor" if "outdoor" in words else None
+        sets = _reside_set(words)
+        if sets:
+            return sets.get(split)
         return "ITS" if "its" in words else "OTS" if "ots" in words else None
     if reader == "NumberedHaze":
         return "Dense-Haze" if "dense" in words else "NH-HAZE" if "nh" in words or "nhhaze" in words else None
@@ -91,7 +145,7 @@ def _rule(reader, words):
             return "Rain100H-train"
         if "raintrainl" in words:
             return "Rain100L-train"
-        name = next((f"Rain{w[4:7]}{w[7].upper()}" for w in words if re.fullmatch(r"rain(100|200)[lh]", w)), None)
+        name = next(filter(None, map(_rain_name, words)), None)
         return f"{name}-{split}" if name and split else None
     if reader == "SideBySide":
         return f"DID-{split}" if "did" in words and split else None
@@ -100,27 +154,38 @@ def _rule(reader, words):
     return None
 
 
-def guess(reader, roots):
+def guess(reader, roots, default_split=None):
     """The benchmark a folder (or the first of a list) most likely is, from the words of its path, the
-    nearest folders first; None when unsure. Readers refine this from what they find (OTS's part
-    folders, ITS's trans/); a config names it with `benchmark:`."""
+    nearest folders first; None when unsure. `default_split` is the split to assume when the path names
+    none (a reader gives it for a layout distributed for one split only: MSPFN's test folders). Readers
+    refine this from what they find (OTS's part folders, ITS's trans/); a config names it with `benchmark:`."""
     root = roots if isinstance(roots, str) else roots[0]
     parts = os.path.normpath(os.path.abspath(root)).split(os.sep)
     for depth in range(1, 5):
-        name = _rule(reader, _words(parts[-depth:]))
+        name = _rule(reader, _words(parts[-depth:]), default_split)
         if name:
             return name
     return None
 
 
+def distributions(benchmark):
+    """(label, inputs, targets, source, note) of every way a benchmark is distributed: the set itself,
+    then its copies."""
+    want = BENCHMARKS[benchmark]
+    return [(benchmark, want.inputs, want.targets, want.source, want.note)] + [
+        (f"{benchmark} as {c.release}", c.inputs, c.targets, c.source, c.note) for c in want.copies]
+
+
 def count_line(name, benchmark, found):
-    """One line: what was found against the distributed size, and a warning when they differ."""
-    want = BENCHMARKS.get(benchmark)
+    """One line: what was found against the distributed sizes (the set's or one of its copies'), and a
+    warning when it matches none."""
     got = f"{found[0]:,} inputs / {found[1]:,} targets"
-    if want is None:
+    if benchmark not in BENCHMARKS:
         return False, f"{name}: {got} (not a known benchmark: counts not checked)"
-    expected = f"{want.inputs:,} / {want.targets:,}"
-    if (want.inputs, want.targets) == tuple(found):
-        return False, f"{name}: {got}, as distributed ({benchmark}: {expected}; {want.source})"
-    return True, (f"{name}: found {got}, but {benchmark} is distributed with {expected} ({want.source}"
-                  f"{'; ' + want.note if want.note else ''}): a partial or modified copy?")
+    ways = distributions(benchmark)
+    for label, inputs, targets, source, _ in ways:
+        if (inputs, targets) == tuple(found):
+            return False, f"{name}: {got}, as distributed ({label}: {inputs:,} / {targets:,}; {source})"
+    expected = " or ".join(f"{inputs:,} / {targets:,} ({'' if label == benchmark else label + '; '}{source}"
+                           f"{'; ' + note if note else ''})" for label, inputs, targets, source, note in ways)
+    return True, f"{name}: found {got}, but {benchmark} is distributed with {expected}: a partial or modified copy?"

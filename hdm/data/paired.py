@@ -9,7 +9,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from hdm.errors import shown
-from hdm.identity import set_fingerprint
+from hdm.identity import path_key, set_fingerprint
 from hdm.image_io import image_header, images_in, read_gray, read_image
 from hdm.kinds import PATH, OneOf, Range, check_arguments
 
@@ -86,6 +86,18 @@ def holdout_scenes(scenes, holdout):
 CheckReport = collections.namedtuple("CheckReport", "pairs problems border_pairs border grey sizes smallest")
 
 
+def _read_once(samples):
+    """ValueError when one input file is two samples of a set (a folder listed twice, under another spelling
+    or through a link: hdm.identity.path_key)."""
+    seen = {}
+    for sample in samples:
+        key = path_key(sample[0])
+        if key in seen:
+            raise ValueError(f"{shown(seen[key])} and {shown(sample[0])}: one file read twice in one set; list each "
+                             f"folder once")
+        seen[key] = sample[0]
+
+
 class PairedDataset(Dataset):
     """Base of the paired readers. A subclass finds its files and calls `_setup` with the pairs
     (lq_path, gt_path, trans_path or None), one scene key per pair (pairs of a scene are held out
@@ -119,6 +131,7 @@ class PairedDataset(Dataset):
         self.benchmark = recognised if benchmark == "auto" else benchmark
         self.holdout, self.take = holdout, take
         self.crop, self.augment, self.crop_gt_border = crop, augment, crop_gt_border
+        _read_once(samples)
         if holdout:
             held = holdout_scenes(scenes, holdout)
             keep = [i for i, s in enumerate(scenes) if (s in held) == (take == "holdout")]
@@ -139,6 +152,10 @@ class PairedDataset(Dataset):
             return False
         entry = benchmarks.BENCHMARKS.get(self.benchmark)
         return bool(entry and entry.test_set) or self.split == "test"
+
+    def inputs(self):
+        """The input file of every sample, distinct."""
+        return list(dict.fromkeys(lq for lq, _, _ in self.samples))
 
     def targets(self):
         """The target file of every sample (the input itself for samples without one), distinct."""

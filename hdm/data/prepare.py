@@ -6,7 +6,7 @@ import logging
 import time
 
 from hdm.errors import DataError, shown
-from hdm.identity import shared_images
+from hdm.identity import content_digest, shared_images
 from hdm.kinds import keyed
 
 from . import DATASETS, benchmarks, build_dataset
@@ -105,6 +105,13 @@ def describe(dataset):
             "take": "rest", "samples": len(dataset), "test_set": False, "fingerprint": None}
 
 
+def target_digests(dataset):
+    """Sorted SHA-256 of the target files of a set (its inputs where it has none): what a checkpoint
+    records of the images it was selected on, so a test set can be compared with them by content."""
+    files = dataset.targets() if isinstance(dataset, PairedDataset) else []
+    return sorted({content_digest(path) for path in files})
+
+
 def report_notes(where, dataset, report, seconds):
     """(logging level, line) pairs saying what a dataset read and what its check found: the version,
     the counts against the distributed size (a warning when they differ), border-cropped targets."""
@@ -138,9 +145,10 @@ def prepare(cfg, splits):
             notes += more
     train, val = sets.get("train"), sets.get("val")
     if isinstance(train, PairedDataset) and isinstance(val, PairedDataset):
-        shared = shared_images(train.targets(), val.targets())  # by content: copies and links count
+        # by content (copies and links count), targets and inputs alike
+        shared = shared_images(train.targets(), val.targets()) or shared_images(train.inputs(), val.inputs())
         if shared:
-            raise DataError(f"data.val shares {len(shared)} target images with data.train (e.g. {shown(shared[0][1])} "
+            raise DataError(f"data.val shares {len(shared)} images with data.train (e.g. {shown(shared[0][1])} "
                             f"is {shown(shared[0][0])}); a validation split must not overlap training: give both "
                             f"sections the same holdout, with take: holdout in data.val")
     if val is not None and describe(val)["test_set"]:

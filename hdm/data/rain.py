@@ -1,10 +1,11 @@
 """Deraining sets as distributed.
 
-Rain100L / Rain100H / Rain200L / Rain200H, one of four layouts:
+Rain100L / Rain100H / Rain200L / Rain200H, one of five layouts:
     <root>/rain/X2/norain-<n>x2.png  with  <root>/norain/norain-<n>.png     JORDER / Rain200 archives
     <root>/rain-<n>.png              with  <root>/norain-<n>.png            one folder (RainTrainL, old Rain100L)
     <root>/rainy/rain-<n>.png        with  <root>/norain-<n>.png or <root>/norain/norain-<n>.png
     <root>/input/<n>.png             with  <root>/target/<n>.png            MPRNet / Restormer copies
+    <root>/inputcrop/<n>.png         with  <root>/cleancrop/<n>.png         MSPFN's test sets (R100H/, R100L/)
 DID-data (DID-MDN, Rain1200): JPEGs holding a pair side by side, rainy half on the left by default.
 """
 import os
@@ -22,7 +23,11 @@ from .transforms import paired_augment, paired_random_crop
 
 RAIN_LAYOUT = ("<root>/rain/X2/norain-<n>x2.png with <root>/norain/norain-<n>.png, or <root>/rain-<n>.png with "
                "<root>/norain-<n>.png, or <root>/rainy/rain-<n>.png with <root>/[norain/]norain-<n>.png, or "
-               "<root>/input/<n>.png with <root>/target/<n>.png")
+               "<root>/input/<n>.png with <root>/target/<n>.png, or <root>/inputcrop/<n>.png with "
+               "<root>/cleancrop/<n>.png")
+# folders of <n>.png pairs: (input folder, target folder, the split when the path names none: MSPFN ships
+# inputcrop/ and cleancrop/ for its test sets only)
+NUMBERED_FOLDERS = (("input", "target", None), ("inputcrop", "cleancrop", "test"))
 
 
 def _sub(root, *parts):
@@ -39,10 +44,14 @@ class Rain(PairedDataset):
         check_arguments(Rain, locals())
         if not os.path.isdir(root):
             raise FileNotFoundError(f"root: {root}: no such folder; expected {RAIN_LAYOUT}")
-        if _sub(root, "input") and _sub(root, "target"):
-            lq = numbered(images_by_stem(os.path.join(root, "input")), r"\D*(\d+)")
-            gt = numbered(images_by_stem(os.path.join(root, "target")), r"\D*(\d+)")
-            version = "input/ with target/"
+        pair = next((folders for folders in NUMBERED_FOLDERS if _sub(root, folders[0]) and _sub(root, folders[1])),
+                    None)
+        self.split = pair[2] if pair else None  # MSPFN's folders: a test set whatever the path says
+        if pair:
+            lq_name, gt_name, _ = pair
+            lq = numbered(images_by_stem(os.path.join(root, lq_name)), r"\D*(\d+)")
+            gt = numbered(images_by_stem(os.path.join(root, gt_name)), r"\D*(\d+)")
+            version = f"{lq_name}/ with {gt_name}/"
         else:
             gt_dir = _sub(root, "norain") or root
             gt = numbered(images_by_stem(gt_dir), r"norain-(\d+)")
@@ -52,8 +61,8 @@ class Rain(PairedDataset):
             version = f"{os.path.relpath(rain_dir, root)}/ with {os.path.relpath(gt_dir, root)}/"
         samples, keys = check_pairs(root, lq, gt, RAIN_LAYOUT)
         self._setup(root, samples, keys, (len(lq), len(gt)), RAIN_LAYOUT, version, benchmark=benchmark,
-                    recognised=benchmarks.guess("Rain", root), holdout=holdout, take=take, crop=crop, augment=augment,
-                    crop_gt_border=crop_gt_border)
+                    recognised=benchmarks.guess("Rain", root, self.split), holdout=holdout, take=take, crop=crop,
+                    augment=augment, crop_gt_border=crop_gt_border)
 
 
 class SideBySide(PairedDataset):

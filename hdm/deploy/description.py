@@ -1,8 +1,10 @@
 """The description hdm-export writes beside an .onnx file (<name>.json), and what OnnxModel verifies
 before it runs any image: every key the loader uses is present with the right type (check_description),
-the file's bytes have the recorded sha256 (check_digest), and the graph's inputs and outputs have the
-described names, ranks, element types and fixed sizes (check_graph). Each failure is a ValueError of one
-line naming the file and, for the description, the key.
+the file's bytes have the recorded sha256 (check_digest), the description's contract (CONTRACT: how the
+graph is fed and read) is the one the file was exported with (check_contract: hdm-export embeds a copy in
+the file's metadata, so the sha256 covers it), and the graph's inputs and outputs have the contract's
+names, ranks, element types and fixed sizes (check_graph). Each failure is a ValueError of one line naming
+the file and, for the description, the key.
 """
 import hashlib
 import inspect
@@ -14,7 +16,10 @@ import re
 from hdm.deploy.dcp_masks import region_masks
 from hdm.errors import shown
 
-FORMAT = "hdm-onnx/1"
+FORMAT = "hdm-onnx/2"
+EARLIER_FORMATS = ("hdm-onnx/1",)  # their .onnx files carry no copy of the contract
+CONTRACT = ("format", "inputs", "outputs", "masks", "max_side")  # the keys that decide how the graph is fed and read
+CONTRACT_KEY = "hdm.contract"  # the ONNX file's metadata_props entry that holds its copy of the contract
 RANK = 4  # every tensor of the contract is (1, C, H, W)
 ELEMENT_TYPES = {"float32": "tensor(float)"}  # what the loader feeds and reads: JSON's name, ONNX Runtime's
 TENSORS = {"inputs": ["image"], "outputs": ["restored"]}  # the names the loader uses; "masks" when masks is set
@@ -24,6 +29,11 @@ MASK_OPTIONS = {name: p.default for name, p in inspect.signature(region_masks).p
 
 def sidecar_path(path):
     return os.path.splitext(path)[0] + ".json"
+
+
+def contract(meta):
+    """The CONTRACT keys of a description as JSON text: what hdm-export embeds in the ONNX file (CONTRACT_KEY)."""
+    return json.dumps({key: meta[key] for key in CONTRACT}, sort_keys=True)
 
 
 def read_description(path):
@@ -104,6 +114,9 @@ def check_description(meta, meta_path):
     where = shown(meta_path)
     if type(meta) is not dict:
         raise ValueError(f"{where}: expected a JSON object (hdm-export's description), got {_value(meta)}")
+    if meta.get("format") in EARLIER_FORMATS:
+        raise ValueError(f"{where}: key 'format': {meta['format']!r} is an earlier hdm-export's, whose .onnx file "
+                         f"carries no copy of its input contract; export the model again")
     _field(meta, "format", where, "format", f"{FORMAT!r} (an hdm-export description)", lambda v: v == FORMAT)
     _field(meta, "sha256", where, "sha256", "the .onnx file's sha256 (64 hexadecimal digits)",
            lambda v: type(v) is str and re.fullmatch("[0-9a-f]{64}", v) is not None)
@@ -137,6 +150,55 @@ def check_digest(data, meta, path, meta_path):
     if hashlib.sha256(data).hexdigest() != meta["sha256"]:
         raise ValueError(f"{shown(path)}: its sha256 is not the one {shown(meta_path)} records: the file was changed "
                          f"after export, or the .json belongs to another export")
+
+
+MISSING = object()
+
+
+def _brief(text, limit=60):
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _difference(ours, theirs, key=""):
+    """(key, our value, their value) at the first place two JSON values differ (types included), or None."""
+    if type(ours) is dict and type(theirs) is dict:
+        for name in sorted(set(ours) | set(theirs)):
+            where = f"{key}.{name}" if key else name
+            if name not in ours or name not in theirs:
+                return where, ours.get(name, MISSING), theirs.get(name, MISSING)
+            found = _difference(ours[name], theirs[name], where)
+            if found:
+                return found
+        return None
+    if type(ours) is list and type(theirs) is list and len(ours) == len(theirs):
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            found = _difference(a, b, f"{key}[{i}]")
+            if found:
+                return found
+        return None
+    return None if type(ours) is type(theirs) and ours == theirs else (key, ours, theirs)
+
+
+def check_contract(session, meta, path, meta_path):
+    """ValueError unless the description's contract (the CONTRACT keys of `meta`) is, value for value, the
+    copy hdm-export embedded in the ONNX file `path` (the graph of the ONNX Runtime `session`)."""
+    embedded = session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY)
+    if embedded is None:
+        raise ValueError(f"{shown(path)}: carries no copy of its input contract (an earlier hdm-export's file, or not "
+                         f"hdm-export's); export the model again")
+    try:
+        exported = json.loads(embedded)
+    except ValueError:
+        exported = None
+    if type(exported) is not dict:
+        raise ValueError(f"{shown(path)}: its copy of the input contract is not a JSON object; export the model again")
+    found = _difference(json.loads(contract(meta)), exported)
+    if found:
+        key, ours, theirs = found
+        ours = "missing" if ours is MISSING else _brief(json.dumps(ours))
+        theirs = "without it" if theirs is MISSING else f"with {_brief(json.dumps(theirs))}"
+        raise ValueError(f"{shown(meta_path)}: key {key!r} is {ours}, but {shown(path)} was exported {theirs}: "
+                         f"the .json was changed after export (put hdm-export's back, or export the model again)")
 
 
 def check_graph(session, meta, path):

@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
+from hdm.deploy import description
 from hdm.deploy.dcp_masks import region_masks
-from hdm.deploy.description import check_description, check_digest, check_graph, read_description, sidecar_path
 from hdm.errors import shown
 
 
@@ -20,30 +20,37 @@ class OnnxModel:
 
     The file is verified before it runs anything (hdm.deploy.description): its description (`meta`, by
     default the .json beside it) holds every key used here with the right type, the file's bytes have
-    the recorded sha256, and the graph's inputs and outputs are the described ones. Any failure, and a
-    file ONNX Runtime cannot load, is a ValueError of one line naming the file."""
+    the recorded sha256, the description's contract is the copy embedded in the file at export, and the
+    graph's inputs and outputs are the described ones. Any failure, and a file ONNX Runtime cannot load
+    or run, is a ValueError of one line naming the file (or the image's size); ONNX Runtime's own log
+    lines are silenced, so that this line is all the user sees."""
 
     def __init__(self, path, threads=None, meta=None):
         import onnxruntime as ort  # a dependency of this route only
 
         if not os.path.isfile(path):
             raise ValueError(f"{shown(path)}: no such ONNX file")
-        meta_path = sidecar_path(path)
-        self.meta = read_description(path) if meta is None else check_description(meta, meta_path)
+        meta_path = description.sidecar_path(path)
+        if meta is None:
+            self.meta = description.read_description(path)
+        else:
+            self.meta = description.check_description(meta, meta_path)
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as err:
             raise ValueError(f"{shown(path)}: not readable ({err.strerror or err})") from err
-        check_digest(data, self.meta, path, meta_path)
+        description.check_digest(data, self.meta, path, meta_path)
         options = ort.SessionOptions()
+        options.log_severity_level = 4  # fatal only: its errors and warnings reach the user as our one line
         if threads:
             options.intra_op_num_threads = threads
         try:  # from the bytes just verified, not the file again
             self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 - ONNX Runtime's own exception types
             raise ValueError(f"{shown(path)}: ONNX Runtime cannot load it ({str(err).splitlines()[0][:200]})") from err
-        check_graph(self.session, self.meta, path)
+        description.check_contract(self.session, self.meta, path, meta_path)
+        description.check_graph(self.session, self.meta, path)
         self.masks = self.meta["masks"]
 
     def run_batch(self, x):

@@ -4,6 +4,11 @@ A preset is f(out, gt, **options) -> {metric name: (B,) tensor}; inputs are RGB 
 """
 import functools
 import inspect
+import warnings
+
+import numpy as np
+
+from hdm.kinds import PATH, Keywords, OneOf, Range, check_value
 
 from .color import ciede2000
 from .loe import loe
@@ -24,6 +29,11 @@ METRIC_PRESETS = {
     "lpips": lpips,                      # LPIPS v0.1 (Zhang et al. 2018), local weight files (options), lower is better
 }
 NO_REFERENCE = {"niqe", "loe"}  # no target needed
+# the limits of the presets' options (their kinds are their defaults'; hdm.kinds): a border of more than 64
+# pixels is no convention (BasicSR crops the scale, at most 8); the choices the presets take
+basicsr.LIMITS = {"crop_border": Range(0, 64)}
+niqe.LIMITS = {"convert": OneOf(("gray", "y"))}
+lpips.LIMITS = {"net": OneOf(("alex", "vgg")), "backbone_path": PATH, "lin_path": PATH}
 
 
 def preset_options(preset):
@@ -39,13 +49,26 @@ def get_metric(preset, **options):
     unknown = sorted(set(options) - set(preset_options(preset)))
     if unknown:
         raise ValueError(f"metric preset {preset} has no option {unknown}; valid: {preset_options(preset) or 'none'}")
+    check_value(options, dict, Keywords(METRIC_PRESETS[preset], ("out", "gt", "lq")), f"{preset} options")
     if hasattr(METRIC_PRESETS[preset], "prepare"):  # e.g. lpips loads its weight files here
         METRIC_PRESETS[preset].prepare(**options)
     fn = functools.partial(METRIC_PRESETS[preset], **options)
     takes_lq = "lq" in inspect.signature(METRIC_PRESETS[preset]).parameters
 
     def metric(out, gt=None, lq=None):
-        return fn(out, gt, lq=lq) if takes_lq else fn(out, gt)
+        """NumPy's warnings about degenerate inputs are silenced; a preset that cannot score an image (NIQE
+        on an image without structure, say), or scores it NaN, raises ValueError saying so."""
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                scores = fn(out, gt, lq=lq) if takes_lq else fn(out, gt)
+        except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError) as err:
+            raise ValueError(f"{preset} cannot score it ({type(err).__name__}: {err})") from err
+        undefined = [name for name, value in scores.items() if bool(value.isnan().any())]
+        if undefined:  # never a nan in a table (an infinite PSNR is a perfect image, and stays)
+            raise ValueError(f"{preset} gives no {', '.join(undefined)} for it (NaN: an image without the structure "
+                             f"the metric needs)")
+        return scores
     return metric
 
 

@@ -6,6 +6,9 @@ POST /restore   form fields `model` (an id) and `image` (a file) -> {"output", "
                 PNG data URLs; a bad request is {"error": one line} with status 400 (413 above the size
                 limit)
 
+Requests may come from several threads at once (hdm-serve serves each in its own); the models run one
+image at a time, under a lock taken only once an upload has arrived whole.
+
 Every error of every route is JSON {"error": one line}, never an HTML page or a traceback: 404 and 405
 name the routes, other HTTP errors say their name, a model whose output is not finite is a 500 naming
 the upload and the model, and any other exception a 500 with its first line (logged on the server).
@@ -13,6 +16,7 @@ the upload and the model, and any other exception a 500 with its first line (log
 import base64
 import json
 import os
+import threading
 import time
 from importlib import resources
 
@@ -50,6 +54,7 @@ def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_upload_mb * 1024 * 1024
     page = resources.files("hdm.web").joinpath("index.html").read_text(encoding="utf-8")
+    one_at_a_time = threading.Lock()  # the models' memory is needed once, not once per client
 
     @app.get("/")
     def index():
@@ -66,13 +71,17 @@ def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
 
     @app.errorhandler(HTTPException)
     def http_error(err):
-        """The error as JSON with its status and headers (Allow, for 405)."""
+        """The error as JSON with its status and headers (Allow, for 405); a request body that stopped
+        arriving (werkzeug's ClientDisconnected of a read that timed out) is a 408."""
         where = f"{request.method} {shown(request.path)}"
+        response = err.get_response()
         if err.code in (404, 405):
             message = f"{where}: {'no such page' if err.code == 404 else 'not allowed'} (the routes: {ROUTES})"
+        elif isinstance(err.__context__, TimeoutError):
+            message = f"{where}: the request stopped arriving (nothing came within the server's timeout); send it again"
+            response.status_code = 408
         else:
             message = f"{where}: {err.name} ({first_line(err.description or err.name)})"
-        response = err.get_response()
         response.set_data(json.dumps({"error": message}))
         response.content_type = "application/json"
         return response
@@ -98,11 +107,11 @@ def create_app(models, labels, device, tile=1024, overlap=48, max_upload_mb=50):
         except ValueError as err:
             return jsonify(error=first_line(err)), 400
         model = models[index]
-        lq = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).to(device)  # uint8, or float for 16-bit files
-        start = time.perf_counter()
         h, w = rgb.shape[:2]
         try:
-            with torch.inference_mode():
+            with one_at_a_time, torch.inference_mode():
+                start = time.perf_counter()  # the time of this image alone, not of the wait for the lock
+                lq = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).to(device)  # uint8, or float (16-bit files)
                 out = restore(model, lq, tile=tile if max(h, w) > tile else None, overlap=overlap)
                 seconds = time.perf_counter() - start
                 maps = {}
