@@ -6,7 +6,7 @@ import re
 import torch
 
 from hdm.errors import shown
-from hdm.files import atomic_write
+from hdm.files import atomic_write, open_input
 from hdm.identity import same_path
 
 logger = logging.getLogger("hdm")
@@ -27,13 +27,12 @@ def atomic_save(obj, path):
 
 def load_checkpoint(path):
     """Load a checkpoint written by this project (tensors and plain containers only)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{shown(path)}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise RuntimeError(f"{shown(path)}: not a readable hdm checkpoint ({type(err).__name__}: {err}); "
-                           f"released checkpoints must be converted first with scripts/convert_official.py") from err
+    with open_input(path, "checkpoint file") as f:
+        try:
+            ckpt = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise RuntimeError(f"{shown(path)}: not a readable hdm checkpoint ({type(err).__name__}: {err}); "
+                               f"released checkpoints must be converted first with scripts/convert_official.py") from err
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise RuntimeError(f"{shown(path)}: expected a dict with a 'model' state dict, got {type(ckpt).__name__}")
     check_entries(ckpt, path, ENTRIES)

@@ -22,6 +22,7 @@ import collections.abc
 import copy
 import difflib
 import inspect
+import io
 import os
 import re
 from typing import Any, NamedTuple, Tuple
@@ -30,6 +31,7 @@ import yaml
 
 from hdm.device import MEMORY_FORMATS
 from hdm.errors import ConfigError, shown
+from hdm.files import open_input
 from hdm.kinds import (
     PATH,
     RUN_NAME,
@@ -419,11 +421,11 @@ def merge(base, update):
 def read_yaml(path):
     """A YAML mapping read as config (a config file, its base, a sweep's shared settings): ConfigError
     naming the file when it is missing, not UTF-8, not YAML, not a mapping, or names a key twice."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"{shown(path)}: no such config file")
     try:
-        with open(path, encoding="utf-8") as f:
-            cfg = yaml.load(f, Loader=_Loader) or {}
+        with open_input(path, "config file") as f:
+            cfg = yaml.load(io.TextIOWrapper(f, encoding="utf-8"), Loader=_Loader) or {}
+    except OSError as err:
+        raise ConfigError(str(err)) from err
     except UnicodeDecodeError as err:
         raise ConfigError(f"{shown(path)}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
     except DuplicateKey as err:
@@ -438,18 +440,31 @@ def read_yaml(path):
     return cfg
 
 
+def base_path(path, base):
+    """The path of the base config that `base:` of the config file `path` names (beside it), None when it
+    names none."""
+    if base is None:
+        return None
+    if not isinstance(base, str) or not base or "\0" in base:
+        raise ConfigError(f"{shown(path)}: base: expected the path of a config file, got {brief(base)}")
+    return os.path.join(os.path.dirname(os.path.abspath(path)), base)
+
+
+def config_files(path):
+    """The files a config file is read from: itself and the base it names."""
+    base = base_path(path, read_yaml(path).get("base"))
+    return [path] + ([base] if base else [])
+
+
 def load_file(path):
     """A config file merged over its `base:` (one level)."""
     cfg = read_yaml(path)
-    base_name = cfg.pop("base", None)
-    if base_name is None:
+    base_file = base_path(path, cfg.pop("base", None))
+    if base_file is None:
         return cfg
-    if not isinstance(base_name, str) or not base_name or "\0" in base_name:
-        raise ConfigError(f"{shown(path)}: base: expected the path of a config file, got {brief(base_name)}")
-    base_path = os.path.join(os.path.dirname(os.path.abspath(path)), base_name)
-    base = read_yaml(base_path)
+    base = read_yaml(base_file)
     if "base" in base:
-        raise ConfigError(f"{shown(base_path)}: a base config may not have a base of its own (one level only)")
+        raise ConfigError(f"{shown(base_file)}: a base config may not have a base of its own (one level only)")
     return merge(base, cfg)
 
 

@@ -2,8 +2,8 @@
 renamed over the target, so a reader never sees a partial file and a failure (a full disk, a kill)
 leaves the previous version. A failed write removes its temporary file and names the target.
 
-Temporary files are named `.<target>.<pid>@<host>.<token>.tmp`, so that whoever writes into the folder
-later can tell whose they are: the first write of a process into a folder removes those left there by
+Temporary files are named `.<target>.<pid>@<host>.<token>.hdm.tmp`, so that whoever writes into the
+folder later can tell whose they are: the first write of a process into a folder removes those left there by
 processes of this host that are gone (killed with SIGKILL, or on a power cut, before they could clean up).
 A process that is alive keeps its own, whichever it is.
 """
@@ -12,13 +12,38 @@ import os
 import re
 import secrets
 import socket
+import stat
 
 from hdm.errors import shown
 
 HOST = re.sub(r"[^\w.-]", "_", socket.gethostname()) or "host"
-TEMPORARY = re.compile(r"\.(?P<target>.*)\.(?P<pid>[0-9]+)@(?P<host>[\w.-]+)\.[0-9a-f]{8}\.tmp", re.DOTALL)
+TEMPORARY = re.compile(r"\.(?P<target>.*)\.(?P<pid>[0-9]+)@(?P<host>[\w.-]+)\.[0-9a-f]{8}\.hdm\.tmp", re.DOTALL)
 NAME_MAX = 255  # bytes in a file name (Linux, macOS)
 _swept = set()  # folders this process has cleaned of stale temporary files
+
+
+NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def open_input(path, what="file"):
+    """The one way this project opens a file it reads (an image, a config, weights, an ONNX graph and its
+    description): open for binary reading, and a regular file. Anything else never blocks or streams
+    without end: FileNotFoundError, IsADirectoryError or OSError, each with one line naming the path
+    ("a named pipe (FIFO), expected a regular file"; "no such <what>")."""
+    try:  # O_NONBLOCK: opening a FIFO would otherwise wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{shown(path)}: no such {what}") from None
+    except OSError as err:
+        raise OSError(f"{shown(path)}: cannot be read ({err.strerror or err})") from err
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((name for test, name in NOT_REGULAR if test(mode)), "not a regular file")
+        error = IsADirectoryError if stat.S_ISDIR(mode) else OSError
+        raise error(f"{shown(path)}: {kind}, expected a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def process_alive(pid):
@@ -36,16 +61,17 @@ def process_alive(pid):
 
 
 def temporary_name(path):
-    """The name of a new temporary file for `path`: `.<target>.<pid>@<host>.<token>.tmp`, the target's
+    """The name of a new temporary file for `path`: `.<target>.<pid>@<host>.<token>.hdm.tmp`, the target's
     name shortened when the whole would exceed NAME_MAX bytes."""
-    suffix = f".{os.getpid()}@{HOST}.{secrets.token_hex(4)}.tmp"
+    suffix = f".{os.getpid()}@{HOST}.{secrets.token_hex(4)}.hdm.tmp"
     target = os.fsencode(os.path.basename(path))[: NAME_MAX - 1 - len(suffix.encode())]
     return "." + os.fsdecode(target) + suffix
 
 
 def remove_stale_temporaries(folder):
     """Remove the temporary files in `folder` whose process is gone on this host; returns their names.
-    Housekeeping only: what cannot be listed or removed (another user's file, a folder) is left."""
+    Only regular files named as this module names them go (a link, a folder or a `.tmp` of another tool
+    that looks alike stays). Housekeeping only: what cannot be listed or removed is left."""
     try:
         names = os.listdir(folder)
     except OSError:
@@ -53,10 +79,12 @@ def remove_stale_temporaries(folder):
     removed = []
     for name in names:
         match = TEMPORARY.fullmatch(name)
+        path = os.path.join(folder, name)
         if match and match["host"] == HOST and not process_alive(int(match["pid"])):
             with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, name))
-                removed.append(name)
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    os.remove(path)
+                    removed.append(name)
     return removed
 
 

@@ -11,6 +11,8 @@ import hashlib
 import os
 import unicodedata
 
+from hdm.files import open_input
+
 CHUNK = 1 << 20
 _DIGESTS = {}  # (device, inode, size, mtime) -> SHA-256: a file is read once per state in a process
 
@@ -42,13 +44,14 @@ def name_key(name):
 
 def content_digest(path):
     """SHA-256 of a file's bytes (hex)."""
-    st = os.stat(path)
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
+    with open_input(path) as f:
+        st = os.fstat(f.fileno())
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key in _DIGESTS:
+            return _DIGESTS[key]
         digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(CHUNK):
-                digest.update(block)
+        while block := f.read(CHUNK):
+            digest.update(block)
         _DIGESTS[key] = digest.hexdigest()
     return _DIGESTS[key]
 
@@ -89,7 +92,7 @@ def set_fingerprint(samples):
             size = os.stat(path).st_size
             digest.update(f"{os.path.basename(os.fsdecode(path))}\0{size}\0".encode("utf-8", "surrogateescape"))
             if path != target:
-                with open(path, "rb") as f:
+                with open_input(path) as f:
                     f.seek(max(0, size // 2 - SAMPLE // 2))
                     digest.update(f.read(SAMPLE))
         digest.update(content_digest(target).encode())

@@ -32,7 +32,7 @@ import numpy as np
 
 from hdm import environment
 from hdm.errors import shown
-from hdm.files import atomic_write
+from hdm.files import atomic_write, open_input
 from hdm.image_format import ImageDataError, bytes_reader, file_reader, judge, read_header
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -118,18 +118,6 @@ def _admit(read, size, path, grey):
                       f"{byte_count(available)} of memory available now; free memory first (hdm-predict --tile "
                       f"lowers the model's memory, not this: the whole image is read and its output written whole)")
     return header
-
-
-def _open(path):
-    """The file open for reading, or OSError naming it."""
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise OSError(f"{shown(path)}: no such file") from None
-    except IsADirectoryError:
-        raise OSError(f"{shown(path)}: a folder, expected an image file") from None
-    except OSError as err:
-        raise OSError(f"{shown(path)}: cannot be read ({err.strerror or err})") from err
 
 
 @contextlib.contextmanager
@@ -255,7 +243,7 @@ def read_pixels(path, grey=False):
     float32 in [0, 1] for float samples (see `_pixels`). OSError with one line naming the file when it
     cannot be read, is not a complete image of a known format and sample type, or is refused before
     decoding (pixel limit, memory)."""
-    with _open(path) as f:
+    with open_input(path) as f:
         header = _admit(file_reader(f), os.fstat(f.fileno()).st_size, path, grey)
         f.seek(0)
         data = f.read()
@@ -273,7 +261,7 @@ def image_header(path):
     transpose it swap height and width; colour False for grey images), from its header and a cheap check
     of its structure, no pixel decoded (see hdm.image_format.judge). OSError naming the file when it is
     not a complete image of a known format or has HDM_MAX_PIXELS pixels or more."""
-    with _open(path) as f, _named(path):
+    with open_input(path) as f, _named(path):
         read = file_reader(f)
         header = read_header(read)
         _check_pixels(header, path)  # before the structure check, which may inflate a PNG's data

@@ -17,6 +17,14 @@ from hdm.locks import FolderLock
 RESULT_FILES = ("per_image.csv", "summary.md", "meta.json", "comparison.png", "images")
 
 
+def model_inputs(pairs):
+    """The files that make models, which a tool's outputs never replace: for each (config, weights) pair,
+    the config, the base config it names, and the weights."""
+    from hdm.config import config_files  # only when a config is given: the ONNX route has none
+
+    return [f for config, weights in pairs for f in [*(config_files(config) if config else []), weights] if f]
+
+
 def unique_stems(paths):
     """{path: output stem}: the file's stem, or `<stem>_<ext>` when two inputs share a stem (a.png and
     a.jpg), with `_2`, `_3`, ... until no two stems are equal by name_key (a.png and A.PNG)."""

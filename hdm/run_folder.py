@@ -7,6 +7,7 @@ does all of it, and the checks of the data, before a training process writes any
     runs/<name>/checkpoints/  iter_<n>.pth, best.pth
 """
 import datetime
+import io
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ from hdm.config import dump_config
 from hdm.data.prepare import DataError, describe, prepare
 from hdm.device import amp_mode, keep_freed_memory, resolve_device
 from hdm.errors import RunFolderError, shown
+from hdm.files import open_input
 from hdm.locks import FolderLock
 from hdm.runtime import StopRequest, distributed_setup, run_dir_of, setup_logging
 
@@ -104,12 +106,14 @@ def check_start(run_dir, resume, overwrite):
 def stored_config(run_dir):
     """The config.yaml of a run folder, None without one; RunFolderError when it is not a readable mapping."""
     path = os.path.join(run_dir, "config.yaml")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return None
     try:
-        with open(path, encoding="utf-8") as f:
-            cfg = yaml.safe_load(f)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        with open_input(path) as f:
+            cfg = yaml.safe_load(io.TextIOWrapper(f, encoding="utf-8"))
+    except OSError as err:
+        raise RunFolderError(f"{err}; move the folder aside (--overwrite) or fix it") from err
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
         raise RunFolderError(f"{shown(path)}: not a readable config ({type(err).__name__}); move the folder aside "
                              f"(--overwrite) or fix it") from err
     if not isinstance(cfg, dict):

@@ -21,7 +21,7 @@ def main(argv=None):
     parser.add_argument("--model", default="hdm", choices=list(RELEASES), help="which release the file is")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output (never the released file)")
     args = parser.parse(argv)
-    if not os.path.isfile(args.src):
+    if not os.path.lexists(args.src):
         raise UsageError(f"{shown(args.src)}: no such file")
     check_writable_outputs([args.dst], [args.src], args.overwrite)
     dropped = convert_official_checkpoint(args.src, args.dst, args.model)

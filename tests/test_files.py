@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -47,21 +48,29 @@ def test_any_file_name_is_written_whole_and_its_temporary_says_whose(name, data)
 
 @SETTINGS
 @given(targets=st.lists(NAMES.filter(lambda n: len(os.fsencode(n)) < 150), min_size=1, max_size=6),
-       kinds=st.lists(st.sampled_from(["dead", "alive", "other host", "not ours"]), min_size=1, max_size=6),
+       kinds=st.lists(st.sampled_from(["dead", "alive", "other host", "not ours", "another tool's", "a link", "a folder"]),
+                      min_size=1, max_size=6),
        offset=st.integers(1, 10**6))
 def test_a_first_write_into_a_folder_removes_the_temporaries_of_gone_processes_only(targets, kinds, offset):
     """Temporary files of processes that are gone on this host (ids above pid_max: no process has them)
     are removed; those of live processes, of other hosts, and files that only look alike stay."""
     dead = pid_max() + offset
-    names = {"dead": lambda t, i: f".{t}.{dead + i}@{HOST}.0123abcd.tmp",
-             "alive": lambda t, i: f".{t}.{os.getpid() if i % 2 else 1}@{HOST}.0123abcd.tmp",
-             "other host": lambda t, i: f".{t}.{dead + i}@{HOST}x.0123abcd.tmp",
-             "not ours": lambda t, i: f".{t}.{dead + i}@{HOST}.0123abc.tmp"}
+    ours = {"dead", "a link", "a folder"}  # named as ours, by a dead process
+    names = {"alive": lambda t, i: f".{t}.{os.getpid() if i % 2 else 1}@{HOST}.0123abcd.hdm.tmp",
+             "other host": lambda t, i: f".{t}.{dead + i}@{HOST}x.0123abcd.hdm.tmp",
+             "not ours": lambda t, i: f".{t}.{dead + i}@{HOST}.0123abc.hdm.tmp",
+             "another tool's": lambda t, i: f".{t}.{dead + i}@{HOST}.0123abcd.tmp"}
     with tempfile.TemporaryDirectory() as folder:
         made = {}
         for i, (target, kind) in enumerate(zip(targets, kinds)):
-            name = names[kind](target, i)
-            open(os.path.join(folder, name), "wb").close()
+            name = f".{target}.{dead + i}@{HOST}.0123abcd.hdm.tmp" if kind in ours else names[kind](target, i)
+            path = os.path.join(folder, name)
+            if kind == "a link":
+                os.symlink(os.path.join(folder, "new.png"), path)
+            elif kind == "a folder":
+                os.mkdir(path)
+            else:
+                open(path, "wb").close()
             made[name] = kind
         with atomic_write(os.path.join(folder, "new.png")) as f:
             f.write(b"x")
@@ -128,3 +137,52 @@ def test_a_full_disk_names_the_file_and_leaves_nothing_partial(tmp_path):
             assert error is not None and "\n" not in error and shown in error and "File too large" in error, error
             assert not os.path.exists(name)
     assert temporaries(tmp_path) == []
+
+
+def _fifo(path):
+    os.mkfifo(path)
+    return path
+
+
+NOT_REGULAR = {"a named pipe (FIFO)": _fifo, "a character device": lambda p: os.symlink(os.devnull, p) or p,
+               "a folder": lambda p: os.mkdir(p) or p}
+
+
+@pytest.fixture
+def no_hang():
+    """A read that blocks fails the test after 20 s instead of hanging the suite."""
+    def alarm(*_):
+        raise TimeoutError("blocked reading a file that is not a regular file")
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_REGULAR))
+@pytest.mark.parametrize("reader,ext", [
+    ("hdm.image_io:read_image", ".png"), ("hdm.image_io:image_header", ".jpg"), ("hdm.config:read_yaml", ".yaml"),
+    ("hdm.checkpoint:load_checkpoint", ".pth"), ("hdm.identity:content_digest", ".png"),
+    ("hdm.deploy.onnx_model:OnnxModel", ".onnx"), ("hdm.deploy.description:read_description", ".onnx"),
+    ("hdm.run_folder:stored_config", ""), ("hdm.losses.vgg:resolve_weights", ".pth")])
+def test_every_reader_refuses_what_is_not_a_regular_file_by_name_without_blocking(tmp_path, no_hang, kind, reader, ext):
+    import importlib
+
+    module, name = reader.split(":")
+    function = getattr(importlib.import_module(module), name)
+    if name == "stored_config":  # reads <run>/config.yaml
+        target, args = NOT_REGULAR[kind](str(tmp_path / "config.yaml")), (str(tmp_path),)
+    elif name == "read_description":  # reads the .json beside the .onnx
+        target, args = NOT_REGULAR[kind](str(tmp_path / "m.json")), (str(tmp_path / "m.onnx"),)
+    elif name == "resolve_weights":
+        target = NOT_REGULAR[kind](str(tmp_path / f"vgg{ext}"))
+        args = ("vgg19", target)
+    else:
+        target = NOT_REGULAR[kind](str(tmp_path / f"x{ext}"))
+        args = (target,)
+    with pytest.raises(Exception) as caught:  # each reader's own error type (OSError, ConfigError, ...)
+        function(*args)
+    message = str(caught.value)
+    assert "\n" not in message and os.path.basename(target) in message, message
+    assert kind in message or "no such" in message, message  # what it is, or (isfile checks) not a file

@@ -566,10 +566,14 @@ def test_hdm_predict_restores_the_others_and_names_each_bad_file_in_one_line(tmp
     for path, content in zip(bad, contents):
         with open(path, "wb") as f:
             f.write(content)
+    os.mkfifo(os.path.join(folder, b"pipe.png"))  # would block a plain open() until a writer comes
+    bad[os.path.join(folder, b"pipe.png")] = "a named pipe (FIFO), expected a regular file"
+    os.mkdir(os.path.join(folder, b"folder.jpg"))
+    bad[os.path.join(folder, b"folder.jpg")] = "a folder, expected a regular file"
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": {"type": "DCP"}}))
     env = {**os.environ, "PYTHONPATH": ROOT, "HDM_MEMORY_LIMIT": "1M"}
     proc = subprocess.run([sys.executable, "-m", "hdm.cli.predict", folder, str(tmp_path / "out"), "-c",
-                           str(tmp_path / "c.yaml")], capture_output=True, env=env, cwd=ROOT)
+                           str(tmp_path / "c.yaml")], capture_output=True, env=env, cwd=ROOT, timeout=300)
     err = proc.stderr.decode("utf-8").splitlines()
     assert proc.returncode == 1 and len(err) == len(bad), err
     for path, reason in bad.items():

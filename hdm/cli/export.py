@@ -44,18 +44,6 @@ def stopping_cleanly(signals=STOP_SIGNALS):
             signal.signal(sig, handler)
 
 
-def read_files(config, weights):
-    """The files hdm-export reads, which its outputs never replace: the config, the base config it names
-    (beside it, as hdm.config.load_file reads it) and the weights."""
-    from hdm.config import read_yaml
-
-    files = [p for p in (config, weights) if p]
-    base = read_yaml(config).get("base") if config else None
-    if isinstance(base, str) and base:
-        files.append(os.path.join(os.path.dirname(os.path.abspath(config)), base))
-    return files
-
-
 def main(argv=None):
     parser = Parser(__doc__, prog="hdm-export")
     parser.add_argument("output", help="the .onnx file to write (its .json is written beside it)")
@@ -70,9 +58,9 @@ def main(argv=None):
     if not args.config and not args.weights:
         raise UsageError("give --weights W (its stored config) or -c CONFIG [--weights W]")
     from hdm.deploy.description import sidecar_path
-    from hdm.outputs import check_writable_outputs
+    from hdm.outputs import check_writable_outputs, model_inputs
 
-    check_writable_outputs([args.output, sidecar_path(args.output)], read_files(args.config, args.weights),
+    check_writable_outputs([args.output, sidecar_path(args.output)], model_inputs([(args.config, args.weights)]),
                            args.overwrite)
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):

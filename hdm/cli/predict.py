@@ -28,7 +28,7 @@ from hdm.deploy.description import sidecar_path
 from hdm.errors import NonFiniteOutput, shown
 from hdm.image_io import ensure_writable, images_in, read_rgb, write_image
 from hdm.locks import FolderLock
-from hdm.outputs import check_writable_outputs, plan_outputs
+from hdm.outputs import check_writable_outputs, model_inputs, plan_outputs
 
 # the maps --save-maps may write (HDM: all three; DCP, PF-DCP: the first two), named <output>_<map>.png
 MAP_NAMES = ("dark_channel", "transmission", "regions")
@@ -39,10 +39,10 @@ TOO_LARGE = "the torch route restores large images in tiles: --tile 512"
 def inputs_of(path):
     if os.path.isdir(path):
         files = images_in(path)
-    elif os.path.isfile(path):
+    elif os.path.lexists(path):  # a file; the reader refuses what is not a regular image file
         files = [path]
     else:
-        raise UsageError(f"{path}: no such file or folder")
+        raise UsageError(f"{shown(path)}: no such file or folder")
     if not files:
         raise UsageError(f"{path}: no images found")
     return files
@@ -92,10 +92,10 @@ def main(argv=None):
 
 
 def model_files(args):
-    """The files that make the model (configs, weights, an ONNX file and its description): inputs too."""
-    specs = [part for item in args.models or [] for part in item.partition(":")[::2]]
-    return [f for f in (args.config, args.weights, args.onnx, *specs) if f] + \
-        ([sidecar_path(args.onnx)] if args.onnx else [])
+    """The files that make the model (configs and their bases, weights, an ONNX file and its description)."""
+    if args.onnx:
+        return [args.onnx, sidecar_path(args.onnx)]
+    return model_inputs(parse_model_specs(args))
 
 
 def all_outputs(plan):

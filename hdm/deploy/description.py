@@ -15,6 +15,7 @@ import re
 
 from hdm.deploy.dcp_masks import region_masks
 from hdm.errors import shown
+from hdm.files import open_input
 
 FORMAT = "hdm-onnx/2"
 EARLIER_FORMATS = ("hdm-onnx/1",)  # their .onnx files carry no copy of the contract
@@ -40,7 +41,7 @@ def read_description(path):
     """The checked description beside the ONNX file `path` (see check_description)."""
     meta_path = sidecar_path(path)
     try:
-        with open(meta_path, encoding="utf-8") as f:
+        with open_input(meta_path) as f:
             meta = json.load(f)
     except FileNotFoundError:
         raise ValueError(f"{shown(meta_path)}: missing; hdm-export writes it beside the .onnx file "

@@ -6,13 +6,13 @@ up to `max_side`; the output `restored` is RGB float32 (1, 3, H, W) in [0, 1]. A
 regions come from the dark channel prior also takes `masks`, one-hot (1, N, ceil(H / 4), ceil(W / 4)),
 which `OnnxModel` computes with hdm.deploy.dcp_masks from the image padded to a multiple of 4.
 """
-import os
 
 import numpy as np
 
 from hdm.deploy import description
 from hdm.deploy.dcp_masks import region_masks
 from hdm.errors import shown
+from hdm.files import open_input
 
 
 class OnnxModel:
@@ -28,18 +28,16 @@ class OnnxModel:
     def __init__(self, path, threads=None, meta=None):
         import onnxruntime as ort  # a dependency of this route only
 
-        if not os.path.isfile(path):
-            raise ValueError(f"{shown(path)}: no such ONNX file")
+        try:
+            with open_input(path, "ONNX file") as f:
+                data = f.read()
+        except OSError as err:
+            raise ValueError(str(err)) from err
         meta_path = description.sidecar_path(path)
         if meta is None:
             self.meta = description.read_description(path)
         else:
             self.meta = description.check_description(meta, meta_path)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as err:
-            raise ValueError(f"{shown(path)}: not readable ({err.strerror or err})") from err
         description.check_digest(data, self.meta, path, meta_path)
         options = ort.SessionOptions()
         options.log_severity_level = 4  # fatal only: its errors and warnings reach the user as our one line

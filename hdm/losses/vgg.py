@@ -13,6 +13,8 @@ import os
 import torch
 import torch.nn as nn
 
+from hdm.files import open_input
+
 CONFIGS = {  # channels per conv, "M" = 2x2 max pool (torchvision's vgg16 / vgg19 "D" / "E")
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
     "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
@@ -59,7 +61,8 @@ def resolve_weights(arch, weights_path=None, download=False):
     path = locate_weights(arch, weights_path, download)
     if path is None:
         return torch.hub.load_state_dict_from_url(URL.format(FILES[arch]), map_location="cpu", weights_only=True)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    with open_input(path) as f:
+        return torch.load(f, map_location="cpu", weights_only=True)
 
 
 class VGGFeatures(nn.Module):

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hdm.files import open_input
 from hdm.losses.vgg import VGGFeatures
 
 SHIFT, SCALE = (-0.030, -0.088, -0.188), (0.458, 0.448, 0.450)
@@ -65,11 +66,13 @@ class LPIPS(nn.Module):
         lin = _weights_file(lin_path, _installed_lin(net), f"LPIPS v0.1 linear weights {net}.pth (lin_path)")
         if net == "alex":
             self.features = alexnet_features()
-            state = torch.load(backbone, map_location="cpu", weights_only=True)
+            with open_input(backbone) as f:
+                state = torch.load(f, map_location="cpu", weights_only=True)
             self.features.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")})
         else:
             self.features = VGGFeatures("vgg16", VGG_LAYERS, weights_path=backbone)
-        lin_state = torch.load(lin, map_location="cpu", weights_only=True)
+        with open_input(lin) as f:
+            lin_state = torch.load(f, map_location="cpu", weights_only=True)
         self.lins = nn.ParameterList([nn.Parameter(lin_state[f"lin{k}.model.1.weight"].float(), requires_grad=False)
                                       for k in range(5)])
         for k, c in enumerate(CHANNELS[net]):

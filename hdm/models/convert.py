@@ -11,6 +11,7 @@ that does not map (unexpected, missing, or of another shape) is an error.
 import torch
 
 from hdm.checkpoint import atomic_save
+from hdm.files import open_input
 
 from . import build_model
 
@@ -52,7 +53,8 @@ def convert_official_checkpoint(src, dst, kind="hdm"):
     Returns the list of dropped keys. Legacy pickles need `weights_only=False`, which executes pickled
     code: only convert files from a source you trust.
     """
-    obj = torch.load(src, map_location="cpu", weights_only=False)
+    with open_input(src, "release file") as f:
+        obj = torch.load(f, map_location="cpu", weights_only=False)
     released = obj["model"] if isinstance(obj, dict) and "model" in obj else obj
     if not isinstance(released, dict) or not all(torch.is_tensor(v) for v in released.values()):
         raise ValueError(f"{src}: expected {{'model': state_dict}} or a state dict of tensors")
