@@ -2,6 +2,7 @@
 and OTS (outdoor): mean PSNR/SSIM for each candidate weight, and the best one.
 
     python scripts/tune_pfdcp.py PairedFolder lq_dir=datasets/demo/haze/train/hazy gt_dir=datasets/demo/haze/train/clear
+    # doc-test: skip (needs RESIDE ITS)
     python scripts/tune_pfdcp.py RESIDE root=datasets/RESIDE/ITS --limit 200
 
 Arguments after the dataset type are its constructor arguments. --limit evaluates a fixed random
