@@ -7,6 +7,7 @@ main; a failure is one line on stderr, exit code 2 for usage, config and data er
 variables found before any work, 1 for failures while working; `--debug` shows the traceback instead.
 """
 import argparse
+import re
 import sys
 
 from hdm import environment
@@ -14,6 +15,9 @@ from hdm.errors import ConfigError, DataError, RunFolderError, UsageError
 
 USAGE_ERRORS = (ConfigError, DataError, RunFolderError)
 PREFIX = {ConfigError: "config error", DataError: "data error", RunFolderError: "run folder"}
+
+
+OVERRIDE = re.compile(r"[A-Za-z_]\w*(\.\w+)*=")  # a dotted override: key.path=value
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,7 +36,15 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("overrides", nargs="*", help=f"dotted overrides, e.g. {example}")
 
     def parse(self, argv):
-        return self.parse_intermixed_args(argv)
+        """The arguments; with a config, every key=value word is a dotted override wherever it stands (after
+        an option of several values, e.g. test.py's --preset, too)."""
+        argv = list(argv)
+        if not any(action.dest == "overrides" for action in self._actions) or "-c" not in argv and "--config" not in argv:
+            return self.parse_intermixed_args(argv)
+        overrides = [word for word in argv if OVERRIDE.match(word)]
+        args = self.parse_intermixed_args([word for word in argv if not OVERRIDE.match(word)])
+        args.overrides = overrides
+        return args
 
 
 def first_line(err):

@@ -1,6 +1,7 @@
 """Restore images without targets: a file or a folder in, a folder out.
 
     hdm-predict INPUT OUTPUT_DIR --weights runs/hdm_its/checkpoints/iter_100000.pth   # the config stored in it
+    # doc-test: skip (the released HDM's size; README.md's -c CONFIG example runs)
     hdm-predict INPUT OUTPUT_DIR -c configs/dehaze/hdm_its.yaml --weights W.pth
     hdm-predict INPUT OUTPUT_DIR --weights W.pth model.region_strategy=masked_sum       # dotted overrides
     hdm-predict INPUT OUTPUT_DIR --models derain.yaml:derain.pth dehaze.yaml:dehaze.pth   # a cascade
