@@ -66,7 +66,7 @@ def run_task(task, overrides):
 
 def train_or_reuse(cfg):
     """(model, rows, training s, test s) of one demo config: the result its run folder recorded for this
-    resolved config and this code (said), else trained (or continued) and tested, after moving aside a run
+    resolved config and this code (said; the model then only counts parameters), else trained (or continued) and tested, after moving aside a run
     folder that holds another run."""
     run_dir = run_dir_of(cfg)
     result_path = os.path.join(run_dir, "demo_result.json")
@@ -80,7 +80,8 @@ def train_or_reuse(cfg):
             return build_model(cfg["model"]), stored["rows"], stored["train_s"], stored["test_s"]
     stored = stored_config(run_dir)
     if os.path.isfile(result_path) or (stored is not None and any(config_changes(stored, record["config"]))):
-        print(f"{cfg['name']}: {shown(run_dir)} holds a run of another config or code; moved to {shown(move_aside(run_dir))}")
+        moved = move_aside(run_dir)
+        print(f"{cfg['name']}: {shown(run_dir)} holds a run of another config or code; moved to {shown(moved)}")
     model, rows, train_s, test_s = train_and_evaluate(cfg, save_dir=os.path.join(run_dir, "test", "images"))
     with atomic_write(result_path, "w") as f:
         json.dump({**record, "rows": rows, "train_s": train_s, "test_s": test_s}, f, indent=1)

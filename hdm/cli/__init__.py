@@ -36,14 +36,22 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("overrides", nargs="*", help=f"dotted overrides, e.g. {example}")
 
     def parse(self, argv):
-        """The arguments; with a config, every key=value word is a dotted override wherever it stands (after
-        an option of several values, e.g. test.py's --preset, too)."""
-        argv = list(argv)
-        if not any(action.dest == "overrides" for action in self._actions) or "-c" not in argv and "--config" not in argv:
+        """The arguments. A key=value word after an option of several values (test.py's --preset a b) is a
+        dotted override, not one of that option's values; elsewhere argparse places every word."""
+        argv = sys.argv[1:] if argv is None else list(argv)
+        several = {s for action in self._actions if action.nargs in ("+", "*") for s in action.option_strings}
+        if not any(action.dest == "overrides" for action in self._actions) or not several:
             return self.parse_intermixed_args(argv)
-        overrides = [word for word in argv if OVERRIDE.match(word)]
-        args = self.parse_intermixed_args([word for word in argv if not OVERRIDE.match(word)])
-        args.overrides = overrides
+        pulled, rest, after_several = [], [], False
+        for word in argv:
+            if word.startswith("-"):
+                after_several = word in several
+            elif after_several and OVERRIDE.match(word):
+                pulled.append(word)
+                continue
+            rest.append(word)
+        args = self.parse_intermixed_args(rest)
+        args.overrides = sorted([*args.overrides, *pulled], key=argv.index)  # in the order given: the last wins
         return args
 
 
