@@ -66,8 +66,8 @@ def run_task(task, overrides):
 
 def train_or_reuse(cfg):
     """(model, rows, training s, test s) of one demo config: the result its run folder recorded for this
-    resolved config and this code (said; the model then only counts parameters), else trained (or continued) and tested, after moving aside a run
-    folder that holds another run."""
+    resolved config and this code (said; the model then only counts parameters), else trained (or
+    continued) and tested, after moving aside a run folder that holds another run."""
     run_dir = run_dir_of(cfg)
     result_path = os.path.join(run_dir, "demo_result.json")
     record = {"config": json.loads(json.dumps(cfg)), "code_digest": code_digest()}
