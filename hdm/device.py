@@ -103,12 +103,15 @@ def amp_mode(requested, device):
     line when it turns mixed precision off."""
     if device.type != "cpu" or requested in ("off", "fp16") or cpu_bf16_native():
         return "fp16" if requested == "auto" and device.type == "cuda" else "bf16" if requested == "auto" else requested
-    _say_fp32(requested)
+    _say_fp32(requested, environment.value("HDM_CPU_BF16") is not None)
     return "off"
 
 
 @functools.lru_cache(maxsize=None)
-def _say_fp32(requested):
+def _say_fp32(requested, forced):
+    if forced:
+        logging.getLogger("hdm").warning("amp %s: HDM_CPU_BF16=0 turns bf16 off; running in fp32", requested)
+        return
     logging.getLogger("hdm").warning(
         "amp %s: this CPU has no native bf16 (flags %s lack %s), where bf16 is emulated and many times slower "
         "than fp32; running in fp32 (HDM_CPU_BF16=1 forces bf16)", requested, ", ".join(cpu_features()) or "unknown",

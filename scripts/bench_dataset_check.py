@@ -3,6 +3,7 @@ images and 13,990 transmission maps at 620x460 (constant-colour PNGs, so the tre
 the check reads each file's header and its last bytes, never its pixels, so pixel content does not
 change its time).
 
+    # doc-test: skip (writes a synthetic ITS of 13,990 pairs)
     python scripts/bench_dataset_check.py [--scenes 1399] [--keep DIR] [--repeat 3]
 
 Prints the time to list and pair the files (building the reader) and to check every pair from its

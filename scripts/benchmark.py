@@ -1,5 +1,6 @@
 """Performance benchmark: operators, whole HDM, tiled inference; one side-by-side table.
 
+    # doc-test: skip (minutes; tests/test_benchmark.py runs it with --tiny)
     python scripts/benchmark.py [--quick] [--device cpu|cuda] [--out benchmarks/NAME] [--sections ...]
 
 Every time is the median of the repeats after one warm-up (CUDA synchronised). Writes NAME.json

@@ -3,11 +3,16 @@ distributed size, pairing problems and size mismatches (from the image headers; 
 image in full). Without --type, every reader is tried on the folder first: the ones that read it are
 listed with their counts and the benchmark each recognises, and the one chosen is checked.
 
+    # doc-test: skip (needs the benchmark's files)
     python scripts/check_dataset.py datasets/RESIDE/SOTS/indoor     # no --type: which readers read it, then the check
+    # doc-test: skip (needs the benchmark's files)
     python scripts/check_dataset.py datasets/RESIDE/ITS --type RESIDE trans=true
+    # doc-test: skip (needs the benchmark's files)
     python scripts/check_dataset.py datasets/RESIDE/SOTS/indoor --type RESIDE
     python scripts/check_dataset.py datasets/Rain200H/train --type Rain
+    # doc-test: skip (needs the benchmark's files)
     python scripts/check_dataset.py datasets/LOL --type LOL split=test
+    # doc-test: skip (needs the benchmark's files)
     python scripts/check_dataset.py datasets/LOL-v2/Real_captured --type LOL split=train
     python scripts/check_dataset.py --list          # the benchmarks and their distributed sizes
 

@@ -1,6 +1,8 @@
 """Convert an authors' released checkpoint (HDM's hdm_haze_sots.pk, or AECR-Net's) for test.py.
 
+    # doc-test: skip (needs the authors' released file)
     python scripts/convert_official.py trained_models/hdm_haze_sots.pk checkpoints/hdm_sots_release.pth
+    # doc-test: skip (needs the authors' released file)
     python scripts/convert_official.py --model aecrnet its_train_AECR.pk checkpoints/aecrnet_release.pth
 
 The output never replaces the released file, however either path is written (hdm.outputs); an existing

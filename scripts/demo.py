@@ -5,8 +5,13 @@ them, and test it on an unseen photo against the degraded input.
     python scripts/demo.py --task rain          # deraining; --task lowlight; --task all
     python scripts/demo.py --task haze train.iterations=400
 
-A finished demo run (its final checkpoint exists) is not trained again; delete runs/<name> to retrain.
+A model's result is reused (and the demo says so) only when its run folder recorded it for the same
+resolved config and the same code (runs/<name>/demo_result.json); otherwise the model is trained and
+tested again, and a run folder that holds another run (another config, e.g. another train.iterations,
+or other code) is first moved to runs/<name>.old-<time> (nothing is deleted), so its config.yaml
+always describes what ran. An interrupted run of the same config continues.
 """
+import json
 import os
 import time
 
@@ -14,8 +19,12 @@ from hdm.cli import Parser, console
 from hdm.config import load_config
 from hdm.data.demo import make_demo
 from hdm.engine import train_and_evaluate
+from hdm.errors import shown
 from hdm.evaluation import summarize
-from hdm.models import count_parameters
+from hdm.files import atomic_write
+from hdm.models import build_model, count_parameters
+from hdm.results import code_digest
+from hdm.run_folder import config_changes, move_aside, stored_config
 from hdm.runtime import run_dir_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,9 +43,9 @@ def run_task(task, overrides):
     make_demo(task, os.path.join("datasets", "demo", task))
     t_data = time.time() - t0
     results = []
-    for path in CONFIGS[task]:  # a finished run is not trained again: delete runs/<name> to retrain
+    for path in CONFIGS[task]:
         cfg = load_config(path, overrides)
-        results.append((cfg, *train_and_evaluate(cfg, save_dir=os.path.join(run_dir_of(cfg), "test", "images"))))
+        results.append((cfg, *train_or_reuse(cfg)))
     cfg, _, rows, _, _ = results[0]
     mean = summarize(rows)
     print(f"\nDemo ({task}): {', '.join(r['name'] for r in rows)} (unseen photo, synthetic degradation); "
@@ -53,6 +62,30 @@ def run_task(task, overrides):
     print(f"\n{results[0][0]['model']['type']} gain over the input: {mean['psnr'] - mean['input_psnr']:+.2f} dB; "
           f"data synthesis {t_data:.1f} s; restored images in runs/<name>/test/images")
     return {cfg["name"]: summarize(rows) for cfg, _, rows, _, _ in results}
+
+
+def train_or_reuse(cfg):
+    """(model, rows, training s, test s) of one demo config: the result its run folder recorded for this
+    resolved config and this code (said; the model then only counts parameters), else trained (or
+    continued) and tested, after moving aside a run folder that holds another run."""
+    run_dir = run_dir_of(cfg)
+    result_path = os.path.join(run_dir, "demo_result.json")
+    record = {"config": json.loads(json.dumps(cfg)), "code_digest": code_digest()}
+    if os.path.isfile(result_path):
+        with open(result_path) as f:
+            stored = json.load(f)
+        if {key: stored.get(key) for key in record} == record:
+            print(f"{cfg['name']}: reusing the result in {shown(run_dir)} (same resolved config and code; "
+                  f"delete the folder to run it again)")
+            return build_model(cfg["model"]), stored["rows"], stored["train_s"], stored["test_s"]
+    stored = stored_config(run_dir)
+    if os.path.isfile(result_path) or (stored is not None and any(config_changes(stored, record["config"]))):
+        moved = move_aside(run_dir)
+        print(f"{cfg['name']}: {shown(run_dir)} holds a run of another config or code; moved to {shown(moved)}")
+    model, rows, train_s, test_s = train_and_evaluate(cfg, save_dir=os.path.join(run_dir, "test", "images"))
+    with atomic_write(result_path, "w") as f:
+        json.dump({**record, "rows": rows, "train_s": train_s, "test_s": test_s}, f, indent=1)
+    return model, rows, train_s, test_s
 
 
 def main(argv=None):

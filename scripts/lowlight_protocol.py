@@ -1,7 +1,8 @@
 """The test protocol of Ren et al. (TIP 2019) Tables II and III: clean images darkened by gamma 3 plus
 1 % Gaussian noise (fixed seed), restored by a model, scored by PSNR/SSIM and the HSV errors.
 
-    python scripts/lowlight_protocol.py -c configs/lowlight/hybrid_lol.yaml --weights W.pth --clean DIR
+    python scripts/lowlight_protocol.py -c configs/lowlight/hybrid_lol.yaml \
+        --weights runs/hybrid_lol/checkpoints/best.pth --clean DIR
 
 Writes per_image.csv, summary.md and meta.json into --out (preset lol_rgb: uint8 RGB PSNR/SSIM,
 MSE of H and S in [0, 1] and of V in [0, 255], MSE_hsv their mean, as the paper's Table III).

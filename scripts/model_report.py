@@ -1,5 +1,6 @@
 """Parameters and multiply-accumulates per stage of any model config at a given input size.
 
+    # doc-test: skip (the command of docs/ablations.md, which runs and is checked there)
     python scripts/model_report.py -c configs/dehaze/hdm_its.yaml --size 460 620
     python scripts/model_report.py -c configs/ablations/table5_b.yaml --size 240 240
 

@@ -1,7 +1,9 @@
 """Search PF-DCP's fusion weight on a training set, as the PF-DCP paper did on RESIDE's ITS (indoor)
 and OTS (outdoor): mean PSNR/SSIM for each candidate weight, and the best one.
 
+    # doc-test: skip (a grid search over the demo's training set: minutes)
     python scripts/tune_pfdcp.py PairedFolder lq_dir=datasets/demo/haze/train/hazy gt_dir=datasets/demo/haze/train/clear
+    # doc-test: skip (needs RESIDE ITS)
     python scripts/tune_pfdcp.py RESIDE root=datasets/RESIDE/ITS --limit 200
 
 Arguments after the dataset type are its constructor arguments. --limit evaluates a fixed random

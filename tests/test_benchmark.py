@@ -1,4 +1,5 @@
 import json
+import os
 
 from .helpers import load_script
 
@@ -26,3 +27,25 @@ def test_benchmark_tiny_run_writes_every_section(tmp_path):
     assert default and all(r["max diff vs whole (/255)"] < 0.05 for r in default)  # the whole image's output
     masks = [r for r in rows if r["section"] == "masks"]
     assert masks[1]["speed-up"] > 0 and masks[0]["ms/image"] > 0
+
+
+def test_a_run_of_some_sections_writes_the_table_the_docs_name_never_the_full_one():
+    import re
+
+    from .helpers import ROOT
+    table_name = load_script("scripts/benchmark").table_name
+    sections = load_script("scripts/benchmark").SECTIONS
+    assert table_name("full", sections) == "full" and table_name("quick", sections) == "quick"
+    for section in ("onnx", "tiled_trained", "masks", "tiled"):
+        assert table_name("full", [section]) == section.replace("_", "-") != "full"
+    # every `--sections S` the docs show beside a benchmarks/cpu-*.md they cite names that file
+    import glob
+    cited = set()
+    for doc in [os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "docs", "*.md"))]:
+        text = open(doc).read()
+        for match in re.finditer(r"benchmark\.py --sections ([a-z_ ]+?)(?:\s--|`|;|\)).{0,400}?`benchmarks/cpu-([a-z-]+)\.md`",
+                                 text, re.S):
+            assert table_name("full", match.group(1).split()) == match.group(2), (doc, match.group(0))
+            assert os.path.isfile(os.path.join(ROOT, "benchmarks", f"cpu-{match.group(2)}.md"))
+            cited.add(match.group(2))
+    assert {"onnx", "tiled", "tiled-trained"} <= cited

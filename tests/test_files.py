@@ -186,3 +186,22 @@ def test_every_reader_refuses_what_is_not_a_regular_file_by_name_without_blockin
     message = str(caught.value)
     assert "\n" not in message and os.path.basename(target) in message, message
     assert kind in message or "no such" in message, message  # what it is, or (isfile checks) not a file
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_files_are_written_with_the_users_umask(tmp_path, umask):
+    """A results file a lab shares is readable as the umask says (never 0600 whatever the umask)."""
+    import torch
+
+    from hdm.checkpoint import atomic_save
+    from hdm.image_io import write_image
+    old = os.umask(umask)
+    try:
+        with atomic_write(tmp_path / "a.json", "w") as f:
+            f.write("{}")
+        atomic_save({"model": {}}, tmp_path / "w.pth")
+        write_image(tmp_path / "i.png", torch.zeros(4, 4, 3).numpy())
+    finally:
+        os.umask(old)
+    for name in ("a.json", "w.pth", "i.png"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o666 & ~umask, name

@@ -263,3 +263,26 @@ def test_convert_official_refuses_the_release_however_the_output_is_written(tmp_
     code, err = run_cli(convert, [str(src), dst] + ["--overwrite"] * overwrite, capsys)
     assert code == 2 and err == [f"error: {dst}: an output would replace an input; write to another folder"]
     assert src.read_bytes() == b"the authors' release: never read, never replaced"
+
+
+def test_test_script_puts_results_beside_a_run_only_for_a_runs_weights(tmp_path, small_model):
+    """Converted release weights in a folder named checkpoints/ (where the docs put them) are not a run's:
+    their results go to the config's run folder (work_dir/name), not to the parent of checkpoints/."""
+    import shutil
+    _, cfg, weights = small_model
+    write_image(tmp_path / "lq" / "a.png", np.random.default_rng(1).random((24, 32, 3)))
+    write_image(tmp_path / "gt" / "a.png", np.random.default_rng(2).random((24, 32, 3)))
+    data = ["data.test.type=PairedFolder", f"data.test.lq_dir={tmp_path / 'lq'}", f"data.test.gt_dir={tmp_path / 'gt'}",
+            f"work_dir={tmp_path / 'runs'}", "name=mine"]
+    release = tmp_path / "repo" / "checkpoints" / "hdm_sots_release.pth"
+    release.parent.mkdir(parents=True)
+    shutil.copy(weights, release)
+    test_cli.main(["-c", cfg, *data, "--weights", str(release)])
+    assert not (tmp_path / "repo" / "test").exists()
+    assert [p.name.split("_")[:3] for p in (tmp_path / "runs" / "mine" / "test").iterdir()] == [["hdm", "sots", "release"]]
+    run = tmp_path / "elsewhere" / "a_run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text(open(cfg).read())
+    shutil.copy(weights, run / "checkpoints" / "iter_2.pth")
+    test_cli.main(["-c", cfg, *data, "--weights", str(run / "checkpoints" / "iter_2.pth")])
+    assert len(list((run / "test").iterdir())) == 1 and len(list((tmp_path / "runs" / "mine" / "test").iterdir())) == 1

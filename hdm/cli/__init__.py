@@ -7,6 +7,7 @@ main; a failure is one line on stderr, exit code 2 for usage, config and data er
 variables found before any work, 1 for failures while working; `--debug` shows the traceback instead.
 """
 import argparse
+import re
 import sys
 
 from hdm import environment
@@ -14,6 +15,9 @@ from hdm.errors import ConfigError, DataError, RunFolderError, UsageError
 
 USAGE_ERRORS = (ConfigError, DataError, RunFolderError)
 PREFIX = {ConfigError: "config error", DataError: "data error", RunFolderError: "run folder"}
+
+
+OVERRIDE = re.compile(r"[A-Za-z_]\w*(\.\w+)*=")  # a dotted override: key.path=value
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,7 +36,23 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("overrides", nargs="*", help=f"dotted overrides, e.g. {example}")
 
     def parse(self, argv):
-        return self.parse_intermixed_args(argv)
+        """The arguments. A key=value word after an option of several values (test.py's --preset a b) is a
+        dotted override, not one of that option's values; elsewhere argparse places every word."""
+        argv = sys.argv[1:] if argv is None else list(argv)
+        several = {s for action in self._actions if action.nargs in ("+", "*") for s in action.option_strings}
+        if not any(action.dest == "overrides" for action in self._actions) or not several:
+            return self.parse_intermixed_args(argv)
+        pulled, rest, after_several = [], [], False
+        for word in argv:
+            if word.startswith("-"):
+                after_several = word in several
+            elif after_several and OVERRIDE.match(word):
+                pulled.append(word)
+                continue
+            rest.append(word)
+        args = self.parse_intermixed_args(rest)
+        args.overrides = sorted([*args.overrides, *pulled], key=argv.index)  # in the order given: the last wins
+        return args
 
 
 def first_line(err):

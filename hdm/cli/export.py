@@ -1,7 +1,10 @@
 """Export a model to ONNX, checked by ONNX Runtime against PyTorch before anything is written.
 
+    # doc-test: skip (hdm-export's ONNX Runtime check takes minutes at the released models' size; tests/test_export.py runs it)
     hdm-export hdm_its.onnx --weights runs/hdm_its/checkpoints/best.pth     # the config stored in it
+    # doc-test: skip (hdm-export's ONNX Runtime check takes minutes at the released models' size)
     hdm-export hdm_its.onnx --weights W.pth -c configs/dehaze/hdm_its.yaml   # or a config file
+    # doc-test: skip (tests/test_export.py exports DCP)
     hdm-export dcp.onnx -c configs/baselines/dcp_sots.yaml                   # DCP, PF-DCP: no weights
 
 The file takes RGB float32 (1, 3, H, W) in [0, 1] of any size and returns RGB in [0, 1]; an HDM file

@@ -1,11 +1,14 @@
 """Restore images without targets: a file or a folder in, a folder out.
 
     hdm-predict INPUT OUTPUT_DIR --weights runs/hdm_its/checkpoints/iter_100000.pth   # the config stored in it
+    # doc-test: skip (the released HDM's size; README.md's -c CONFIG example runs)
     hdm-predict INPUT OUTPUT_DIR -c configs/dehaze/hdm_its.yaml --weights W.pth
     hdm-predict INPUT OUTPUT_DIR --weights W.pth model.region_strategy=masked_sum       # dotted overrides
     hdm-predict INPUT OUTPUT_DIR --models derain.yaml:derain.pth dehaze.yaml:dehaze.pth   # a cascade
+    # doc-test: skip (CUDA)
     hdm-predict INPUT OUTPUT_DIR -c CONFIG --weights W --tile 512 --overlap 32 --amp --device cuda
     hdm-predict INPUT OUTPUT_DIR -c configs/baselines/dcp_sots.yaml --save-maps   # no weights: DCP
+    # doc-test: skip (needs an exported file; tests/test_export.py runs it)
     hdm-predict INPUT OUTPUT_DIR --onnx hdm_its.onnx      # an exported file, ONNX Runtime only (no torch)
 
 Any image size works (the models pad and crop); --tile splits large images into overlapping tiles.

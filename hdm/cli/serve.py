@@ -1,7 +1,10 @@
 """A local web page that restores photos with the models given here.
 
+    # doc-test: skip (a server; tests/test_serve.py runs it)
     hdm-serve runs/hdm_its/checkpoints/best.pth                        # a checkpoint (its stored config)
+    # doc-test: skip (a server; tests/test_serve.py runs it)
     hdm-serve configs/dehaze/hdm_its.yaml:W.pth configs/baselines/dcp_sots.yaml   # CONFIG[:WEIGHTS] too
+    # doc-test: skip (a server; tests/test_serve.py runs it)
     hdm-serve W.pth --port 8000 --tile 1024 --max-upload-mb 50 --timeout 60
 
 Open http://127.0.0.1:8000 and choose a model, upload photos, compare with the slider, see HDM's

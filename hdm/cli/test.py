@@ -2,9 +2,11 @@
 CSV, Markdown summary, provenance (which checkpoint, how it was chosen, which dataset version), a
 comparison grid, and the restored images when asked.
 
+    # doc-test: skip (README.md's copy runs, after the training it tests)
     python test.py -c configs/demo/hdm_demo.yaml --weights runs/hdm_demo/checkpoints/iter_600.pth [--save-images]
     python test.py -c CONFIG --weights W --preset matlab_y_uint8        # score as the deraining papers do
     python test.py -c CONFIG --weights W --preset ffa_rgb matlab_y_uint8 ciede2000   # several, in one pass
+    # doc-test: skip (needs RESIDE SOTS-outdoor)
     python test.py -c CONFIG --weights W data.test.root=datasets/RESIDE/SOTS/outdoor
     python test.py -c CONFIG --weights W data.test.type=ImageFolder data.test.root=DICM --preset niqe
 

@@ -1,5 +1,6 @@
 """Train a model from a YAML config (hdm-train, or python train.py).
 
+    # doc-test: skip (a synopsis; README.md's training commands run)
     python train.py -c configs/demo/hdm_demo.yaml [key.path=value ...] [--resume auto|PATH] [--overwrite] [--check]
 
 Everything that can be checked is checked before any work: the config (keys, kinds, ranges, every

@@ -7,6 +7,7 @@ import inspect
 import warnings
 
 import numpy as np
+import torch
 
 from hdm.kinds import PATH, Keywords, OneOf, Range, check_value
 
@@ -56,10 +57,13 @@ def get_metric(preset, **options):
     takes_lq = "lq" in inspect.signature(METRIC_PRESETS[preset]).parameters
 
     def metric(out, gt=None, lq=None):
-        """NumPy's warnings about degenerate inputs are silenced; a preset that cannot score an image (NIQE
-        on an image without structure, say), or scores it NaN, raises ValueError saying so."""
+        """Scores in float32 or float64 outside any autocast region, whatever the model ran in (a bf16 or
+        fp16 output is converted first). NumPy's warnings about degenerate inputs are silenced; a preset
+        that cannot score an image (NIQE on an image without structure, say), or scores it NaN, raises
+        ValueError saying so."""
+        out, gt, lq = (_full_precision(t) for t in (out, gt, lq))
         try:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
+            with np.errstate(all="ignore"), warnings.catch_warnings(), torch.autocast(out.device.type, enabled=False):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 scores = fn(out, gt, lq=lq) if takes_lq else fn(out, gt)
         except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError) as err:
@@ -70,6 +74,11 @@ def get_metric(preset, **options):
                              f"the metric needs)")
         return scores
     return metric
+
+
+def _full_precision(t):
+    """A tensor of a floating type narrower than float32 as float32 (None and other tensors as they are)."""
+    return t.float() if t is not None and t.is_floating_point() and t.dtype not in (torch.float32, torch.float64) else t
 
 
 def get_metrics(presets):
