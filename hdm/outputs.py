@@ -98,11 +98,7 @@ def claimed_results(explicit, default, overwrite=False, inputs=()):
     process has claimed it. The results folder and the folders of `inputs` (what the tool reads) are
     apart: neither lies in the other (UsageError), so a result never replaces, moves or mixes with an
     input."""
-    for folder in [explicit] if explicit is not None else [default]:
-        clash = next((p for p in inputs if contains(folder, p) or contains(p, folder)), None)
-        if clash is not None:
-            raise UsageError(f"{shown(folder)}: the results would lie among the inputs ({shown(clash)}); choose "
-                             f"another --out")
+    check_apart(explicit if explicit is not None else default, inputs, "--out")
     if explicit is not None:
         with _claimed(explicit, "wait for it or choose another --out"):
             moved = None
@@ -126,6 +122,15 @@ def claimed_results(explicit, default, overwrite=False, inputs=()):
                 continue
             break
         yield folder, None
+
+
+def check_apart(folder, inputs, option):
+    """UsageError when the output folder and an input (a folder read, or a file: images, configs, weights)
+    lie in one another: outputs would then be read as inputs, or moved aside with them."""
+    clash = next((p for p in inputs if contains(folder, p) or contains(p, folder)), None)
+    if clash is not None:
+        raise UsageError(f"{shown(folder)}: the outputs would lie among the inputs ({shown(clash)}); choose "
+                         f"another {option}")
 
 
 @contextlib.contextmanager

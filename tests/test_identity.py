@@ -167,7 +167,7 @@ def test_a_map_named_like_another_output_is_renamed_and_said(tmp_path, capsys):
 # ----------------------------------------------------------------------------- results folders
 
 
-def test_results_are_never_silently_replaced(tmp_path, capsys):
+def test_results_are_never_silently_replaced(tmp_path, capsys, monkeypatch):
     pred, gt = tmp_path / "pred", tmp_path / "gt"
     for i in range(2):
         img = RNG.random((16, 16, 3))
@@ -182,6 +182,11 @@ def test_results_are_never_silently_replaced(tmp_path, capsys):
     evaluate_cli.main([str(pred), str(gt), "--out", f"{pred}_eval", "--overwrite"])
     moved = [p for p in os.listdir(tmp_path) if p.startswith("pred_eval.old-")]
     assert len(moved) == 1 and open(tmp_path / moved[0] / "summary.md").read() == before
+    for spelling in (".", "./", f"../{pred.name}//"):  # the default beside the predictions, however they are written
+        monkeypatch.chdir(pred)
+        evaluate_cli.main([spelling, str(gt)])
+    assert sorted(p for p in os.listdir(tmp_path) if p.startswith("pred_eval_")) == ["pred_eval_2", "pred_eval_3",
+                                                                                      "pred_eval_4", "pred_eval_5"]
 
 
 def test_test_py_out_onto_results_needs_overwrite(tmp_path, capsys):
@@ -297,7 +302,7 @@ def test_results_never_move_or_cover_an_input(tmp_path, capsys):
     write_image(gt / "0.png", img)
     (res / "summary.md").write_text("earlier\n")
     code, err = run_cli(evaluate_cli.main, [str(res / "images"), str(gt), "--out", str(res), "--overwrite"], capsys)
-    assert code == 2 and len(err) == 1 and "the results would lie among the inputs" in err[0]
+    assert code == 2 and len(err) == 1 and "the outputs would lie among the inputs" in err[0]
     assert os.listdir(res / "images") == ["0.png"] and (res / "summary.md").read_text() == "earlier\n"
 
 
@@ -375,7 +380,11 @@ def test_a_results_folder_never_lies_among_the_inputs(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({"model": {"type": "DCP"}, "work_dir": str(tmp_path / "runs"),
                                    "data": {"test": {"type": "PairedFolder", "lq_dir": f"{root}/val/hazy",
                                                      "gt_dir": f"{root}/val/clear"}}}))
-    for out in (f"{root}/val/clear", f"{root}/val", f"{root}/val/clear/results"):
+    for out in (f"{root}/val/clear", f"{root}/val", f"{root}/val/clear/results", str(tmp_path)):  # the last holds dcp.yaml
         code, err = run_cli(test_cli.main, ["-c", str(cfg), "--out", out, "--overwrite"], capsys)
-        assert code == 2 and len(err) == 1 and "the results would lie among the inputs" in err[0], out
+        assert code == 2 and len(err) == 1 and "the outputs would lie among the inputs" in err[0], out
+    for out in (f"{root}/val/hazy", f"{root}/val/hazy/restored", f"{root}/val"):  # hdm-predict on a folder: apart too
+        code, err = run_cli(predict_cli.main, [f"{root}/val/hazy", out, "-c", str(cfg), "--overwrite"], capsys)
+        assert code == 2 and len(err) == 1 and "the outputs would lie among the inputs" in err[0], out
+    assert not os.path.exists(f"{root}/val/hazy/restored")
     assert sorted(os.listdir(f"{root}/val/clear")) == ["chelsea_0.png", "comparison.png"]

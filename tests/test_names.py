@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from hdm.files import atomic_write
 from hdm.image_io import write_image
 from hdm.results import drawable, write_results
 from hdm.runtime import logger, setup_logging
+from tests.helpers import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOSTILE = os.fsdecode(b"new\nline\xff")  # the name a tester gave: a newline and a byte that is not UTF-8
@@ -28,9 +30,9 @@ NAMES = st.lists(st.one_of(st.binary(min_size=1, max_size=4).map(os.fsdecode),
                  min_size=1, max_size=5).map("".join).filter(lambda name: "\0" not in name)
 
 
-def run(args, **kwargs):
-    return subprocess.run([sys.executable, *args], capture_output=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": ROOT}, **kwargs)
+def run(args, cwd=ROOT, **kwargs):
+    return subprocess.run([sys.executable, *args], capture_output=True, cwd=cwd, env={**os.environ, "PYTHONPATH": ROOT},
+                          **kwargs)
 
 
 # what OpenCV draws
@@ -148,3 +150,22 @@ def test_a_folder_named_with_bytes_that_are_not_utf8_is_taken_by_an_override(tmp
 def test_a_newline_in_an_override_stays_in_the_path():
     cfg = load_config(os.path.join(ROOT, "configs", "demo", "dcp_demo.yaml"), ["data.val.lq_dir=/data/a\nb"])
     assert cfg["data"]["val"]["lq_dir"] == "/data/a\nb"  # YAML would have folded it into "/data/a b"
+
+
+@pytest.mark.parametrize("name", ["-x.png", "--debug", "--overwrite.png", "-c", "a=b.png"])
+def test_names_that_look_like_options_are_files_after_the_double_dash(tmp_path, monkeypatch, capsys, name):
+    """After `--` a word is an argument whatever it looks like (an option, --debug, an override)."""
+    from hdm.cli import evaluate, predict
+
+    write_image(tmp_path / "in" / name, np.full((8, 8, 3), 0.5))
+    (tmp_path / "c.yaml").write_text("model:\n  type: DCP\n")
+    monkeypatch.chdir(tmp_path / "in")
+    code, err = run_cli(predict.main, ["-c", str(tmp_path / "c.yaml"), "--", name, "../out"], capsys)
+    assert code == 0 and not err and os.listdir(tmp_path / "out") == [os.path.splitext(name)[0] + ".png"]
+    monkeypatch.chdir(tmp_path)
+    os.rename("out", name)  # a folder of results named so
+    code, err = run_cli(evaluate.main, ["--out", "ev", "--", name, name], capsys)
+    assert code == 0 and not err and os.path.isfile(tmp_path / "ev" / "summary.md")
+    if "." not in name:  # the input itself, named without an extension, is no image of a folder
+        code, err = run_cli(evaluate.main, ["--out", "ev2", "--", "in", name], capsys)
+        assert code == 2 and err == ["error: in: no images (files named .png, .jpg, .bmp, .tif, ...) in this folder"]

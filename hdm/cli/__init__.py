@@ -36,9 +36,11 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("overrides", nargs="*", help=f"dotted overrides, e.g. {example}")
 
     def parse(self, argv):
-        """The arguments. A key=value word after an option of several values (test.py's --preset a b) is a
+        """The arguments (`--` ends the options). A key=value word after an option of several values (test.py's --preset a b) is a
         dotted override, not one of that option's values; elsewhere argparse places every word."""
         argv = sys.argv[1:] if argv is None else list(argv)
+        if "--" in argv:  # every word after it is an argument, a file named -x.png too; options come before it
+            return self.parse_args(argv)
         several = {s for action in self._actions if action.nargs in ("+", "*") for s in action.option_strings}
         if not any(action.dest == "overrides" for action in self._actions) or not several:
             return self.parse_intermixed_args(argv)
@@ -67,7 +69,7 @@ def console(main, argv=None):
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 never stops a tool at a print
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    debug = "--debug" in argv
+    debug = "--debug" in argv[:argv.index("--") if "--" in argv else len(argv)]  # after --, a file's name
     if debug:
         argv.remove("--debug")
     try:

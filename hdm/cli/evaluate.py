@@ -47,6 +47,8 @@ def pairs(pred_dir, gt_dir, pairing):
     """[(name, pred path, gt path or None)] matched by a key of the file names (PAIRINGS); two targets
     with one key, or two results with one key where targets are not shared, are refused (UsageError)."""
     preds = _images(pred_dir)
+    if not preds:
+        raise UsageError(f"{shown(pred_dir)}: no images (files named .png, .jpg, .bmp, .tif, ...) in this folder")
     if gt_dir is None:
         return [(k, p, None) for k, p in sorted(preds.items())]
     key = PAIRINGS[pairing]
@@ -54,7 +56,7 @@ def pairs(pred_dir, gt_dir, pairing):
     if pairing not in SHARED_TARGETS:
         _by_key(preds, key, pred_dir, "results", pairing)
     missing = sorted(k for k in preds if key(k) is None or key(k) not in gts)
-    if not preds or missing:
+    if missing:
         raise UsageError(f"{shown(pred_dir)}: {len(missing)} of {len(preds)} images have no target in {shown(gt_dir)} "
                          f"(pairing by {pairing}), e.g. {[shown(m) for m in missing[:3]]}")
     return [(k, p, gts[key(k)]) for k, p in sorted(preds.items())]
@@ -105,7 +107,7 @@ def main(argv=None):
         raise UsageError(f"--option: {err}") from err
     matched = pairs(args.pred_dir, args.gt_dir, args.pairing)
     check_sizes(matched, args.crop_gt_border)
-    with claimed_results(args.out, args.pred_dir.rstrip("/") + "_eval", args.overwrite,
+    with claimed_results(args.out, os.path.abspath(args.pred_dir) + "_eval", args.overwrite,
                          [d for d in (args.pred_dir, args.gt_dir) if d]) as (out_dir, moved):
         if moved:
             print(f"the earlier results in {shown(out_dir)} were moved to {shown(moved)}")

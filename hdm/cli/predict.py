@@ -31,7 +31,7 @@ from hdm.deploy.description import sidecar_path
 from hdm.errors import NonFiniteOutput, shown
 from hdm.image_io import ensure_writable, images_in, read_rgb, write_image
 from hdm.locks import FolderLock
-from hdm.outputs import check_writable_outputs, model_inputs, plan_outputs
+from hdm.outputs import check_apart, check_writable_outputs, model_inputs, plan_outputs
 
 # the maps --save-maps may write (HDM: all three; DCP, PF-DCP: the first two), named <output>_<map>.png
 MAP_NAMES = ("dark_channel", "transmission", "regions")
@@ -85,6 +85,8 @@ def main(argv=None):
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         raise UsageError(f"--threads {args.threads}: expected 1 to {MAX_THREADS}")
     files = inputs_of(args.input)
+    if os.path.isdir(args.input):  # a later run on the folder would read the outputs as inputs
+        check_apart(args.output, [args.input], "OUTPUT_DIR")
     plan, notes = plan_outputs(files, args.output, MAP_NAMES if args.save_maps else ())
     check_writable_outputs(all_outputs(plan), files + model_files(args), args.overwrite)  # before any model loads
     for note in notes:

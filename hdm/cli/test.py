@@ -31,7 +31,7 @@ from hdm.evaluation import evaluate, summarize, test_split
 from hdm.image_io import write_image
 from hdm.inference import SelfEnsemble, load_model
 from hdm.metrics import NO_REFERENCE, get_metrics
-from hdm.outputs import claimed_results
+from hdm.outputs import claimed_results, model_inputs
 from hdm.results import caption, comparison_grid, provenance, write_results
 from hdm.runtime import run_dir_of
 
@@ -104,7 +104,8 @@ def main(argv=None):
         raise UsageError(f"--weights: {first_line(err)}") from err
     if args.ensemble:
         model = SelfEnsemble(model)
-    inputs = sorted({os.path.dirname(f) for sample in getattr(dataset, "samples", ()) for f in sample if f})
+    inputs = sorted({os.path.dirname(f) for sample in getattr(dataset, "samples", ()) for f in sample if f}) + \
+        model_inputs([(args.config, args.weights)])
     with claimed_results(args.out, default_out(cfg, args.weights, describe(dataset)), args.overwrite,
                          inputs) as (out_dir, moved):
         if moved:
