@@ -25,6 +25,7 @@ goes on with the other files.
 import contextlib
 import io
 import os
+import re
 import tempfile
 
 import cv2
@@ -35,6 +36,8 @@ from hdm.errors import shown
 from hdm.files import atomic_write, open_input
 from hdm.image_format import ImageDataError, bytes_reader, file_reader, judge, read_header
 
+JPEG_EXTRANEOUS = re.compile(r"Corrupt JPEG data: ([0-9]+) extraneous bytes before marker")
+EXTRANEOUS_BYTES = 1024
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BYTE_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 EXIF_ORIENTATIONS = {  # EXIF orientation -> the array operation that shows the image upright
@@ -122,21 +125,36 @@ def _admit(read, size, path, grey):
 
 @contextlib.contextmanager
 def quiet_stderr():
-    """Silence what C libraries print on file descriptor 2 (libpng's own "libpng error" lines) while
-    they decode or encode; our own one-line errors say what went wrong."""
+    """Silence what C libraries print on file descriptor 2 while they decode or encode (libpng's "libpng
+    error" lines, libjpeg's warnings); yields a list that holds those lines after the block. Our own
+    one-line errors say what went wrong."""
+    printed = []
     try:
         saved = os.dup(2)
     except OSError:
-        yield
+        yield printed
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield printed
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            printed += sink.read(1 << 16).decode("utf-8", "replace").splitlines()
+
+
+def _jpeg_verdict(printed):
+    """ImageDataError when libjpeg warned that it could not use the data (a scan cut, even with an end
+    marker appended; data it could not decode): it then fills what it lacks with grey without an error.
+    A few stray bytes before a marker (up to EXTRANEOUS_BYTES, common in camera files) are accepted."""
+    for line in printed:
+        extraneous = JPEG_EXTRANEOUS.search(line)
+        if extraneous and int(extraneous.group(1)) <= EXTRANEOUS_BYTES:
+            continue
+        if line.startswith(("Corrupt JPEG data", "Premature end of JPEG file")):
+            raise ImageDataError(f"corrupt JPEG data (the decoder: {line.strip()[:120]})")
 
 
 def _decode(data, header, path, grey):
@@ -144,9 +162,11 @@ def _decode(data, header, path, grey):
     with _named(path):
         data = judge(bytes_reader(data), len(data), header) or data
         try:
-            with quiet_stderr():
+            with quiet_stderr() as printed:
                 img = _samples(data, header) if header.raw else _rendered(data, header, grey)
-                return _pixels(img, header, grey)
+            if header.format == "JPEG":
+                _jpeg_verdict(printed)
+            return _pixels(img, header, grey)
         except cv2.error as err:  # a net: OpenCV's own exceptions never escape unnamed
             raise ImageDataError(f"not a readable image (OpenCV: {str(err).strip().splitlines()[-1]})") from err
 

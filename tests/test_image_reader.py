@@ -417,6 +417,31 @@ def test_a_cut_jpeg_without_extension_is_refused_as_truncated(tmp_path):
         assert str(err.value) == message
 
 
+@settings(max_examples=60, deadline=None)
+@given(label=st.sampled_from(["jpeg", "jpeg-progressive", "jpeg-restarts", "jpeg-exif", "jpeg-cmyk", "jpeg-grey"]),
+       at=st.floats(0.05, 0.95))
+def test_a_jpeg_cut_inside_its_scans_is_refused_even_with_an_end_marker_appended(tmp_path_factory, label, at):
+    """The decoder's verdict, not the trailer: libjpeg fills a cut scan with grey and only warns."""
+    data = ENCODINGS[label][0]
+    start = jpeg_segments(data)[-1][1]  # the first scan's data
+    path = tmp_path_factory.mktemp("jpeg") / "cut.jpg"
+    path.write_bytes(data[:start + int((len(data) - 2 - start) * at)] + b"\xff\xd9")
+    with pytest.raises(OSError) as err:
+        read_rgb(path)
+    assert one_line_naming(err.value, path) and ("corrupt JPEG data (the decoder: " in str(err.value)
+                                                  or "truncated JPEG" in str(err.value))  # the walk of its markers
+
+
+@pytest.mark.parametrize("sof", [0xC9, 0xCA])  # arithmetic coding declared, Huffman-coded data given
+def test_a_jpeg_whose_scans_do_not_decode_is_refused(tmp_path, sof):
+    data = bytearray(ENCODINGS["jpeg"][0])
+    at = data.index(b"\xff\xc0")
+    data[at + 1] = sof
+    (tmp_path / "x.jpg").write_bytes(bytes(data))
+    with pytest.raises(OSError, match=r"x.jpg: (not a readable image \()?corrupt JPEG data"):
+        read_rgb(tmp_path / "x.jpg")
+
+
 @settings(max_examples=30, deadline=None)
 @given(label=st.sampled_from(["jpeg", "jpeg-progressive", "jpeg-exif"]), at=st.integers(0, 100),
        stray=st.lists(st.integers(0, 254), min_size=1, max_size=40))
