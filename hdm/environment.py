@@ -12,6 +12,11 @@ digits (0-9; never another script's digits); an unset or empty variable takes it
 | HDM_KEEP_FREED_MEMORY | 1 (keep freed memory for reuse) or 0 (glibc's default) | 1 |
 | WORLD_SIZE | processes (torchrun sets it), a whole number >= 1 | 1 |
 | RANK, LOCAL_RANK | this process's index (torchrun sets them), a whole number >= 0 | 0 |
+| LOCAL_WORLD_SIZE | processes on this node (torchrun sets it), a whole number >= 1 | WORLD_SIZE |
+| MASTER_ADDR, MASTER_PORT | where rank 0 listens (torchrun sets them); needed when WORLD_SIZE > 1 | - |
+
+With WORLD_SIZE > 1, `distributed()` also checks that the variables agree (RANK below WORLD_SIZE,
+LOCAL_RANK below LOCAL_WORLD_SIZE, MASTER_ADDR and a port set) before any process waits for another.
 """
 import os
 import re
@@ -50,6 +55,10 @@ VARIABLES = {
     "WORLD_SIZE": (_whole(WHOLE, 1), "a whole number of processes >= 1", 1),
     "RANK": (_whole(WHOLE, 0), "a whole number >= 0 (the process's rank)", 0),
     "LOCAL_RANK": (_whole(WHOLE, 0), "a whole number >= 0 (the process's rank on its node)", 0),
+    "LOCAL_WORLD_SIZE": (_whole(WHOLE, 1), "a whole number of processes on this node >= 1", None),
+    "MASTER_ADDR": (lambda text: text, "a host name or address", None),
+    "MASTER_PORT": (lambda text: (port if 1 <= (port := _whole(WHOLE, 1)(text) or 0) <= 65535 else None),
+                    "a port number, 1 to 65535", None),
 }
 
 
@@ -64,6 +73,25 @@ def value(name):
     if parsed is None:
         raise ValueError(f"{name}='{shown(text)}': expected {takes}")
     return parsed
+
+
+def distributed():
+    """(rank, world size, local rank) that torchrun's variables give, checked against one another when
+    there are several processes: UsageError (one line) when they cannot describe a process of a group."""
+    world, rank, local = value("WORLD_SIZE"), value("RANK"), value("LOCAL_RANK")
+    if world == 1:
+        return 0, 1, 0
+    local_world = value("LOCAL_WORLD_SIZE") or world
+    problems = [f"RANK={rank} is not below WORLD_SIZE={world}" if rank >= world else None,
+                f"LOCAL_RANK={local} is not below LOCAL_WORLD_SIZE={local_world}" if local >= local_world else None,
+                f"LOCAL_WORLD_SIZE={local_world} is above WORLD_SIZE={world}" if local_world > world else None,
+                "MASTER_ADDR is not set" if value("MASTER_ADDR") is None else None,
+                "MASTER_PORT is not set" if value("MASTER_PORT") is None else None]
+    problems = [p for p in problems if p]
+    if problems:
+        raise UsageError(f"environment: WORLD_SIZE={world} asks for a process group, but {'; '.join(problems)} "
+                         f"(torchrun sets these; README: Several GPUs or nodes)")
+    return rank, world, local
 
 
 def check():

@@ -154,7 +154,7 @@ def open_run(cfg, resume, overwrite, check_only=False):
     headers), the folder (a start over an existing run is refused), the resume checkpoint (readable,
     its config differing only in resumable keys). Then the lock, the log and config.yaml. check_only:
     return the Run just before the first write (hdm-train --check); nothing is written or moved."""
-    rank, world, local_rank = distributed_setup()  # under torchrun: one process per device
+    rank, world, local_rank = distributed_setup(join=not check_only)  # under torchrun: one process per device
     tcfg = cfg["train"]
     if cfg["data"]["train"] is None:
         raise DataError("data.train: a training dataset is required")

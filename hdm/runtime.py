@@ -83,13 +83,13 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-def distributed_setup():
-    """(rank, world size, local rank) from torchrun's environment; joins the process group when there
-    are several processes (NCCL on GPUs, gloo on CPUs). A plain `python train.py` is rank 0 of 1."""
-    world = environment.value("WORLD_SIZE")
-    if world == 1:
-        return 0, 1, 0
-    rank, local = environment.value("RANK"), environment.value("LOCAL_RANK")
+def distributed_setup(join=True):
+    """(rank, world size, local rank) from torchrun's environment (checked: hdm.environment.distributed);
+    joins the process group when there are several processes and `join` (NCCL on GPUs, gloo on CPUs).
+    A plain `python train.py` is rank 0 of 1."""
+    rank, world, local = environment.distributed()
+    if world == 1 or not join:
+        return rank, world, local
     if not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(local)

@@ -242,3 +242,42 @@ def test_a_bad_variable_stops_hdm_predict_and_training_before_work(tmp_path):
         assert proc.returncode == 2 and proc.stderr.splitlines() == [
             f"error: environment: {name}='{text}': expected {environment.VARIABLES[name][1]}"], proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["c.yaml", "in"]  # no output folder, no run folder
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"WORLD_SIZE": "2", "RANK": "0"}, "MASTER_ADDR is not set"),
+    ({"WORLD_SIZE": "2", "RANK": "5", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533"}, "RANK=5 is not below WORLD_SIZE=2"),
+    ({"WORLD_SIZE": "2", "LOCAL_RANK": "3", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "1"},
+     "LOCAL_RANK=3 is not below LOCAL_WORLD_SIZE=2"),
+    ({"WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "70000"}, "MASTER_PORT='70000': expected a port number"),
+])
+def test_a_process_group_the_environment_cannot_form_is_refused_before_any_wait(tmp_path, demo_root, monkeypatch,
+                                                                              capsys, env, expected):
+    """Distributed variables that do not agree: exit 2 in one line, before joining (which would wait)."""
+    from hdm.cli import train
+
+    from .helpers import run_cli
+    from .test_run_safety import write_config
+
+    cfg = write_config(tmp_path, demo_root)
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, text in env.items():
+        monkeypatch.setenv(name, text)
+    for extra in ([], ["--check"]):
+        code, err = run_cli(train.main, ["-c", cfg, *extra], capsys)
+        assert code == 2 and len(err) == 1 and expected in err[0], err
+    assert not os.path.exists(tmp_path / "runs")
+
+
+def test_check_with_a_process_group_in_the_environment_joins_none(tmp_path, demo_root, monkeypatch, capsys):
+    """hdm-train --check under torchrun's variables checks and exits without waiting for the other ranks."""
+    from hdm.cli import train
+
+    from .test_run_safety import write_config
+
+    cfg = write_config(tmp_path, demo_root)
+    for name, text in {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533"}.items():
+        monkeypatch.setenv(name, text)
+    train.main(["-c", cfg, "--check"])  # returns: no group joined, nothing waited for
+    assert "check passed; nothing was written" in capsys.readouterr().out

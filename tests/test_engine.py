@@ -9,14 +9,8 @@ from hdm.checkpoint import atomic_save, latest_readable_checkpoint, list_checkpo
 from hdm.cli import UsageError
 from hdm.cli import test as test_cli
 from hdm.cli import train as train_cli
-from hdm.data.demo import make_demo
 
 train_script, test_script = train_cli, test_cli
-
-
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    return make_demo("haze", str(tmp_path_factory.mktemp("data") / "haze"), samples_per_photo=1)
 
 
 def tiny_config(tmp_path, demo_root, iterations=2):

@@ -30,11 +30,6 @@ SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    return make_demo("haze", str(tmp_path_factory.mktemp("data") / "haze"), samples_per_photo=1)
-
-
 def write_config(tmp_path, demo_root, name="run", val=None, **train):
     val = val or {"type": "PairedFolder", "lq_dir": f"{demo_root}/val/hazy", "gt_dir": f"{demo_root}/val/clear"}
     cfg = {"name": name, "work_dir": str(tmp_path / "runs"), "seed": 2,

@@ -11,14 +11,8 @@ import torch
 import yaml
 
 from hdm.checkpoint import list_checkpoints, load_checkpoint
-from hdm.data.demo import make_demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    return make_demo("haze", str(tmp_path_factory.mktemp("data") / "haze"), samples_per_photo=1)
 
 
 def config(tmp_path, demo_root, name="run", **train):

@@ -27,11 +27,6 @@ from tests.helpers import ROOT, held_folder, run_cli
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    return make_demo("haze", str(tmp_path_factory.mktemp("data") / "haze"), samples_per_photo=1)
-
-
 def write_config(tmp_path, demo_root, name="run", val=True, **train):
     cfg = {"name": name, "work_dir": str(tmp_path / "runs"), "seed": 2,
            "model": {"type": "HDM", "dim": 8, "groups": 1, "blocks_per_group": 1},
