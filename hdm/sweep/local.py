@@ -9,7 +9,7 @@ import time
 
 from hdm.cli import first_line
 from hdm.sweep.record import logs_dir, note_launch, save_record
-from hdm.sweep.runs import local_job_id, read_state, run_one, write_spec, write_state
+from hdm.sweep.runs import local_job_id, python_path, read_state, run_one, write_spec, write_state
 
 
 def visible_gpus():
@@ -45,7 +45,7 @@ def run_processes(specs, record, out_dir, jobs):
     while waiting or running:
         while waiting and slots:
             spec, slot = waiting.pop(0), slots.pop(0)
-            env = dict(os.environ)
+            env = {**os.environ, "PYTHONPATH": python_path()}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
             env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))

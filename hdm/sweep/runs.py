@@ -14,6 +14,7 @@ import os
 import re
 import time
 
+import hdm
 from hdm.config import load_config
 from hdm.data.prepare import build_checked, describe
 from hdm.engine import train_and_evaluate
@@ -24,7 +25,13 @@ from hdm.models.complexity import macs
 from hdm.results import code_digest, provenance
 from hdm.run_folder import config_changes, move_aside, stored_config
 
-DIGESTS = ("config_digest", "code_digest", "data_digest")
+# the folder holding the package the sweep command imported: its runs' processes import the same code
+CODE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(hdm.__file__)))
+
+
+def python_path():
+    """PYTHONPATH for a run's process: CODE_ROOT first, then the caller's own."""
+    return os.pathsep.join([CODE_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 
 def slug(label):

@@ -10,6 +10,7 @@ is preempted or requeued. Its stdout and stderr are <out>/logs/<array>_<task>_0_
 """
 import importlib.util
 import re
+import shlex
 import shutil
 import subprocess
 
@@ -173,12 +174,13 @@ def submit(spec_paths, options, partition, logs_dir, job_name):
     """Submit one job array, a task per spec file; returns the tasks' job ids (<array>_<task>) in order."""
     import submitit
 
+    from hdm.sweep.runs import python_path
     from hdm.sweep.worker import job
 
     executor = submitit.SlurmExecutor(folder=logs_dir, max_num_timeout=0)
     params = {"job_name": job_name, "partition": partition, "time": time_minutes(options["time"]),
               "cpus_per_task": options["cpus_per_run"], "signal_delay_s": options["signal_before"],
-              "setup": [f"export OMP_NUM_THREADS={options['cpus_per_run']}"],
+              "setup": [f"export OMP_NUM_THREADS={options['cpus_per_run']}", f"export PYTHONPATH={shlex.quote(python_path())}"],
               "additional_parameters": {"signal": f"TERM@{options['signal_before']}", "requeue": True,
                                         **options["sbatch"]}}
     if options["gpus_per_run"]:
