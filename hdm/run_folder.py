@@ -7,6 +7,7 @@ does all of it, and the checks of the data, before a training process writes any
     runs/<name>/checkpoints/  iter_<n>.pth, best.pth
 """
 import datetime
+import gc
 import logging
 import os
 import shutil
@@ -155,8 +156,9 @@ def open_run(cfg, resume, overwrite, check_only=False):
     if cfg["data"]["train"] is None:
         raise DataError("data.train: a training dataset is required")
     sets, notes = prepare(cfg, ("train", "val"))  # DataError: one line naming the files
-    if len(sets["train"]) < tcfg["batch_size"]:
-        raise DataError(f"data.train has {len(sets['train'])} samples, fewer than train.batch_size={tcfg['batch_size']}")
+    if len(sets["train"]) < tcfg["batch_size"] * world:  # fewer: not one whole global batch, an epoch of none
+        raise DataError(f"data.train has {len(sets['train'])} samples, fewer than train.batch_size={tcfg['batch_size']}"
+                        f"{f' x {world} processes' if world > 1 else ''}")
     run = Run(cfg, run_dir_of(cfg), rank, world, local_rank, sets)
     # with check_only and overwrite there is nothing to refuse, and moving the old run aside is a write
     moved = check_start(run.dir, resume, overwrite) if run.main and not (check_only and overwrite) else None
@@ -286,4 +288,7 @@ def close_run(run):
     if run.lock is not None:
         run.lock.release()
     if run.world > 1 and torch.distributed.is_initialized():
+        # the last references to the process group (DDP's reducer, in reference cycles) are collected first, so it
+        # is destroyed here, with its gloo threads, and not while the interpreter exits
+        gc.collect()
         torch.distributed.destroy_process_group()

@@ -66,6 +66,10 @@ def _wait(predicate, seconds, what):
     pytest.fail(f"waited {seconds} s for {what}")
 
 
+def _in_queue(job):
+    return bool(subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout.strip())
+
+
 def _queued(sweep, out):
     return subprocess.run(["squeue", "-h", "-r", "--name", sweep.job_name(str(out)), "-o", "%i"], capture_output=True,
                           text=True).stdout.split()
@@ -172,3 +176,38 @@ def test_without_sbatch_on_path_nothing_is_submitted(tiny, capsys, monkeypatch):
     assert code == 2 and err == ["error: --launcher slurm: sbatch is not on PATH; expected Slurm's client tools (or use "
                                  "--launcher local)"]
     assert not (tiny / "sweep").exists()
+
+
+@needs_cluster
+def test_the_readme_sbatch_script_trains_stops_before_its_limit_and_resumes(tiny):
+    """The README's script, on one node with 2 CPU processes instead of 2 nodes x 4 GPUs: USR1 to the batch
+    script (what --signal=B:USR1@300 sends) stops training with a checkpoint, the job requeues itself and
+    continues from that checkpoint to the end."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    script = re.search(r"```bash\n(#!/bin/bash\n#SBATCH --nodes=2.*?)```", readme, re.S)[1]
+    cfg = yaml.safe_load((tiny / "with.yaml").read_text())
+    cfg["train"].update(iterations=40, save_every=1000, batch_size=1)  # 3 samples: one global batch of 2
+    cfg.update(work_dir=str(tiny / "runs"), name="readme")
+    (tiny / "train.yaml").write_text(yaml.safe_dump(cfg))
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    for old, new in (("--nodes=2", "--nodes=1"), ("--cpus-per-task=32", "--cpus-per-task=2"),
+                     ("#SBATCH --gpus-per-node=4\n", ""), ("--nproc_per_node=4", "--nproc_per_node=2"),
+                     ("configs/dehaze/hdm_its_paper.yaml", str(tiny / "train.yaml")), (".venv/bin/torchrun", torchrun)):
+        assert old in script
+        script = script.replace(old, new)
+    (tiny / "job.sh").write_text(script)
+    submitted = subprocess.run(["sbatch", "--parsable", f"--chdir={ROOT}", f"--output={tiny}/slurm-%j.out", str(tiny / "job.sh")],
+                               capture_output=True, text=True, check=True)
+    job = submitted.stdout.strip().split(";")[0]
+    log = tiny / "runs" / "readme" / "train.log"
+    try:
+        _wait(lambda: log.is_file() and "iter 3/40" in log.read_text(), 120, "the job's third iteration")
+        subprocess.run(["scancel", "--signal=USR1", "--batch", job], check=True)
+        _wait(lambda: "resumed from" in log.read_text() and not _in_queue(job), 180, "the requeued job to end")
+    finally:
+        subprocess.run(["scancel", job])  # (a job that ended: nothing to do)
+    text = log.read_text()
+    stopped = int(re.search(r"stopped by SIGTERM at iteration (\d+)", text)[1])
+    assert 3 <= stopped < 40 and f"resumed from {tiny}/runs/readme/checkpoints/iter_{stopped}.pth" in text
+    assert "batch 1 per process x 2 process(es)" in text
+    assert (tiny / "runs" / "readme" / "checkpoints" / "iter_40.pth").is_file()
