@@ -131,6 +131,7 @@ def test_sweep_writes_a_table5_table_and_skips_finished_runs(tmp_path, monkeypat
     monkeypatch.setattr(runs, "train_and_evaluate", lambda *a, **k: pytest.fail("finished run trained again"))
     again = sweep.main(args)
     assert [r["reused"] for r in again[1:]] == ["1 of 1"] * 5
+    assert [row["state"] for row in sweep.main(args + ["--status"])] == ["done"] * 5  # the sweep record's view
     assert [r["psnr_mean"] for r in again] == [r["psnr_mean"] for r in rows]
     # ... but not when a setting changed: that run is trained again, its old folder moved aside
     monkeypatch.setattr(runs, "train_and_evaluate", real)

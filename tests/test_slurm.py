@@ -211,3 +211,18 @@ def test_the_readme_sbatch_script_trains_stops_before_its_limit_and_resumes(tiny
     assert 3 <= stopped < 40 and f"resumed from {tiny}/runs/readme/checkpoints/iter_{stopped}.pth" in text
     assert "batch 1 per process x 2 process(es)" in text
     assert (tiny / "runs" / "readme" / "checkpoints" / "iter_40.pth").is_file()
+
+
+@pytest.mark.parametrize("launcher,expected", [
+    ("{time: 12:00:00}", "launcher.time: expected a quoted Slurm time"),
+    ("{partitions: gpu}", "launcher.partitions: not a launcher setting"),
+    ("{cpus_per_run: two}", "launcher.cpus_per_run: expected int, got 'two'"),
+])
+def test_a_bad_launcher_section_submits_nothing(tiny, capsys, launcher, expected):
+    with_file = tiny / "with.yaml"
+    with_file.write_text(with_file.read_text() + f"launcher: {launcher}\n")
+    sweep = load_script("scripts/sweep")
+    code, err = run_cli(sweep.main, ["--base", os.path.join(ROOT, "configs", "demo", "hdm_demo.yaml"), "--with",
+                                     str(with_file), "--out", str(tiny / "sweep"), "--launcher", "slurm"], capsys)
+    assert code == 2 and len(err) == 1 and expected in err[0], err
+    assert not (tiny / "sweep").exists()

@@ -37,6 +37,9 @@ def launcher_options(section, cli):
             if key not in OPTIONS:
                 raise UsageError(f"launcher.{key}: not a launcher setting (expected one of {', '.join(OPTIONS)})")
             kind = OPTIONS[key]
+            if key == "time" and not isinstance(value, str):  # YAML 1.1 reads 12:00:00 as 43200, a number
+                raise UsageError(f"launcher.time: expected a quoted Slurm time such as \"90\" or \"12:00:00\" (YAML reads "
+                                 f"12:00:00 unquoted as the number {12 * 3600}), got {value!r}")
             if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = str(value)
             if not isinstance(value, kind) or isinstance(value, bool):
