@@ -11,7 +11,8 @@ def _results():
     for label, psnr, params in (("B", 20.0, 1e6), ("B+FA_x", 21.0, 2e6)):
         for seed, delta in ((0, -0.1), (1, 0.1)):
             ssim = 0.7 + (psnr - 20) / 10 + delta / 10
-            out.append({"label": label, "seed": seed, "psnr": psnr + delta, "ssim": ssim, "input_psnr": 12.0, "input_ssim": 0.6, "params": params, "macs": params * 1e3, "train_s": 1.0, "test_s": 1.0,
+            out.append({"label": label, "seed": seed, "psnr": psnr + delta, "ssim": ssim, "input_psnr": 12.0,
+                        "input_ssim": 0.6, "params": params, "macs": params * 1e3, "train_s": 1.0, "test_s": 1.0,
                         "reused": False})
     return out
 
