@@ -27,13 +27,14 @@ from hdm.data.demo import make_demo  # noqa: E402
 
 
 def tiny_config(folder):
-    """A config file for a tiny HDM on demo data, written into `folder`."""
+    """A config file for a tiny HDM on demo data, written into `folder` (tests/test_distributed.py's settings)."""
     root = make_demo("haze", os.path.join(folder, "haze"), samples_per_photo=2)
-    cfg = {"work_dir": os.path.join(folder, "runs"), "seed": 0,
+    cfg = {"work_dir": os.path.join(folder, "runs"), "seed": 5,
            "model": {"type": "HDM", "dim": 8, "groups": 1, "blocks_per_group": 1},
            "data": {"train": {"type": "PairedFolder", "lq_dir": f"{root}/train/hazy", "gt_dir": f"{root}/train/clear",
-                              "crop": 32}},
-           "train": {"iterations": 2, "batch_size": 1, "save_every": 1, "log_every": 1, "num_workers": 0}}
+                              "crop": 32, "augment": True}},
+           "optim": {"lr": 1e-3},
+           "train": {"iterations": 5, "batch_size": 2, "save_every": 5, "log_every": 1, "num_workers": 0}}
     path = os.path.join(folder, "tiny.yaml")
     with open(path, "w") as f:
         yaml.safe_dump(cfg, f)
@@ -75,7 +76,7 @@ def main(argv=None):
         counts, problems, times = {"ok": 0, "hang": 0, "failed": 0}, [], []
         for i in range(args.launches):
             resume = i % 2 == 1  # the previous launch's run, continued for two more iterations
-            outcome, seconds, last = launch(config, f"run{i // 2}", 4 if resume else 2, resume, args.timeout)
+            outcome, seconds, last = launch(config, f"run{i // 2}", 7 if resume else 5, resume, args.timeout)
             times.append(seconds)
             key = outcome if outcome in ("ok", "hang") else "failed"
             counts[key] += 1
