@@ -7,9 +7,8 @@ import subprocess
 import sys
 import time
 
-from hdm.cli import first_line
 from hdm.sweep.record import logs_dir, note_launch, save_record
-from hdm.sweep.runs import local_job_id, python_path, read_state, run_one, write_spec, write_state
+from hdm.sweep.runs import local_job_id, python_path, read_state, run_one, write_end, write_spec, write_state
 
 
 def visible_gpus():
@@ -32,7 +31,7 @@ def run_here(specs, record, out_dir):
         try:
             run_one(spec)
         except BaseException as err:
-            write_state(out_dir, spec["name"], job_id, "failed", first_line(err) if str(err) else type(err).__name__)
+            write_end(out_dir, spec["name"], job_id, err)
             raise
         write_state(out_dir, spec["name"], job_id, "done")
 

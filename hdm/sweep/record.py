@@ -8,8 +8,9 @@ A run's live state comes from its result, Slurm's queue, its process and its own
     done     result.json computed with the run's digests
     pending  waiting in Slurm's queue (also after a requeue)
     running  a Slurm job that runs, or a live local process (other than this one)
-    failed   ended without a result: its one-line error, or what its log ends with
-    missing  never launched, launched with another config, or stopped by a signal (continued when launched)
+    failed   ended with its one-line error, or a Slurm job that left the queue without a result
+    missing  never launched, launched with another config, stopped by a signal or Ctrl-C, or a local run
+             whose process is gone without a word (continued from its checkpoint when launched)
 """
 import json
 import os
@@ -89,6 +90,8 @@ def live_state(out_dir, spec, entry, queue):
         return "missing", (own or {}).get("line", "")
     if own is not None and own.get("state") == "failed":
         return "failed", own.get("line", "")
+    if local:  # its process is gone with the sweep command (killed, or the machine went down): continued
+        return "missing", "interrupted"
     tail = log_tail(out_dir, name, job)
     return "failed", f"job {job} ended without a result{': ' + tail if tail else ''}"
 

@@ -136,6 +136,16 @@ def write_state(out_dir, name, job_id, state, line=""):
         json.dump(record, f)
 
 
+def write_end(out_dir, name, job_id, err):
+    """Record how a run ended without a result: 'stopped' by a signal or Ctrl-C (a checkpoint is saved; the
+    next launch continues it), 'failed' otherwise, with the error's one line."""
+    from hdm.cli import first_line
+    from hdm.engine import StoppedBySignal
+
+    stopped = isinstance(err, (StoppedBySignal, KeyboardInterrupt))
+    write_state(out_dir, name, job_id, "stopped" if stopped else "failed", first_line(err) if str(err) else type(err).__name__)
+
+
 def read_state(out_dir, name):
     try:
         with open(state_path(out_dir, name), encoding="utf-8") as f:

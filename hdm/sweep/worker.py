@@ -12,8 +12,8 @@ import json
 import os
 import sys
 
-from hdm.cli import console, first_line
-from hdm.sweep.runs import local_job_id, run_one, write_state
+from hdm.cli import console
+from hdm.sweep.runs import local_job_id, run_one, write_end, write_state
 
 
 def slurm_job_id():
@@ -34,13 +34,10 @@ def main(argv=None):
     write_state(out_dir, name, job_id, "running")
     try:
         result = run_one(spec)
-    except StoppedBySignal as err:
-        write_state(out_dir, name, job_id, "stopped", first_line(err))
-        if "SLURM_JOB_ID" in os.environ:
+    except BaseException as err:  # recorded, then reported by console() as one line
+        write_end(out_dir, name, job_id, err)
+        if isinstance(err, StoppedBySignal) and "SLURM_JOB_ID" in os.environ:
             _requeue(os.environ["SLURM_JOB_ID"])
-        raise
-    except BaseException as err:  # noqa: BLE001 - recorded, then reported by console() as one line
-        write_state(out_dir, name, job_id, "failed", first_line(err) if str(err) else type(err).__name__)
         raise
     write_state(out_dir, name, job_id, "done", f"PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.4f}")
     return 0
