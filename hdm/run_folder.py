@@ -288,7 +288,7 @@ def close_run(run):
     if run.lock is not None:
         run.lock.release()
     if run.world > 1 and torch.distributed.is_initialized():
-        # the last references to the process group (DDP's reducer, in reference cycles) are collected first, so it
-        # is destroyed here, with its gloo threads, and not while the interpreter exits
+        # fit() has dropped its DDP wrappers, whose reducers hold the process group; collecting what is left of
+        # them lets the group and its gloo threads go here, in destroy_process_group, and not at some later point
         gc.collect()
         torch.distributed.destroy_process_group()
