@@ -213,6 +213,16 @@ def test_the_readme_sbatch_script_trains_stops_before_its_limit_and_resumes(tiny
     assert (tiny / "runs" / "readme" / "checkpoints" / "iter_40.pth").is_file()
 
 
+@needs_cluster
+def test_without_submitit_nothing_is_submitted(tiny, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if not installed
+    sweep = load_script("scripts/sweep")
+    code, err = run_cli(sweep.main, ["--base", os.path.join(ROOT, "configs", "demo", "hdm_demo.yaml"), "--with",
+                                     str(tiny / "with.yaml"), "--out", str(tiny / "sweep"), "--launcher", "slurm"], capsys)
+    assert code == 2 and err == ['error: --launcher slurm: expected the submitit package (pip install -e ".[cluster]")']
+    assert not (tiny / "sweep").exists()
+
+
 @pytest.mark.parametrize("launcher,expected", [
     ("{time: 12:00:00}", "launcher.time: expected a quoted Slurm time"),
     ("{partitions: gpu}", "launcher.partitions: not a launcher setting"),
