@@ -39,8 +39,6 @@ from hdm.sweep import local, report, slurm
 from hdm.sweep.record import adopt_submitted, live_state, load_record, logs_dir, note_launch, save_record
 from hdm.sweep.runs import read_result, resolve, slug, write_spec
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def variants_from_args(args):
     """[(label, config path, overrides)] in table order."""

@@ -182,7 +182,7 @@ def submit(spec_paths, options, partition, logs_dir, job_name):
 
     executor = submitit.SlurmExecutor(folder=logs_dir, max_num_timeout=0)
     params = {"job_name": job_name, "partition": partition, "time": time_minutes(options["time"]),
-              "cpus_per_task": options["cpus_per_run"], "signal_delay_s": options["signal_before"],
+              "cpus_per_task": options["cpus_per_run"],
               "setup": [f"export OMP_NUM_THREADS={options['cpus_per_run']}", f"export PYTHONPATH={shlex.quote(python_path())}"],
               "additional_parameters": {"signal": f"TERM@{options['signal_before']}", "requeue": True,
                                         **options["sbatch"]}}
