@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 MMCV_WHEEL := $(wildcard ../shared/wheels/mmcv-*.whl)
 STAMP := $(VENV)/.hdm-installed
 
-.PHONY: setup demo test lint mmcv browser clean-demo
+.PHONY: setup demo test lint mmcv browser slurm clean-demo
 
 $(STAMP): setup.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ browser:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+# Optional: Debian's slurm-wlm and munge, and a one-node cluster on this machine (.ci/slurm_cluster.sh), so
+# the tests that submit real Slurm jobs run (tests/test_slurm.py skips without one). Needs root or sudo;
+# never fails: without a cluster those tests skip and say why.
+slurm:
+	command -v sbatch >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq slurm-wlm munge >/dev/null; } \
+		|| echo "slurm: could not install slurm-wlm and munge; the Slurm tests will skip"
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO .ci/slurm_cluster.sh || true
 
 clean-demo:
 	rm -rf runs/hdm_demo datasets/demo

@@ -27,7 +27,12 @@ setup(
         "mmcv": ["mmcv>=2.0", "mmengine"],
         # hdm-export, hdm-predict --onnx, hdm-serve (docs/deploy.md)
         "deploy": ["onnx", "onnxscript", "onnxruntime", "flask"],
+        # scripts/sweep.py --launcher slurm submits its runs through submitit (docs/cluster.md)
+        "cluster": ["submitit>=1.5"],
+        # the sweep's plot of PSNR against GMACs and parameters (psnr_cost.png / .pdf)
+        "report": ["matplotlib"],
         # the browser test drives Debian's chromium through its chromedriver
-        "test": ["pytest", "hypothesis", "ruff==0.17.6", "onnx", "onnxscript", "onnxruntime", "flask", "selenium"],
+        "test": ["pytest", "hypothesis", "ruff==0.17.6", "onnx", "onnxscript", "onnxruntime", "flask", "selenium",
+                 "submitit>=1.5", "matplotlib"],
     },
 )

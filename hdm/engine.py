@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,7 @@ from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
 from hdm.optim import build_optimizer, build_scheduler
 from hdm.run_folder import close_run, open_run
-from hdm.runtime import all_ranks_agree, run_dir_of, seed_everything
+from hdm.runtime import all_ranks_agree, peer_lost, run_dir_of, seed_everything
 from hdm.train_state import EMA, TrainState
 
 logger = logging.getLogger("hdm")
@@ -136,6 +137,7 @@ def fit(cfg, resume=None, overwrite=False):
     start when it has none) or a checkpoint path; overwrite: move a finished or stopped run with the
     same name aside first. Returns the run folder."""
     run = open_run(cfg, resume, overwrite)  # data checked, folder locked, config recorded: or one line
+    net = d_net = None
     try:
         state, net, d_net, losses = build_training(cfg, run)
         resume_training(state, cfg, run)
@@ -182,7 +184,16 @@ def fit(cfg, resume=None, overwrite=False):
             save_checkpoint(run, state)
             logger.info("stopped by %s at iteration %d; checkpoint saved; continue with --resume auto",
                         run.stop.signal or "a signal on another process", state.iteration)
+        all_ranks_agree(True)  # a barrier: no process tears down while another still works (rank 0 saving)
+    except RuntimeError as err:
+        if not peer_lost(err):
+            raise
+        traceback.clear_frames(err.__traceback__)  # their locals (DDP) would keep the process group alive
+        newest = latest_readable_checkpoint(run.ckpt_dir)[0] or "none"
+        raise TrainingStopped(f"process {run.rank} of {run.world} lost its connection to another training process "
+                              f"(ended or killed); the newest checkpoint is {newest}; continue with --resume auto") from err
     finally:
+        net = d_net = None  # DDP holds the process group: released before close_run destroys it
         close_run(run)
     if stopped:
         raise StoppedBySignal(f"stopped by {run.stop.signal or 'a signal on another process'} at iteration "

@@ -7,6 +7,7 @@ does all of it, and the checks of the data, before a training process writes any
     runs/<name>/checkpoints/  iter_<n>.pth, best.pth
 """
 import datetime
+import gc
 import io
 import logging
 import os
@@ -159,8 +160,9 @@ def open_run(cfg, resume, overwrite, check_only=False):
     if cfg["data"]["train"] is None:
         raise DataError("data.train: a training dataset is required")
     sets, notes = prepare(cfg, ("train", "val"))  # DataError: one line naming the files
-    if len(sets["train"]) < tcfg["batch_size"]:
-        raise DataError(f"data.train has {len(sets['train'])} samples, fewer than train.batch_size={tcfg['batch_size']}")
+    if len(sets["train"]) < tcfg["batch_size"] * world:  # fewer: not one whole global batch, an epoch of none
+        raise DataError(f"data.train has {len(sets['train'])} samples, fewer than train.batch_size={tcfg['batch_size']}"
+                        f"{f' x {world} processes' if world > 1 else ''}")
     run = Run(cfg, run_dir_of(cfg), rank, world, local_rank, sets)
     # with check_only and overwrite there is nothing to refuse, and moving the old run aside is a write
     moved = check_start(run.dir, resume, overwrite) if run.main and not (check_only and overwrite) else None
@@ -290,4 +292,7 @@ def close_run(run):
     if run.lock is not None:
         run.lock.release()
     if run.world > 1 and torch.distributed.is_initialized():
+        # fit() has dropped its DDP wrappers, whose reducers hold the process group; collecting what is left of
+        # them lets the group and its gloo threads go here, in destroy_process_group, and not at some later point
+        gc.collect()
         torch.distributed.destroy_process_group()

@@ -97,6 +97,17 @@ def distributed_setup(join=True):
     return rank, world, local
 
 
+def peer_lost(err):
+    """Whether an error raised by a collective says another process of the group is gone (gloo: its connection
+    reset or closed; NCCL: a backend error)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    return isinstance(err, dist.DistError) or any(text in str(err) for text in LOST_PEER)
+
+
+LOST_PEER = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "Socket closed")
+
+
 def all_ranks_agree(flag):
     """True only if `flag` holds on every process (so every rank takes the same branch)."""
     if not (dist.is_available() and dist.is_initialized()):

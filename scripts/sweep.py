@@ -1,44 +1,43 @@
-"""Run a set of variants (train + test, one after another, optionally several seeds) and write a table.
+"""Run a set of variants (train + test, optionally several seeds) and write a table; locally or on Slurm.
 
     # one variant per config file (e.g. the paper's Table 5 rows), on the demo data:
     python scripts/sweep.py --configs configs/ablations/table5_*.yaml --with configs/sweeps/demo.yaml
-    # a grid of overrides over one base config:
-    python scripts/sweep.py --base configs/demo/hdm_demo.yaml --grid model.num_regions=1,3,5 --seeds 0 1
+    # a grid of overrides over one base config, 3 runs at once, each its own process:
+    python scripts/sweep.py --base configs/demo/hdm_demo.yaml --grid model.num_regions=1,3,5 --seeds 0 1 --jobs 3
+    # the same as one Slurm job array (a job per run), then its state, then the table:
+    python scripts/sweep.py --base ... --grid ... --seeds 0 1 --launcher slurm --partition gpu --gpus-per-run 1 --time 8:00:00
+    python scripts/sweep.py --base ... --grid ... --seeds 0 1 --status       # pending/running/done/failed, last log line
+    python scripts/sweep.py --base ... --grid ... --seeds 0 1 --collect      # the table of the finished runs
 
 Each run lives in <out>/<variant>_s<seed>/ and writes result.json when its test is done, with the
-digests of its resolved config and of the package's code. A result is reused only when both match
-(a changed --set, --with, config or code runs it again; the old run folder is moved aside, never
-deleted, and never while a process holds it), and an interrupted run continues. One sweep at a time
-works in a folder (<out>/.lock); a second one on the same --out is refused. Each run is evaluated once: on data.test, or, when the
-config has none, on data.val, which is then not also validated during training. The table
-(<out>/table.md and table.csv) states the sweep's settings and has one row per variant: PSNR and
-SSIM (mean +- sample std over seeds), parameters, MACs at --macs-size, wall time per run, and how many
-runs were reused; a first row scores the degraded input the same way.
+digests of its resolved config, of the package's code and of the data. A result is reused only when
+all match (a changed --set, --with, config or code runs it again; the old run folder is moved aside,
+never deleted, and never while a process holds it), and an interrupted run continues from its newest
+checkpoint. <out>/sweep.json records each launched run's job id and digests (docs/cluster.md): the same
+command run again launches only what is missing, never a run that is pending or running, never a finished
+one, and a failed one only with --retry-failed. One sweep command at a time works in a folder (<out>/.lock).
+Each run is evaluated once: on data.test, or, when the config has none, on data.val, which is then not
+also validated during training. The table (<out>/table.md, .csv, .tex, and psnr_cost.png/.pdf with
+matplotlib) states the sweep's settings and has one row per variant: PSNR and SSIM (mean +- sample std over
+seeds), parameters, MACs at --macs-size, wall time per run, and how many runs were reused; a first row
+scores the degraded input the same way.
+
+Slurm resources come from the options below or a `launcher:` section of the --with file (partition,
+cpus_per_run, gpus_per_run, mem, time, account, qos, signal_before, sbatch: {key: value}); the options win.
 """
-import copy
-import csv
 import hashlib
 import itertools
-import json
 import os
-import re
-import statistics
+import shutil
 
 from hdm.cli import Parser, UsageError, console
-from hdm.config import load_config, parse_value, read_yaml
-from hdm.data.prepare import build_checked, describe
-from hdm.engine import train_and_evaluate
+from hdm.config import parse_value, read_yaml
 from hdm.errors import shown
-from hdm.evaluation import summarize, test_split
-from hdm.files import atomic_write
 from hdm.identity import name_key, path_key
 from hdm.locks import FolderLock
-from hdm.models import count_parameters
-from hdm.models.complexity import macs
-from hdm.results import code_digest, provenance
-from hdm.run_folder import config_changes, move_aside, stored_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from hdm.sweep import local, report, slurm
+from hdm.sweep.record import adopt_submitted, live_state, load_record, logs_dir, note_launch, save_record
+from hdm.sweep.runs import read_result, resolve, slug, write_spec
 
 
 def variants_from_args(args):
@@ -75,155 +74,199 @@ def config_labels(paths):
     raise UsageError(f"--configs: no labels tell {', '.join(map(shown, paths))} apart")
 
 
-def slug(label):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "run"
+def job_name(out_dir):
+    """The Slurm job name of a sweep's jobs: one per sweep folder."""
+    return "hdm-sweep-" + hashlib.sha256(os.path.realpath(out_dir).encode()).hexdigest()[:8]
 
 
-def config_digest(cfg):
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def slurm_queue(record, out_dir):
+    """{job id: state} of the sweep's jobs in Slurm's queue ({} when it launched none on Slurm)."""
+    if not any(e.get("launcher") == "slurm" for e in record["runs"].values()) and not record.get("submitting"):
+        return {}
+    if shutil.which("squeue") is None:
+        raise UsageError(f"{shown(out_dir)}: its runs are Slurm jobs, but squeue is not on PATH (run this on the cluster)")
+    return slurm.queue(job_name(out_dir))
 
 
-def resolve(label, path, overrides, extra, seed, out_dir):
-    """(run name, resolved config, digests) of one variant and seed: checked like any config, before any
-    run starts. The digests are those of the config, the package's code and the data's content
-    (hdm.identity.set_fingerprint of every data section), so a result is reused only for the same three."""
-    name = f"{slug(label)}_s{seed}"
-    cfg = load_config(path, overrides + [f"seed={seed}", f"name={name}", f"work_dir={out_dir}"], extra=extra)
-    data = {split: fingerprint(cfg, split) for split in ("train", "val", "test") if cfg["data"][split]}
-    return name, cfg, {"config_digest": config_digest(cfg), "code_digest": code_digest(), "data_digest": config_digest(data)}
+def states(specs, record, out_dir, queue):
+    return {s["name"]: live_state(out_dir, s, record["runs"].get(s["name"]), queue) for s in specs}
 
 
-_FINGERPRINTS = {}  # the data sections of a sweep, read and checked once each
-
-
-def fingerprint(cfg, split):
-    key = json.dumps(cfg["data"][split], sort_keys=True, default=str)
-    if key not in _FINGERPRINTS:
-        _FINGERPRINTS[key] = describe(build_checked(cfg, split)[0])["fingerprint"]
-    return _FINGERPRINTS[key]
-
-
-def run_one(label, seed, name, cfg, digests, out_dir, macs_size):
-    """Train and test one variant with one seed; returns its result dict, reused when its config, the
-    code and the data are those it was computed with."""
-    run_dir, result_path = os.path.join(out_dir, name), os.path.join(out_dir, name, "result.json")
-    if os.path.isfile(result_path):
-        with open(result_path) as f:
-            result = json.load(f)
-        if all(result.get(k) == v for k, v in digests.items()):
-            return {**result, "reused": True}
-        print(f"   {name}: config, code or data changed since its result; running it again", flush=True)
-    train_cfg = copy.deepcopy(cfg)
-    if test_split(cfg) == "val":  # scored once, after training: no validation of the same images during it
-        train_cfg["data"]["val"] = None
-    stored = stored_config(run_dir)
-    if os.path.isfile(result_path) or (stored and config_changes(stored, train_cfg)[1]):
-        print(f"   {name}: the previous run moved to {move_aside(run_dir)}", flush=True)
-    model, rows, train_s, test_s = train_and_evaluate(train_cfg, test_cfg=cfg)  # an interrupted run continues
-    mean = summarize(rows)
-    result = {"label": label, "seed": seed, "psnr": mean["psnr"], "ssim": mean["ssim"],
-              "input_psnr": mean["input_psnr"], "input_ssim": mean["input_ssim"], "params": count_parameters(model),
-              "macs": macs(model, macs_size), "macs_size": list(macs_size), "images": len(rows),
-              "train_s": train_s, "test_s": test_s, "preset": cfg["eval"]["preset"], **digests, "config": cfg,
-              "provenance": provenance(cfg["eval"]["preset"], cfg["eval"]["options"])}
-    with atomic_write(result_path, "w") as f:
-        json.dump(result, f, indent=1)
-    return {**result, "reused": False}
-
-
-def mean_std(values):
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def table(results, labels):
-    """Rows (dicts) aggregated over seeds, in the order of `labels`, after a row for the degraded input."""
-    (ip, ips), (iss, isss) = mean_std([r["input_psnr"] for r in results]), mean_std([r["input_ssim"] for r in results])
-    rows = [{"variant": "input (degraded)", "psnr_mean": ip, "psnr_std": ips, "ssim_mean": iss, "ssim_std": isss,
-             "params": 0, "macs": 0, "seeds": len({r["seed"] for r in results}), "wall_s_per_run": 0.0, "reused": ""}]
-    for label in labels:
-        runs = [r for r in results if r["label"] == label]
-        (p, ps), (s, ss) = mean_std([r["psnr"] for r in runs]), mean_std([r["ssim"] for r in runs])
-        rows.append({"variant": label, "psnr_mean": p, "psnr_std": ps, "ssim_mean": s, "ssim_std": ss,
-                     "params": runs[0]["params"], "macs": runs[0]["macs"], "seeds": len(runs),
-                     "wall_s_per_run": statistics.mean(r["train_s"] + r["test_s"] for r in runs),
-                     "reused": f"{sum(r['reused'] for r in runs)} of {len(runs)}"})
+def print_status(specs, record, now):
+    """The live table: one line per run, then the counts."""
+    rows = [{"run": s["name"], "variant": s["label"], "seed": s["seed"], "state": now[s["name"]][0],
+             "job": (record["runs"].get(s["name"]) or {}).get("job_id") or "-", "last line": now[s["name"]][1]}
+            for s in specs]
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in ("run", "variant", "seed", "state", "job")}
+    print("  ".join(k.ljust(w) for k, w in widths.items()) + "  last line")
+    for r in rows:
+        print("  ".join(str(r[k]).ljust(w) for k, w in widths.items()) + f"  {r['last line']}")
+    counts = {state: sum(r["state"] == state for r in rows) for state in ("done", "running", "pending", "failed", "missing")}
+    print(", ".join(f"{n} {state}" for state, n in counts.items()))
     return rows
 
 
-def markdown(rows, title, settings, macs_size):
-    lines = [f"### {title}", "", settings, "",
-             f"| variant | PSNR (dB) | SSIM | params | GMACs at {macs_size[0]}x{macs_size[1]} | seeds | wall time per run "
-             f"| reused |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r["variant"] == "input (degraded)":
-            lines.append(f"| {r['variant']} | {r['psnr_mean']:.2f} | {r['ssim_mean']:.4f} | - | - | - | - | - |")
-            continue
-        lines.append(f"| {r['variant']} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | {r['ssim_mean']:.4f} ± "
-                     f"{r['ssim_std']:.4f} | {r['params']:,} | {r['macs'] / 1e9:.3f} | {r['seeds']} | "
-                     f"{r['wall_s_per_run']:.0f} s | {r['reused']} |")
-    return "\n".join(lines) + "\n"
+def write_table(specs, variants, out_dir, args, reused=()):
+    """The table of the finished runs (read from their result.json); returns its rows."""
+    results = []
+    for spec in specs:
+        result = read_result(out_dir, spec["name"], spec["digests"])
+        if result is not None:
+            results.append({**result, "reused": spec["name"] in reused})
+    if not results:
+        raise UsageError(f"{shown(out_dir)}: no finished run of this sweep yet; --status shows where they are")
+    rows = report.table(results, [v[0] for v in variants])
+    done = len({r["label"] for r in results})
+    title = args.title or (f"{done} variants, metric preset {results[0]['preset']}, {results[0]['images']} test image(s)")
+    settings = (f"settings: {'--configs ' + ' '.join(args.configs) if args.configs else '--base ' + args.base}"
+                f"{''.join(' --grid ' + g for g in args.grid)}{' --with ' + args.with_file if args.with_file else ''}"
+                f"{''.join(' --set ' + v for v in args.set)}; seeds {' '.join(map(str, args.seeds))}; code "
+                f"{results[0]['code_digest']}")
+    text, paths = report.write_all(rows, out_dir, title, settings, args.macs_size)
+    print(text)
+    print(f"written: {', '.join(paths)}")
+    missing = len(specs) - len(results)
+    if missing:
+        print(f"{missing} of {len(specs)} runs missing from the table (not finished); --status shows them")
+    return rows
 
 
-def main(argv=None):
+SLURM_OPTIONS = ("partition", "cpus_per_run", "gpus_per_run", "mem", "time", "account", "qos", "signal_before")
+
+
+def parse_args(argv):
     parser = Parser(__doc__)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--configs", nargs="+", help="one variant per config file")
     what.add_argument("--base", help="a base config for --grid")
     parser.add_argument("--grid", action="append", default=[], help="key=v1,v2,... (repeatable: a cartesian product)")
     parser.add_argument("--with", dest="with_file", default=None,
-                        help="YAML of shared settings merged over every variant (e.g. configs/sweeps/demo.yaml)")
+                        help="YAML of shared settings merged over every variant (e.g. configs/sweeps/demo.yaml); "
+                             "its launcher: section sets the Slurm resources")
     parser.add_argument("--set", action="append", default=[], help="an override for every variant (repeatable)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", default=None, help="sweep folder (default runs/sweeps/<name of the first config>)")
     parser.add_argument("--title", default=None)
     parser.add_argument("--macs-size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
                         help="input size of the MACs column (default 256 256)")
+    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                        help="local: in this process (or --jobs processes); slurm: one job array, a job per run")
+    parser.add_argument("--jobs", type=int, default=1, help="local: runs at once, each its own process (default 1: "
+                                                            "one after another in this process)")
+    parser.add_argument("--status", action="store_true", help="print each run's state and last log line; launch nothing")
+    parser.add_argument("--collect", action="store_true", help="write the table of the finished runs; launch nothing")
+    parser.add_argument("--retry-failed", action="store_true", help="launch failed runs again (from their checkpoint)")
+    group = parser.add_argument_group("Slurm (--launcher slurm)")
+    group.add_argument("--partition", default=None, help="default: the cluster's default partition")
+    group.add_argument("--cpus-per-run", type=int, default=None, help="CPUs of each job (default 1)")
+    group.add_argument("--gpus-per-run", type=int, default=None, help="GPUs of each job (default 0)")
+    group.add_argument("--mem", default=None, help="memory of each job, e.g. 16G (default: the partition's)")
+    group.add_argument("--time", default=None, help="time limit of each job: minutes or [D-]HH:MM:SS (default 60)")
+    group.add_argument("--account", default=None)
+    group.add_argument("--qos", default=None)
+    group.add_argument("--signal-before", type=int, default=None,
+                       help="seconds before the time limit when a job gets SIGTERM, saves and requeues (default 300)")
+    group.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option (repeatable), e.g. constraint=a100")
     args = parser.parse(argv)
     if args.grid and not args.base:
         parser.error("--grid needs --base")
     if len(set(args.seeds)) < len(args.seeds):
         parser.error(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice would count one run twice")
+    if args.status and args.collect:
+        parser.error("--status and --collect: expected one of them")
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: expected a whole number >= 1")
+    if args.launcher == "slurm" and args.jobs != 1:
+        parser.error("--jobs is the local launcher's; Slurm runs as many jobs at once as it schedules")
+    given = [key for key in SLURM_OPTIONS if getattr(args, key) is not None] + (["sbatch"] if args.sbatch else [])
+    if args.launcher == "local" and given:
+        parser.error(f"--{given[0].replace('_', '-')}: expected with --launcher slurm only")
     for item in args.set:
         if "=" not in item:
             parser.error(f"--set {item!r}: expected key.path=value")
         parse_value(item.split("=", 1)[1])
-    variants = variants_from_args(args)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     extra = read_yaml(args.with_file) if args.with_file else None
+    section = extra.pop("launcher", None) if isinstance(extra, dict) else None
+    launching = not (args.status or args.collect)
+    if args.launcher == "slurm" and launching:  # what Slurm can refuse, before any config is read
+        cli = {key: getattr(args, key) for key in SLURM_OPTIONS}
+        options = slurm.launcher_options(section, {**cli, "sbatch": slurm.parse_sbatch(args.sbatch) or None})
+        partition = slurm.check(options)
+    elif section is not None and not isinstance(section, dict):
+        raise UsageError(f"{shown(args.with_file)}: launcher: expected a mapping, got {type(section).__name__}")
+    variants = variants_from_args(args)
     first = args.configs[0] if args.configs else args.base
     out_dir = args.out or os.path.join("runs", "sweeps", os.path.splitext(os.path.basename(first))[0])
-    os.makedirs(out_dir, exist_ok=True)
-    # one live sweep per folder: a second one would move the first one's runs aside
-    lock = FolderLock(out_dir, "wait for it or use another --out")
-    lock.acquire()
+    lock = FolderLock(out_dir, "wait for it or use another --out")  # one live sweep command per folder
+    if not args.status:  # (--status only reads)
+        os.makedirs(out_dir, exist_ok=True)
+        lock.acquire()
     try:
-        runs = [(label, seed, *resolve(label, path, overrides, extra, seed, out_dir))  # every config checked first
-                for label, path, overrides in variants for seed in args.seeds]
-        names = [name_key(run[2]) for run in runs]
-        shared = [run[2] for run, key in zip(runs, names) if names.count(key) > 1]
+        specs = [resolve(label, path, overrides, extra, seed, out_dir, args.macs_size)  # every config checked first
+                 for label, path, overrides in variants for seed in args.seeds]
+        names = [name_key(s["name"]) for s in specs]
+        shared = [s["name"] for s, key in zip(specs, names) if names.count(key) > 1]
         if shared:
             raise UsageError(f"two variants would share the run folder {shown(shared[0])}; give them labels that differ")
-        results = []
-        for label, seed, name, cfg, digests in runs:
-            print(f"== {label} (seed {seed})", flush=True)
-            results.append(run_one(label, seed, name, cfg, digests, out_dir, args.macs_size))
+        if args.status:
+            record = load_record(out_dir)
+            return print_status(specs, record, states(specs, record, out_dir, slurm_queue(record, out_dir)))
+        record = load_record(out_dir)
+        queue = slurm_queue(record, out_dir)
+        if adopt_submitted(record, queue):
+            save_record(out_dir, record)
+        now = states(specs, record, out_dir, queue)
+        if args.collect:
+            return write_table(specs, variants, out_dir, args)
+        todo = [s for s in specs if now[s["name"]][0] == "missing" or (now[s["name"]][0] == "failed" and args.retry_failed)]
+        busy = [s["name"] for s in specs if now[s["name"]][0] in ("pending", "running")]
+        failed = [s["name"] for s in specs if now[s["name"]][0] == "failed" and not args.retry_failed]
+        done = {s["name"] for s in specs if now[s["name"]][0] == "done"}
+        if busy:
+            print(f"{len(busy)} run(s) pending or running, not launched again: {', '.join(busy)}")
+        if failed:
+            print(f"{len(failed)} failed run(s) not launched again (--status shows why; --retry-failed launches "
+                  f"them): {', '.join(failed)}")
+        if args.launcher == "slurm":
+            return submit(todo, record, out_dir, options, partition)
+        if args.jobs == 1:
+            local.run_here(todo, record, out_dir)
+            lost = []
+        else:
+            lost = local.run_processes(todo, record, out_dir, args.jobs)
     finally:
         lock.release()
-    rows = table(results, [v[0] for v in variants])
-    title = args.title or f"{len(variants)} variants, metric preset {results[0]['preset']}, {results[0]['images']} test image(s)"
-    settings = (f"settings: {'--configs ' + ' '.join(args.configs) if args.configs else '--base ' + args.base}"
-                f"{''.join(' --grid ' + g for g in args.grid)}{' --with ' + args.with_file if args.with_file else ''}"
-                f"{''.join(' --set ' + v for v in args.set)}; seeds {' '.join(map(str, args.seeds))}; code "
-                f"{results[0]['code_digest']}")
-    text = markdown(rows, title, settings, args.macs_size)
-    with atomic_write(os.path.join(out_dir, "table.md"), "w") as f:
-        f.write(text)
-    with atomic_write(os.path.join(out_dir, "table.csv"), "w") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(text)
-    print(f"written: {os.path.join(out_dir, 'table.md')}, {os.path.join(out_dir, 'table.csv')}")
+    rows = write_table(specs, variants, out_dir, args, reused=done)
+    if lost or failed or busy:
+        raise RuntimeError(f"{len(lost) + len(failed)} run(s) failed and {len(busy)} still run: the table has the "
+                           f"finished ones; --status shows the others")
     return rows
+
+
+def submit(specs, record, out_dir, options, partition):
+    """One job array for `specs` (none: nothing to submit); returns the job ids."""
+    if not specs:
+        print("nothing to submit: every run is finished, pending or running (--status shows them)")
+        return []
+    paths = [write_spec(spec) for spec in specs]
+    name = job_name(out_dir)
+    record["submitting"] = {"job_name": name, "runs": [{"name": s["name"], "label": s["label"], "seed": s["seed"],
+                                                        "digests": s["digests"]} for s in specs]}
+    save_record(out_dir, record)
+    ids = slurm.submit(paths, options, partition, logs_dir(out_dir), name)
+    for spec, job_id in zip(specs, ids):
+        note_launch(record, spec, "slurm", job_id)
+    record["submitting"] = None
+    save_record(out_dir, record)
+    print(f"submitted {len(ids)} run(s) as Slurm job array {ids[0].split('_')[0]} ({name}, partition {partition}); "
+          f"logs in {logs_dir(out_dir)}; follow with --status, write the table with --collect")
+    return ids
 
 
 if __name__ == "__main__":

@@ -125,13 +125,16 @@ def test_sweep_writes_a_table5_table_and_skips_finished_runs(tmp_path, monkeypat
     # evaluated once: no validation during training of the images the sweep scores
     assert "val iter" not in (tmp_path / "sweep" / "table5_b_s0" / "train.log").read_text()
     # a second call reuses every result.json instead of training again ...
-    real = sweep.train_and_evaluate
-    monkeypatch.setattr(sweep, "train_and_evaluate", lambda *a, **k: pytest.fail("finished run trained again"))
+    from hdm.sweep import runs
+
+    real = runs.train_and_evaluate
+    monkeypatch.setattr(runs, "train_and_evaluate", lambda *a, **k: pytest.fail("finished run trained again"))
     again = sweep.main(args)
     assert [r["reused"] for r in again[1:]] == ["1 of 1"] * 5
+    assert [row["state"] for row in sweep.main(args + ["--status"])] == ["done"] * 5  # the sweep record's view
     assert [r["psnr_mean"] for r in again] == [r["psnr_mean"] for r in rows]
     # ... but not when a setting changed: that run is trained again, its old folder moved aside
-    monkeypatch.setattr(sweep, "train_and_evaluate", real)
+    monkeypatch.setattr(runs, "train_and_evaluate", real)
     changed = sweep.main(["--configs", configs[0], "--set", "optim.lr=5e-4", *args[-4:]])
     assert [r["reused"] for r in changed[1:]] == ["0 of 1"]
     assert any(p.startswith("table5_b_s0.old-") for p in os.listdir(tmp_path / "sweep"))

@@ -1,7 +1,12 @@
-"""torchrun with two gloo processes trains the same weights as one process with the same global batch."""
+"""torchrun with two gloo processes (two nodes on localhost) trains the same weights as one process with the same
+global batch, and stops with one line when one of them is killed."""
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import torch
 import yaml
@@ -22,7 +27,9 @@ def test_sampler_shards_whole_global_batches():
         assert {shards[0][j], shards[1][j]} == set(single[2 * j:2 * j + 2])
 
 
-def test_two_gloo_processes_equal_one_process(tmp_path):
+def test_two_nodes_of_one_gloo_process_equal_one_process(tmp_path):
+    """Multi-node as the README documents it: two torchrun agents (here both on localhost) meet through the c10d
+    rendezvous, one process each, and train the same weights as one process with the same global batch."""
     root = make_demo("haze", str(tmp_path / "haze"), samples_per_photo=2)
     cfg = {"work_dir": str(tmp_path / "runs"), "seed": 5,
            "model": {"type": "HDM", "dim": 8, "groups": 1, "blocks_per_group": 1},
@@ -33,18 +40,21 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               os.path.join(ROOT, "train.py"), "-c", str(path), "name=ddp", "train.batch_size=2"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+               f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=hdm-test", os.path.join(ROOT, "train.py"), "-c", str(path),
+               "name=ddp", "train.batch_size=2"]
+    nodes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+             for _ in range(2)]
     try:
-        ddp = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
-    except subprocess.TimeoutExpired:
-        # about 1 launch in 20 hangs in gloo's teardown after both processes have finished (a torch
-        # 2.13 CPU issue, docs in README "Several GPUs or nodes"); a second launch tells it apart from
-        # a real deadlock
-        ddp = subprocess.run(command + ["--resume", "auto"], capture_output=True, text=True, env=env, cwd=ROOT,
-                             timeout=120)
-    assert ddp.returncode == 0, ddp.stdout + ddp.stderr
-    assert "batch 2 per process x 2 process(es) = 4 global" in ddp.stdout
+        outputs = [node.communicate(timeout=180)[0] for node in nodes]  # a hang at exit fails here
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
+    assert any("batch 2 per process x 2 process(es) = 4 global" in out for out in outputs)
     single = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "-c", str(path), "name=single",
                              "train.batch_size=4"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert single.returncode == 0, single.stderr
@@ -52,3 +62,41 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     b = load_checkpoint(str(tmp_path / "runs" / "single" / "checkpoints" / "iter_5.pth"))["model"]
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     assert any(not torch.equal(a[k], torch.zeros_like(a[k])) for k in a)
+
+
+def test_when_one_process_is_killed_the_other_stops_with_one_line(tmp_path):
+    root = make_demo("haze", str(tmp_path / "haze"), samples_per_photo=2)
+    cfg = {"work_dir": str(tmp_path / "runs"), "name": "killed", "model": {"type": "HDM", "dim": 8, "groups": 1,
+                                                                           "blocks_per_group": 1},
+           "data": {"train": {"type": "PairedFolder", "lq_dir": f"{root}/train/hazy", "gt_dir": f"{root}/train/clear",
+                              "crop": 32}},
+           "train": {"iterations": 10000, "batch_size": 1, "save_every": 5, "log_every": 1}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             os.path.join(ROOT, "train.py"), "-c", str(tmp_path / "c.yaml")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    try:
+        log = tmp_path / "runs" / "killed" / "train.log"
+        for _ in range(240):
+            if log.is_file() and "saved" in log.read_text() and "iter 7/" in log.read_text():
+                break
+            time.sleep(0.5)
+        workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == proc.pid]
+        rank1 = next(p for p in workers if b"\0RANK=1\0" in b"\0" + open(f"/proc/{p}/environ", "rb").read())
+        os.kill(rank1, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    ours = [line for line in out.splitlines() if line.startswith("training stopped:")]
+    assert len(ours) == 1 and "process 0 of 2 lost its connection to another training process" in ours[0], out
+    assert re.search(r"the newest checkpoint is \S+/checkpoints/iter_\d+\.pth; continue with --resume auto$", ours[0])
+    assert "Connection reset" not in out and "terminate called" not in out
+
+
+def _parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
