@@ -52,6 +52,25 @@ def _number(value):
 
 
 # what each entry of a checkpoint may hold (a missing entry is allowed here; the tool that needs it says so):
+def _set_description(v):
+    """A dataset description as selection_record and same_set read it."""
+    root = v.get("root") if isinstance(v, dict) else None
+    return isinstance(v, dict) and isinstance(v.get("type"), str) and (
+        isinstance(root, str) or (isinstance(root, (list, tuple)) and all(isinstance(r, str) for r in root)))
+
+
+def _selection(v):
+    """A selection entry holding every field selection_record reads, of the kind it reads."""
+    if not isinstance(v, dict) or not _count(v.get("iteration")):
+        return False
+    if v.get("by") == "iteration":
+        return isinstance(v.get("final"), bool)
+    digests = v.get("target_digests")
+    return v.get("by") == "best validation psnr" and _number(v.get("psnr")) and isinstance(v.get("on_test_set"), bool) \
+        and _set_description(v.get("val_set")) and (digests is None or (isinstance(digests, list)
+                                                                       and all(isinstance(d, str) for d in digests)))
+
+
 # iter_<n>.pth is a TrainState plus config, selection and data; best.pth holds model, iteration, val,
 # config, selection, ema_weights; converted release weights hold model, model_config and source
 ENTRIES = {
@@ -65,10 +84,8 @@ ENTRIES = {
     "iteration": ("a whole number >= 0", _count),
     "val": ("a mapping of scores", lambda v: isinstance(v, dict) and all(_number(x) for x in v.values())),
     "data": ("a mapping of dataset descriptions", lambda v: isinstance(v, dict)),
-    "selection": ("a mapping saying how the checkpoint was chosen", lambda v: isinstance(v, dict) and (
-        (v.get("by") == "iteration" and _count(v.get("iteration")) and isinstance(v.get("final"), bool)) or
-        (v.get("by") == "best validation psnr" and _count(v.get("iteration")) and _number(v.get("psnr"))
-         and isinstance(v.get("val_set"), dict)))),
+    "selection": ("a mapping saying how the checkpoint was chosen (by, iteration, and final, or psnr, on_test_set, "
+                  "val_set {type, root, ...} and target_digests)", lambda v: _selection(v)),
 }
 # what a TrainState adds, checked before a resume (hdm.run_folder.find_resume)
 TRAINING_ENTRIES = {
@@ -207,7 +224,8 @@ def selection_record(path, ckpt, tested, tested_digests=None):
         how = f"iteration {sel['iteration']}{' (the final one)' if sel['final'] else ''}, not selected on any score"
         on_tested = False
     else:
-        where = f"{val['type']} {val['root']}" + (f" (take {val['take']} of holdout {val['holdout']})" if val["holdout"] else "")
+        holdout = val.get("holdout")
+        where = f"{val['type']} {val['root']}" + (f" (take {val.get('take')} of holdout {holdout})" if holdout else "")
         how = (f"best validation PSNR ({sel['psnr']:.2f} dB) at iteration {sel['iteration']} on {where}"
                f"{', a test set' if sel['on_test_set'] else ''}")
         if sel.get("target_digests") is not None and tested_digests is not None:

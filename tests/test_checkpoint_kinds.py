@@ -281,3 +281,29 @@ def test_integer_weights_for_float_parameters_are_refused(kinds, tmp_path, capsy
     code, err = run_cli(predict_cli.main, [str(tmp_path / "in"), str(tmp_path / "out"), "--weights",
                                            str(tmp_path / "w.pth")], capsys)
     assert code == 2 and len(err) == 1 and "holds torch.int32 values where the model has floating-point weights" in err[0]
+
+
+SELECTION_FIELDS = [("by",), ("iteration",), ("psnr",), ("on_test_set",), ("val_set",), ("target_digests",),
+                    ("val_set", "type"), ("val_set", "root")]
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(SELECTION_FIELDS), value=st.sampled_from(range(len(BAD_VALUES))), drop=st.booleans())
+def test_a_hand_edited_selection_is_one_line_in_test_py(kinds, tmp_path_factory, field, value, drop, capsys):
+    """The fields inside an entry too: test.py reads how best.pth was chosen, and refuses a field it cannot read
+    in one line with exit code 2, never a KeyError."""
+    folder = tmp_path_factory.mktemp("selection")
+    path, cfg_path, _ = kinds["best"]
+    ckpt = load_checkpoint(path)
+    *parents, key = field
+    node = ckpt["selection"]
+    for parent in parents:
+        node = node[parent]
+    if drop:
+        node.pop(key, None)
+    else:
+        node[key] = BAD_VALUES[value]
+    torch.save(ckpt, folder / "w.pth")
+    code, err = run_cli(test_cli.main, ["-c", cfg_path, "--weights", str(folder / "w.pth"), "--out", str(folder / "res")],
+                        capsys)
+    assert code in (0, 2) and (code == 0 or (len(err) == 1 and "'selection' entry" in err[0])), (code, err)
