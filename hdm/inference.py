@@ -38,17 +38,39 @@ def load_model(model_cfg, weights, device, fmt="auto"):
             said = ", ".join(f"{k}={model_cfg.get(k)!r} (trained as {stored.get(k)!r})" for k in differ[:3])
             raise ValueError(f"{shown(weights)}: the config's model differs from the one these weights were trained "
                              f"as: {said}; leave -c out to use the stored config, or make them agree")
-        ours = model.state_dict()
-        rounded = [k for k, v in state.items() if k in ours and ours[k].is_floating_point() and not v.is_floating_point()]
+        misfit = weights_misfit(state, model.state_dict())
+        if misfit:
+            raise ValueError(f"{shown(weights)}: weights do not fit model {model_cfg['type']}: {misfit}")
         try:
-            if rounded:
-                raise RuntimeError(f"{rounded[0]} holds {state[rounded[0]].dtype} values where the model has "
-                                   f"floating-point weights")
             model.load_state_dict(state)
         except RuntimeError as err:
             raise ValueError(f"{shown(weights)}: weights do not fit model {model_cfg['type']} "
                              f"({str(err).splitlines()[0]})") from err
     return model.to(device, memory_format=memory_format(fmt, device)).eval()
+
+
+def weights_misfit(state, ours):
+    """How a state dict differs from a model's (`ours`), in one line naming the first key of each kind of
+    difference (missing, unexpected, shape, integer for float weights); None when it fits."""
+    missing = [k for k in ours if k not in state]
+    extra = [k for k in state if k not in ours]
+    shapes = [k for k in state if k in ours and tuple(state[k].shape) != tuple(ours[k].shape)]
+    rounded = [k for k in state if k in ours and ours[k].is_floating_point() and not state[k].is_floating_point()]
+    said = []
+    if extra and all(k.startswith("module.") for k in extra) and {k[len("module."):] for k in extra} >= set(missing):
+        return "every key starts with 'module.' (weights saved from a DataParallel model: convert them with " \
+               "scripts/convert_official.py, or strip the prefix)"
+    if missing:
+        said.append(f"{len(missing)} weight(s) missing, e.g. {missing[0]} {tuple(ours[missing[0]].shape)}")
+    if extra:
+        said.append(f"{len(extra)} the model does not have, e.g. {extra[0]}")
+    if shapes:
+        k = shapes[0]
+        said.append(f"{len(shapes)} of another shape, e.g. {k} is {tuple(state[k].shape)} in the file, "
+                    f"{tuple(ours[k].shape)} in the model")
+    if rounded:
+        said.append(f"{rounded[0]} holds {state[rounded[0]].dtype} values where the model has floating-point weights")
+    return "; ".join(said) or None
 
 
 def clamp_finite(out):

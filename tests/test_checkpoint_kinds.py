@@ -307,3 +307,19 @@ def test_a_hand_edited_selection_is_one_line_in_test_py(kinds, tmp_path_factory,
     code, err = run_cli(test_cli.main, ["-c", cfg_path, "--weights", str(folder / "w.pth"), "--out", str(folder / "res")],
                         capsys)
     assert code in (0, 2) and (code == 0 or (len(err) == 1 and "'selection' entry" in err[0])), (code, err)
+
+
+@pytest.mark.parametrize("edit,said", [
+    (lambda s: {**s, next(iter(s)): torch.zeros(3, 1)}, "of another shape, e.g. "),
+    (lambda s: {f"module.{k}": v for k, v in s.items()}, "every key starts with 'module.'"),
+    (lambda s: dict(list(s.items())[1:]), "1 weight(s) missing, e.g. "),
+    (lambda s: {**s, "extra.weight": torch.zeros(1)}, "1 the model does not have, e.g. extra.weight"),
+])
+def test_weights_that_do_not_fit_are_one_line_naming_the_file_once_and_the_key(kinds, tmp_path, capsys, edit, said):
+    ckpt = load_checkpoint(kinds["iteration"][0])
+    ckpt["model"] = edit(ckpt["model"])
+    torch.save(ckpt, tmp_path / "w.pth")
+    write_image(tmp_path / "in" / "x.png", photo("iteration"))
+    code, err = run_cli(predict_cli.main, [str(tmp_path / "in"), str(tmp_path / "out"), "--weights",
+                                           str(tmp_path / "w.pth")], capsys)
+    assert code == 2 and len(err) == 1 and said in err[0] and err[0].count("w.pth") == 1, err

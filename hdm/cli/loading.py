@@ -6,6 +6,7 @@ import copy
 from hdm.checkpoint import load_checkpoint, stored_run_config
 from hdm.cli import UsageError, first_line
 from hdm.config import DEFAULTS, ConfigError, apply_override, load_config, merge, validate
+from hdm.errors import shown
 from hdm.inference import load_model
 
 
@@ -30,15 +31,19 @@ def run_config(cfg_path, weights, overrides=()):
 def load_one(cfg_path, weights, device, overrides=(), fmt="auto"):
     """(model ready for inference (image input only), its whole config) of a config path or None and a
     weights path or None."""
+    source = shown(cfg_path or weights)
     try:
         cfg = run_config(cfg_path, weights, overrides)
-        model = load_model(cfg["model"], weights, device, fmt)
     except ConfigError as err:
-        raise ConfigError(f"{cfg_path or weights}: {err}") from err
+        raise ConfigError(f"{source}: {err}") from err
     except (ValueError, OSError, RuntimeError) as err:
-        raise UsageError(f"{cfg_path or weights}: {first_line(err)}") from err
+        raise UsageError(f"{source}: {first_line(err)}") from err
+    try:
+        model = load_model(cfg["model"], weights, device, fmt)
+    except (ValueError, OSError, RuntimeError) as err:  # a message about weights names their file
+        raise UsageError(first_line(err) if weights else f"{source}: {first_line(err)}") from err
     if model.extra_inputs:
-        raise UsageError(f"{cfg_path or weights}: the model needs {model.extra_inputs} besides the image; only the "
+        raise UsageError(f"{source}: the model needs {model.extra_inputs} besides the image; only the "
                          f"image can be given here")
     return model, cfg
 
