@@ -23,7 +23,7 @@ import math
 import numbers
 import os
 import typing
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 from hdm.errors import ConfigError
 
@@ -75,6 +75,19 @@ class OneOf(NamedTuple):
 
     def __str__(self):
         return "one of " + ", ".join("null" if c is None else str(c) for c in self.choices)
+
+
+class Available(NamedTuple):
+    """One of the choices that works on this machine: `here()` gives those (a backend whose library loads)."""
+    choices: tuple
+    here: Callable
+    whole = False
+
+    def holds(self, x):
+        return any(x == c and type(x) is type(c) for c in self.choices) and x in self.here()
+
+    def __str__(self):
+        return f"one of {', '.join(map(str, self.choices))} that works here (here: {', '.join(self.here())})"
 
 
 class Letters(NamedTuple):

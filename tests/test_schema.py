@@ -491,3 +491,29 @@ def test_constructors_check_their_own_arguments_with_the_same_limits():
         HDM(stages="PX")
     with pytest.raises(ValueError, match=r"^width: expected an integer in \[1, 256\], got 0$"):
         Discriminator(width=0)
+
+
+def test_a_backend_that_does_not_load_here_is_refused_before_work(tmp_path, capsys, monkeypatch):
+    """model.dcn_backend names a library: one that does not load in this process is a config error before any
+    run folder exists (hdm-train, --check too) and before hdm-predict writes anything."""
+    from hdm.cli import predict, train
+    from hdm.ops import deform_conv
+
+    from .helpers import run_cli
+
+    monkeypatch.setattr(deform_conv, "available_backends", lambda: ["torch"])
+    write_image(tmp_path / "in" / "x.png", np.full((8, 8, 3), 0.5))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"type": "HDM", "dim": 8, "groups": 1, "blocks_per_group": 1},
+                                   "work_dir": str(tmp_path / "runs"),
+                                   "data": {"train": {"type": "PairedFolder", "lq_dir": str(tmp_path),
+                                                      "gt_dir": str(tmp_path)}}}))
+    for backend in ("mmcv", "torchvision"):
+        for argv in (["-c", str(cfg), f"model.dcn_backend={backend}"], ["-c", str(cfg), f"model.dcn_backend={backend}",
+                                                                         "--check"]):
+            code, err = run_cli(train.main, argv, capsys)
+            assert code == 2 and len(err) == 1 and "model.dcn_backend" in err[0] and "(here: auto, torch)" in err[0]
+        code, err = run_cli(predict.main, [str(tmp_path / "in"), str(tmp_path / "out"), "-c", str(cfg),
+                                           f"model.dcn_backend={backend}"], capsys)
+        assert code == 2 and len(err) == 1 and "model.dcn_backend" in err[0]
+    assert not os.path.exists(tmp_path / "runs") and not os.path.exists(tmp_path / "out")

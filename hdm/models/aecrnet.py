@@ -13,7 +13,7 @@ plain skip connection SC, 'none'), `dfe` (the deformable convs on/off) and `bloc
 import torch.nn as nn
 
 from hdm.kinds import OneOf, Range, check_arguments
-from hdm.ops.deform_conv import BACKENDS
+from hdm.ops.deform_conv import BACKEND_HERE
 
 from .blocks import DCNBlock, FABlock, Mix, pad_rgb_input
 from .fast_deconv import FastDeconv
@@ -29,7 +29,7 @@ class AECRNet(nn.Module):
     # limits of the arguments (hdm.kinds): ngf >= 2 keeps a channel in the FA block's (4 ngf) / 8;
     # parameters grow as ngf^2 (2.6 M at 64); the FA block's repeats share weights, 64 is ten times the release
     LIMITS = {"ngf": Range(2, 512), "block_repeats": Range(0, 64), "skip": OneOf(SKIPS),
-              "dcn_backend": OneOf(BACKENDS)}
+              "dcn_backend": BACKEND_HERE}
 
     def __init__(self, ngf=64, block_repeats=6, dfe=True, skip="mix", dcn_backend="auto"):
         check_arguments(AECRNet, locals())

@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 
 from hdm.kinds import Keywords, Letters, OneOf, Range, check_arguments
 from hdm.ops.dcp import bin_masks, dark_channel, dcp_region_masks, dcp_transmission, downscale
-from hdm.ops.deform_conv import BACKENDS
+from hdm.ops.deform_conv import BACKEND_HERE
 
 from .blocks import REGION_CONV_STRATEGIES, DCNBlock, FAGroup, Mix, RegionConv, conv, pad_rgb_input
 
@@ -92,7 +92,7 @@ class HDM(nn.Module):
     LIMITS = {"dim": Range(8, 1024), "groups": Range(1, 64), "blocks_per_group": Range(0, 64),
               "stages": Letters(STAGE_LETTERS), "region": OneOf(REGION_SOURCES), "num_regions": Range(1, 64),
               "skip": OneOf(SKIPS), "input_mean": Range(0, 1), "input_std": Range(0, 1, low_open=True),
-              "out_act": OneOf(OUT_ACTS), "dcn_backend": OneOf(BACKENDS),
+              "out_act": OneOf(OUT_ACTS), "dcn_backend": BACKEND_HERE,
               "dcp_options": Keywords(dcp_transmission, ("img", "downscale_factor")),
               "region_strategy": OneOf(REGION_CONV_STRATEGIES)}
 

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from hdm.device import median_time
+from hdm.kinds import Available
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,10 @@ def available_backends():
     if _mmcv_ops() is not None:
         found.append("mmcv")
     return found
+
+
+# the config's limit on a backend's name: a known one whose library loads in this process
+BACKEND_HERE = Available(BACKENDS, lambda: ("auto", *available_backends()))
 
 
 def time_backends(device, shape=(2, 64, 64, 64), repeats=5):
