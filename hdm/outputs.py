@@ -9,6 +9,7 @@ import datetime
 import os
 
 from hdm.errors import RunFolderError, UsageError, shown
+from hdm.files import NAME_MAX
 from hdm.identity import contains, name_key, path_key
 from hdm.image_io import ensure_writable
 from hdm.locks import FolderLock
@@ -69,11 +70,15 @@ def plan_outputs(inputs, folder, extras=(), ext=".png"):
 
 
 def check_writable_outputs(outputs, inputs=(), overwrite=False):
-    """UsageError when an output would replace an input (always refused), or an existing file and not
-    `overwrite`. `outputs`, `inputs`: paths."""
+    """UsageError when an output's name is longer than a file name may be, when it would replace an input
+    (always refused), or is an existing file and not `overwrite`. `outputs`, `inputs`: paths."""
     sources = {path_key(p) for p in inputs}
     existing = []
     for out in outputs:
+        size = len(os.fsencode(os.path.basename(out)))
+        if size > NAME_MAX:
+            raise UsageError(f"{shown(out)}: an output name of {size} bytes, more than the {NAME_MAX} a file name may "
+                             f"have; rename the input")
         if path_key(out) in sources:
             raise UsageError(f"{shown(out)}: an output would replace an input; write to another folder")
         if os.path.lexists(out):

@@ -383,3 +383,15 @@ def test_a_results_folder_never_lies_among_the_inputs(tmp_path, capsys):
         assert code == 2 and len(err) == 1 and "the outputs would lie among the inputs" in err[0], out
     assert not os.path.exists(f"{root}/val/hazy/restored")
     assert sorted(os.listdir(f"{root}/val/clear")) == ["chelsea_0.png", "comparison.png"]
+
+
+@pytest.mark.parametrize("maps", [False, True])
+def test_an_output_name_longer_than_a_file_name_may_be_is_refused_before_work(tmp_path, capsys, maps):
+    """Inputs whose names fit, outputs whose names would not (`<stem>_png.png`, `<stem>_dark_channel.png`)."""
+    inp, stem = tmp_path / "in", "x" * 250
+    for ext in (".png", ".jpg"):
+        write_image(inp / (stem + ext), RNG.random((8, 8, 3)))
+    argv = [str(inp), str(tmp_path / "out"), "-c", dcp_config(tmp_path)] + (["--save-maps"] if maps else [])
+    code, err = run_cli(predict_cli.main, argv, capsys)
+    assert code == 2 and len(err) == 1 and "more than the 255 a file name may have" in err[0]
+    assert not os.path.exists(tmp_path / "out")
