@@ -141,7 +141,7 @@ def detect(path):
         raise DataError(f"{shown(path)}: no reader reads this folder: it holds {len(images_in(path))} images; "
                         f"sub-folders: {[shown(n) for n in subs[:8]]}{' ...' if len(subs) > 8 else ''}; "
                         f"datasets/README.md lists the layouts (--type NAME gives one reader's reason)")
-    print(f"readers that read {path}:")
+    print(f"readers that read {shown(path)}:")
     for reading in found:
         print(f"  {_described(reading)}")
     best, why = choose(found)
@@ -162,7 +162,7 @@ def check(dataset, kind, path, decode):
                 dataset[i]
             except (OSError, ValueError) as err:
                 problems.append(str(err))
-    print(f"{kind} at {path}: {len(dataset)} samples, {len(problems)} problem(s)")
+    print(f"{kind} at {shown(path)}: {len(dataset)} samples, {len(problems)} problem(s)")
     common = report.sizes.most_common(5)
     print("most common input sizes (H x W: count): " + ", ".join(f"{h}x{w}: {n}" for (h, w), n in common))
     for p in problems[:20]:

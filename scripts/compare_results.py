@@ -121,7 +121,7 @@ def main(argv=None):
             writer = csv.writer(f)
             writer.writerow(["name", f"{args.metric}_a", f"{args.metric}_b", "b_minus_a"])
             writer.writerows(stats["per_image"])
-        print(f"written: {os.path.join(args.out, 'comparison.md')}, {os.path.join(args.out, 'per_image_diff.csv')}")
+        print(f"written: {shown(os.path.join(args.out, 'comparison.md'))}, {shown(os.path.join(args.out, 'per_image_diff.csv'))}")
     return stats
 
 

@@ -124,7 +124,7 @@ def write_table(specs, variants, out_dir, args, reused=()):
                 f"{results[0]['code_digest']}")
     text, paths = report.write_all(rows, out_dir, title, settings, args.macs_size)
     print(text)
-    print(f"written: {', '.join(paths)}")
+    print(f"written: {', '.join(map(shown, paths))}")
     missing = len(specs) - len(results)
     if missing:
         print(f"{missing} of {len(specs)} runs missing from the table (not finished); --status shows them")

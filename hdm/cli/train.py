@@ -17,6 +17,7 @@ or SIGTERM (a checkpoint is saved; the run is not finished); --debug shows a tra
 from hdm.cli import Parser, console
 from hdm.config import check_data_paths, check_training, load_config
 from hdm.engine import fit
+from hdm.errors import shown
 from hdm.run_folder import open_run
 
 
@@ -37,7 +38,7 @@ def main(argv=None):
         print(summary(open_run(cfg, args.resume, args.overwrite, check_only=True), args.overwrite))
         return 0
     run_dir = fit(cfg, resume=args.resume, overwrite=args.overwrite)
-    print(f"run folder: {run_dir}")
+    print(f"run folder: {shown(run_dir)}")
     return run_dir
 
 
@@ -67,7 +68,7 @@ def summary(planned, overwrite):
         state = "a new run; a run already there would be moved aside (--overwrite)"
     else:
         state = "a new run"
-    lines.append(f"  run folder: {planned.dir}: {state}")
+    lines.append(f"  run folder: {shown(planned.dir)}: {state}")
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ import hdm
 from hdm.config import load_config
 from hdm.data.prepare import build_checked, describe
 from hdm.engine import train_and_evaluate
+from hdm.errors import shown
 from hdm.evaluation import summarize, test_split
 from hdm.files import HOST, atomic_write
 from hdm.models import count_parameters
@@ -96,7 +97,8 @@ def run_one(spec):
         train_cfg["data"]["val"] = None
     stored = stored_config(run_dir)
     if os.path.isfile(path) or (stored and config_changes(stored, train_cfg)[1]):
-        print(f"   {name}: the previous run moved to {move_aside(run_dir)}", flush=True)
+        moved = move_aside(run_dir)
+        print(f"   {shown(name)}: the previous run moved to {shown(moved)}", flush=True)
     model, rows, train_s, test_s = train_and_evaluate(train_cfg, test_cfg=cfg)  # an interrupted run continues
     mean = summarize(rows)
     result = {"label": spec["label"], "seed": spec["seed"], "psnr": mean["psnr"], "ssim": mean["ssim"],
