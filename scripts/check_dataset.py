@@ -27,6 +27,8 @@ import os
 import time
 from dataclasses import dataclass
 
+import yaml
+
 from hdm.cli import Parser, console
 from hdm.config import parse_value
 from hdm.data import DATASETS, build_dataset
@@ -145,7 +147,8 @@ def detect(path):
     for reading in found:
         print(f"  {_described(reading)}")
     best, why = choose(found)
-    print(f"chosen: {best.cfg['type']} ({why}); in a config: {{{', '.join(f'{k}: {v}' for k, v in best.cfg.items())}}}")
+    snippet = yaml.safe_dump(best.cfg, default_flow_style=True, sort_keys=False, width=10 ** 6).strip()
+    print(f"chosen: {best.cfg['type']} ({why}); in a config: {shown(snippet)}")
     return best
 
 

@@ -567,7 +567,7 @@ def _every_layout(d):
 
 @pytest.fixture(scope="module")
 def every_layout(tmp_path_factory):
-    return _every_layout(tmp_path_factory.mktemp("every_layout") / "datasets")
+    return _every_layout(tmp_path_factory.mktemp("every_layout") / "data #1: x")  # a path YAML must quote
 
 
 @pytest.mark.parametrize("case", [
@@ -584,6 +584,8 @@ def test_check_dataset_without_type_names_the_reader_of_every_layout(every_layou
     assert (chosen.cfg["type"], chosen.dataset.benchmark) == (reader, benchmark)
     out = capsys.readouterr().out
     assert f"\nchosen: {reader} (" in out
+    snippet = next(line for line in out.splitlines() if line.startswith("chosen: ")).split("; in a config: ", 1)[1]
+    assert yaml.safe_load(snippet) == chosen.cfg  # pasted into a config, it reads this folder
     assert f"recognised {benchmark} [" in out or benchmark is None
     assert check.main([str(folder)]) == 0
     assert f"{reader} at {folder}: {len(chosen.dataset)} samples, 0 problem(s)" in capsys.readouterr().out
