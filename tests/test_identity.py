@@ -280,6 +280,16 @@ def test_resume_with_another_training_set_is_refused_and_a_moved_copy_is_not(tmp
     train_cli.main(["-c", cfg, "--resume", "auto", "train.iterations=4", f"data.train.lq_dir={tmp_path}/moved/hazy",
                     f"data.train.gt_dir={tmp_path}/moved/clear"])
     assert os.path.isfile(tmp_path / "runs" / "run" / "checkpoints" / "iter_4.pth")
+    first = sorted(os.listdir(tmp_path / "moved" / "hazy"))[0]  # an input changed in place, its size kept
+    with open(tmp_path / "moved" / "hazy" / first, "r+b") as f:
+        f.seek(-20, os.SEEK_END)
+        data = f.read(4)
+        f.seek(-20, os.SEEK_END)
+        f.write(bytes(b ^ 0xFF for b in data))
+    code, err = run_cli(train_cli.main, ["-c", cfg, "--resume", "auto", "train.iterations=6",
+                                         f"data.train.lq_dir={tmp_path}/moved/hazy", f"data.train.gt_dir={tmp_path}/moved/clear"],
+                        capsys)
+    assert code == 2 and len(err) == 1 and "data.train (other images" in err[0], err
 
 
 def test_resume_from_weights_only_is_refused_before_work(tmp_path, demo_root, capsys):
