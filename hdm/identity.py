@@ -81,8 +81,8 @@ def set_fingerprint(samples):
     """A digest of an image set's identity that survives moving its folders: the names and byte sizes of
     every file of every sample, in order, and the SHA-256 of every file's content (every byte is read
     once per process, in threads; SHA-256 itself takes 0.75 s per GiB on one core of the development
-    machine, so reading the files is the larger cost on most disks). Two sets with equal fingerprints read the same images; an image changed in place, even at
-    its size, changes it."""
+    machine, so reading the files is the larger cost on most disks). Two sets with equal fingerprints
+    read the same images; an image changed in place, even at its size, changes it."""
     files = list(dict.fromkeys(f for sample in samples for f in sample if f))
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         digests = dict(zip(files, pool.map(content_digest, files)))  # hashlib releases the GIL on large reads
