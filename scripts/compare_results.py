@@ -1,6 +1,8 @@
 """Paired comparison of two result folders (test.py or hdm-evaluate outputs) over the same images.
 
+    # doc-test: skip (two runs' results folders; tests/test_compare_results.py compares two)
     python scripts/compare_results.py runs/a/test/iter_600_val runs/b/test/iter_600_val            # PSNR
+    # doc-test: skip (two results folders A and B; tests/test_compare_results.py compares two)
     python scripts/compare_results.py A B --metric ssim --out compare_a_b
 
 Reads each folder's per_image.csv (and meta.json, whose metric presets must agree), pairs the images by
