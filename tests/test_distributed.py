@@ -9,6 +9,7 @@ import sys
 import time
 
 import torch
+import pytest
 import yaml
 
 from hdm.checkpoint import load_checkpoint
@@ -83,7 +84,7 @@ def test_when_one_process_is_killed_the_other_stops_with_one_line(tmp_path):
                 break
             time.sleep(0.5)
         else:
-            pytest.fail(f"the two-process run did not reach a checkpoint and iteration 7: {log.read_text() if log.is_file() else ''}")
+            pytest.fail(f"no checkpoint and iteration 7 in 5 minutes: {log.read_text() if log.is_file() else ''}")
         workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == proc.pid]
         rank1 = next(p for p in workers if b"\0RANK=1\0" in b"\0" + open(f"/proc/{p}/environ", "rb").read())
         os.kill(rank1, signal.SIGKILL)
