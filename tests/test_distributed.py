@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-import torch
 import pytest
+import torch
 import yaml
 
 from hdm.checkpoint import load_checkpoint
