@@ -1,5 +1,6 @@
 """Checkpoints: atomic writes, loading with clear errors, the newest readable one of a run, pruning."""
 import logging
+import math
 import os
 import re
 
@@ -48,15 +49,18 @@ def _count(value):
 
 
 def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # what each entry of a checkpoint may hold (a missing entry is allowed here; the tool that needs it says so):
 def _set_description(v):
     """A dataset description as selection_record and same_set read it."""
-    root = v.get("root") if isinstance(v, dict) else None
-    return isinstance(v, dict) and isinstance(v.get("type"), str) and (
-        isinstance(root, str) or (isinstance(root, (list, tuple)) and all(isinstance(r, str) for r in root)))
+    if not isinstance(v, dict):
+        return False
+    root, fingerprint = v.get("root"), v.get("fingerprint")
+    return isinstance(v.get("type"), str) and (
+        isinstance(root, str) or (isinstance(root, (list, tuple)) and all(isinstance(r, str) for r in root))) and \
+        (fingerprint is None or isinstance(fingerprint, str)) and _count(v.get("samples", 0))
 
 
 def _selection(v):
@@ -83,7 +87,8 @@ ENTRIES = {
     "source": ("a file name", lambda v: isinstance(v, str)),
     "iteration": ("a whole number >= 0", _count),
     "val": ("a mapping of scores", lambda v: isinstance(v, dict) and all(_number(x) for x in v.values())),
-    "data": ("a mapping of dataset descriptions", lambda v: isinstance(v, dict)),
+    "data": ("a mapping of dataset descriptions {split: null or {type, root, ...}}", lambda v: isinstance(v, dict)
+             and all(d is None or _set_description(d) for d in v.values())),
     "selection": ("a mapping saying how the checkpoint was chosen (by, iteration, and final, or psnr, on_test_set, "
                   "val_set {type, root, ...} and target_digests)", lambda v: _selection(v)),
 }

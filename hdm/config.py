@@ -294,7 +294,8 @@ def check_data_paths(cfg, splits=("train", "val", "test")):
                                       f"the layout each dataset type expects)")
 
 
-def _check_device(name):
+def check_device(name):
+    """ConfigError unless `name` is a device this machine has: auto, cpu, cuda or cuda:<n>."""
     import torch
 
     try:
@@ -303,8 +304,10 @@ def _check_device(name):
         raise ConfigError(f"device: {brief(name)} is not a device (auto, cpu, cuda, cuda:<n>)") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {brief(name)}, but CUDA is not available here (device=auto uses it when it is)")
-    if device.type not in ("cpu", "cuda"):
+    if device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index not in (None, 0)):
         raise ConfigError(f"device: {brief(name)} is not supported (auto, cpu, cuda, cuda:<n>)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device: {brief(name)}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def _check_eval(section):
@@ -387,7 +390,7 @@ def validate(cfg):
     do not go together."""
     cfg = resolve(cfg)
     _check_schema(cfg, SCHEMA)
-    _check_device(cfg["device"])
+    check_device(cfg["device"])
     _check_eval(cfg["eval"])
     _check_between(cfg)
     _check_constructible(cfg["model"], "model", "model")

@@ -20,6 +20,7 @@ LOCAL_RANK below LOCAL_WORLD_SIZE, MASTER_ADDR and a port set) before any proces
 """
 import os
 import re
+import socket
 
 from hdm.errors import UsageError, shown
 
@@ -85,13 +86,23 @@ def distributed():
     problems = [f"RANK={rank} is not below WORLD_SIZE={world}" if rank >= world else None,
                 f"LOCAL_RANK={local} is not below LOCAL_WORLD_SIZE={local_world}" if local >= local_world else None,
                 f"LOCAL_WORLD_SIZE={local_world} is above WORLD_SIZE={world}" if local_world > world else None,
-                "MASTER_ADDR is not set" if value("MASTER_ADDR") is None else None,
+                "RANK is not set" if not os.environ.get("RANK", "").strip() else None,
+                "MASTER_ADDR is not set" if value("MASTER_ADDR") is None else _unresolved(value("MASTER_ADDR")),
                 "MASTER_PORT is not set" if value("MASTER_PORT") is None else None]
     problems = [p for p in problems if p]
     if problems:
         raise UsageError(f"environment: WORLD_SIZE={world} asks for a process group, but {'; '.join(problems)} "
                          f"(torchrun sets these; README: Several GPUs or nodes)")
     return rank, world, local
+
+
+def _unresolved(host):
+    """None when `host` resolves to an address, else what is wrong (waiting on it would hang)."""
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return f"MASTER_ADDR='{shown(host)}' does not resolve to an address"
+    return None
 
 
 def check():

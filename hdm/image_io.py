@@ -36,7 +36,9 @@ from hdm.errors import shown
 from hdm.files import atomic_write, open_input
 from hdm.image_format import ImageDataError, bytes_reader, file_reader, judge, read_header
 
-JPEG_EXTRANEOUS = re.compile(r"Corrupt JPEG data: ([0-9]+) extraneous bytes before marker")
+JPEG_EXTRANEOUS = re.compile(r"Corrupt JPEG data: ([0-9]+) extraneous bytes before marker 0x([0-9a-f]{2})", re.I)
+JPEG_BENIGN = ("Warning: unknown JFIF revision number", "Invalid SOS parameters for sequential JPEG",
+               "Warning: thumbnail image size does not match data length")
 EXTRANEOUS_BYTES = 1024
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BYTE_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -146,15 +148,18 @@ def quiet_stderr():
 
 
 def _jpeg_verdict(printed):
-    """ImageDataError when libjpeg warned that it could not use the data (a scan cut, even with an end
-    marker appended; data it could not decode): it then fills what it lacks with grey without an error.
-    A few stray bytes before a marker (up to EXTRANEOUS_BYTES, common in camera files) are accepted."""
-    for line in printed:
+    """ImageDataError when libjpeg warned about the image's data (a scan cut, even with an end marker
+    appended; data it could not decode; scans out of sequence): it then fills what it lacks with grey, or
+    decodes garbage, without an error. Accepted: warnings about metadata (JPEG_BENIGN) and up to
+    EXTRANEOUS_BYTES stray bytes before a marker of the header (common in camera files); stray bytes
+    before the end or a restart marker mean a scan's data did not decode to its end."""
+    for line in (line.strip() for line in printed):
         extraneous = JPEG_EXTRANEOUS.search(line)
-        if extraneous and int(extraneous.group(1)) <= EXTRANEOUS_BYTES:
+        if extraneous and int(extraneous.group(1)) <= EXTRANEOUS_BYTES and \
+                not 0xD0 <= int(extraneous.group(2), 16) <= 0xD9:
             continue
-        if line.startswith(("Corrupt JPEG data", "Premature end of JPEG file")):
-            raise ImageDataError(f"corrupt JPEG data (the decoder: {line.strip()[:120]})")
+        if line and not line.startswith(JPEG_BENIGN):
+            raise ImageDataError(f"corrupt JPEG data (the decoder: {line[:120]})")
 
 
 def _decode(data, header, path, grey):

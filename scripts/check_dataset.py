@@ -23,11 +23,10 @@ The choice among the readers that read a folder: one that recognises a benchmark
 does not; then a reader of its own layouts before those that read any folder of images (ImageFolder,
 SideBySide); then the order of TRIES.
 """
+import json
 import os
 import time
 from dataclasses import dataclass
-
-import yaml
 
 from hdm.cli import Parser, console
 from hdm.config import parse_value
@@ -147,8 +146,8 @@ def detect(path):
     for reading in found:
         print(f"  {_described(reading)}")
     best, why = choose(found)
-    snippet = yaml.safe_dump(best.cfg, default_flow_style=True, sort_keys=False, width=10 ** 6).strip()
-    print(f"chosen: {best.cfg['type']} ({why}); in a config: {shown(snippet)}")
+    snippet = json.dumps(best.cfg)  # JSON is YAML: every string quoted, a newline as \n, bytes as \udcNN
+    print(f"chosen: {best.cfg['type']} ({why}); in a config: {snippet}")
     return best
 
 

@@ -793,3 +793,23 @@ def test_fuzz_mutated_real_files(tmp_path):
         with open(os.path.join(REALDATA, rel), "rb") as f:
             seeds.append((rel, f.read()))
     run_fuzz(tmp_path, seeds, per_seed=12)
+
+
+def _zeroed_scan(data):
+    damaged = bytearray(data)
+    middle = len(damaged) // 2
+    damaged[middle:middle + 200] = bytes(200)
+    return bytes(damaged)
+
+
+def _scan_dropped(data):
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xDA]
+    return data[:starts[2]] + data[starts[3]:]
+
+
+@pytest.mark.parametrize("label,damage", [("jpeg", _zeroed_scan), ("jpeg-progressive", _scan_dropped)])
+def test_a_jpeg_whose_scan_data_are_damaged_is_refused(tmp_path, label, damage):
+    """Damage that keeps every marker: libjpeg decodes garbage or skips what it cannot use, and warns."""
+    (tmp_path / "x.jpg").write_bytes(damage(ENCODINGS[label][0]))
+    with pytest.raises(OSError, match=r"x.jpg: corrupt JPEG data \(the decoder: "):
+        read_rgb(tmp_path / "x.jpg")

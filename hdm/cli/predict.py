@@ -28,8 +28,9 @@ import numpy as np
 
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.deploy.description import sidecar_path
-from hdm.errors import NonFiniteOutput, shown
-from hdm.image_io import ensure_writable, images_in, read_rgb, write_image
+from hdm.errors import ConfigError, NonFiniteOutput, shown
+from hdm.identity import contains
+from hdm.image_io import ensure_writable, image_header, images_in, read_rgb, write_image
 from hdm.locks import FolderLock
 from hdm.outputs import check_apart, check_writable_outputs, model_inputs, plan_outputs
 
@@ -85,8 +86,23 @@ def main(argv=None):
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         raise UsageError(f"--threads {args.threads}: expected 1 to {MAX_THREADS}")
     files = inputs_of(args.input)
-    if os.path.isdir(args.input):  # a later run on the folder would read the outputs as inputs
+    if os.path.isdir(args.input):  # the outputs apart from the folder read (a later run would read them as inputs)
         check_apart(args.output, [args.input], "OUTPUT_DIR")
+    else:  # one file: never restored into the folder that holds it; what is wrong with it found before work
+        if contains(args.output, args.input):
+            raise UsageError(f"{shown(args.output)}: holds the input {shown(args.input)}; the outputs would lie among "
+                             f"the inputs; choose another OUTPUT_DIR")
+        try:
+            image_header(args.input)
+        except OSError as err:
+            raise UsageError(first_line(err)) from err
+    if args.device != "auto" and not args.onnx:
+        from hdm.config import check_device  # torch: not on the ONNX route
+
+        try:
+            check_device(args.device)
+        except ConfigError as err:
+            raise UsageError(f"--device: {err}") from err
     plan, notes = plan_outputs(files, args.output, MAP_NAMES if args.save_maps else ())
     check_writable_outputs(all_outputs(plan), files + model_files(args), args.overwrite)  # before any model loads
     for note in notes:

@@ -116,7 +116,8 @@ def report_notes(where, dataset, report, seconds):
     """(logging level, line) pairs saying what a dataset read and what its check found: the version,
     the counts against the distributed size (a warning when they differ), border-cropped targets."""
     info = dataset.describe()
-    notes = [(INFO, f"{where}: {info['type']} at {info['root']} ({info['version']}): {len(dataset)} samples"
+    root = ", ".join(map(shown, [info["root"]] if isinstance(info["root"], str) else info["root"]))
+    notes = [(INFO, f"{where}: {info['type']} at {root} ({info['version']}): {len(dataset)} samples"
                     f"{f' (take {dataset.take} of holdout {dataset.holdout})' if dataset.holdout else ''}; "
                     f"headers checked in {seconds:.1f} s")]
     differs, line = benchmarks.count_line(where, dataset.benchmark, dataset.found)
