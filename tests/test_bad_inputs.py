@@ -252,6 +252,9 @@ def test_a_bad_variable_stops_hdm_predict_and_training_before_work(tmp_path):
     ({"WORLD_SIZE": "2", "LOCAL_RANK": "3", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "1"},
      "LOCAL_RANK=3 is not below LOCAL_WORLD_SIZE=2"),
     ({"WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "70000"}, "MASTER_PORT='70000': expected a port number"),
+    ({"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533"}, "RANK is not set"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "no.such.host.invalid", "MASTER_PORT": "29533"},
+     "MASTER_ADDR='no.such.host.invalid' does not resolve to an address"),
 ])
 def test_a_process_group_the_environment_cannot_form_is_refused_before_any_wait(tmp_path, demo_root, monkeypatch,
                                                                               capsys, env, expected):

@@ -6,6 +6,7 @@ hdm.checkpoint.model_weights names (EMA when a run kept it), checked against a m
 from that entry, and shown to differ from the other entry where a checkpoint has two."""
 import base64
 import io
+import json
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from skimage import data as skimage_data
 
@@ -246,7 +247,7 @@ def test_resume(kinds, kind, tmp_path, capsys):
     assert all(torch.isfinite(v).all() for v in resumed["model"].values() if v.is_floating_point())
 
 
-BAD_VALUES = [None, "two", -5, 2.5, [1, 2], {"a": 1}, torch.zeros(2), True]
+BAD_VALUES = [None, "two", -5, 2.5, [1, 2], {"a": 1}, torch.zeros(2), True, float("nan")]
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -284,10 +285,11 @@ def test_integer_weights_for_float_parameters_are_refused(kinds, tmp_path, capsy
 
 
 SELECTION_FIELDS = [("by",), ("iteration",), ("psnr",), ("on_test_set",), ("val_set",), ("target_digests",),
-                    ("val_set", "type"), ("val_set", "root")]
+                    ("val_set", "type"), ("val_set", "root"), ("val_set", "fingerprint"), ("val_set", "samples")]
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=16, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(field=("psnr",), value=len(BAD_VALUES) - 1, drop=False)  # NaN: never a score in meta.json
 @given(field=st.sampled_from(SELECTION_FIELDS), value=st.sampled_from(range(len(BAD_VALUES))), drop=st.booleans())
 def test_a_hand_edited_selection_is_one_line_in_test_py(kinds, tmp_path_factory, field, value, drop, capsys):
     """The fields inside an entry too: test.py reads how best.pth was chosen, and refuses a field it cannot read
@@ -307,6 +309,8 @@ def test_a_hand_edited_selection_is_one_line_in_test_py(kinds, tmp_path_factory,
     code, err = run_cli(test_cli.main, ["-c", cfg_path, "--weights", str(folder / "w.pth"), "--out", str(folder / "res")],
                         capsys)
     assert code in (0, 2) and (code == 0 or (len(err) == 1 and "'selection' entry" in err[0])), (code, err)
+    if code == 0:  # what it wrote is strict JSON (no NaN) and names no field it could not read
+        json.loads((folder / "res" / "meta.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in meta.json"))
 
 
 @pytest.mark.parametrize("edit,said", [

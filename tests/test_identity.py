@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -405,3 +406,20 @@ def test_an_output_name_longer_than_a_file_name_may_be_is_refused_before_work(tm
     code, err = run_cli(predict_cli.main, argv, capsys)
     assert code == 2 and len(err) == 1 and "more than the 255 a file name may have" in err[0]
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_one_input_file_is_never_restored_beside_itself_and_is_read_before_work(tmp_path, capsys):
+    inp = tmp_path / "in"
+    write_image(inp / "a.jpg", RNG.random((8, 8, 3)))
+    os.mkfifo(inp / "pipe.png")
+    for out, said in ((inp, "holds the input"), (tmp_path, "holds the input")):
+        code, err = run_cli(predict_cli.main, [str(inp / "a.jpg"), str(out), "-c", dcp_config(tmp_path)], capsys)
+        assert code == 2 and len(err) == 1 and said in err[0], err
+    code, err = run_cli(predict_cli.main, [str(inp / "pipe.png"), str(tmp_path / "o"), "-c", dcp_config(tmp_path)], capsys)
+    assert code == 2 and err == [f"error: {inp / 'pipe.png'}: a named pipe (FIFO), expected a regular file"]
+    for device in ("cpu:1", "cuda:0") if not torch.cuda.is_available() else ("cpu:1",):
+        code, err = run_cli(predict_cli.main, [str(inp / "a.jpg"), str(tmp_path / "o"), "-c", dcp_config(tmp_path),
+                                               "--device", device], capsys)
+        assert code == 2 and len(err) == 1 and err[0].startswith("error: --device: device: "), err
+    assert sorted(os.listdir(inp)) == ["a.jpg", "pipe.png"] and not os.path.exists(tmp_path / "o")
+    assert predict_cli.main([str(inp / "a.jpg"), str(inp / "restored"), "-c", dcp_config(tmp_path)]) == 0  # a folder below
