@@ -1,6 +1,8 @@
 """Launch many two-process (gloo) trainings in a row and count the launches that hang or exit non-zero.
 
+    # doc-test: skip (40 two-process launches take about 20 minutes; tests/test_distributed.py launches two)
     python scripts/launch_stress.py                       # 40 launches of a tiny HDM, 2 processes each
+    # doc-test: skip (10 two-process launches take minutes)
     python scripts/launch_stress.py --launches 10 --timeout 60
 
 Launches alternate between a new run (a few iterations) and the same run resumed with --resume auto and
