@@ -41,6 +41,7 @@ PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 JPEG_EOI, JPEG_SOS = 0xD9, 0xDA
+JPEG_PROGRESSIVE = (0xC2, 0xC6, 0xCA, 0xCE)  # SOF markers of progressive frames
 SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")  # in entropy-coded data, FF is followed by 00 or a restart marker
 MARKER = re.compile(rb"\xff[^\x00\xff]")
 TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap height and width
@@ -116,8 +117,10 @@ def judge(read, size, header, quick=False):
     if header.format == "PNG":
         return None if read(size - 12, 12) == PNG_IEND else _judge_png(read)
     if header.format == "JPEG" and not (quick and read(size - 2, 2) == b"\xff\xd9"):
-        if not any(marker == JPEG_EOI for _, marker, _ in _jpeg_markers(read)):
+        markers = list(_jpeg_markers(read))
+        if not any(marker == JPEG_EOI for _, marker, _ in markers):
             raise ImageDataError("truncated JPEG (the data stop before the end-of-image marker of its last scan)")
+        _judge_progression(read, markers)
     if header.format == "BMP":
         _judge_bmp(read, size)
     if header.format == "WEBP":
@@ -125,6 +128,33 @@ def judge(read, size, header, quick=False):
         if size < riff:
             raise ImageDataError(f"truncated WebP ({size:,} bytes, its RIFF header gives {riff:,})")
     return None
+
+
+def _judge_progression(read, markers):
+    """ImageDataError when a progressive JPEG's scans end before every coefficient of every component is
+    complete (coded to its last bit): a file cut between scans and given an end marker, which libjpeg
+    decodes at a lower quality without a warning."""
+    sof = next(((pos, length) for pos, marker, length in markers if marker in JPEG_PROGRESSIVE), None)
+    if sof is None:
+        return
+    frame = read(sof[0] + 4, sof[1] - 2)
+    components = {frame[6 + 3 * i] for i in range(frame[5])} if len(frame) >= 6 else set()
+    done = {c: set() for c in components}
+    for pos, marker, length in markers:
+        if marker != JPEG_SOS:
+            continue
+        scan = read(pos + 4, length - 2)
+        count = scan[0] if scan else 0
+        if len(scan) < 4 + 2 * count:
+            continue
+        first, last, approximation = scan[1 + 2 * count], scan[2 + 2 * count], scan[3 + 2 * count]
+        if approximation & 0x0F == 0:  # this scan sends the last bit of coefficients first..last
+            for c in (scan[1 + 2 * i] for i in range(count)):
+                done.setdefault(c, set()).update(range(first, last + 1))
+    short = sorted(c for c in components if len(done[c]) < 64)
+    if short:
+        raise ImageDataError(f"truncated progressive JPEG (its scans end before component {short[0]} is complete: "
+                             f"{64 - len(done[short[0]])} of 64 coefficients unfinished)")
 
 
 def _unpack(fmt, data, what):

@@ -146,7 +146,7 @@ def test_predict_keeps_every_output_apart_and_refuses_to_replace(tmp_path, capsy
     assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
     assert predict_cli.main([str(inp), str(out), "-c", cfg, "--overwrite"]) == 0
     code, err = run_cli(predict_cli.main, [str(inp / "a.png"), str(inp), "-c", cfg, "--overwrite"], capsys)
-    assert code == 2 and "an output would replace an input" in err[0]  # never, even with --overwrite
+    assert code == 2 and "the outputs would lie among the inputs" in err[0]  # never, even with --overwrite
 
 
 def test_a_map_named_like_another_output_is_renamed_and_said(tmp_path, capsys):

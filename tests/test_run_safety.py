@@ -359,7 +359,7 @@ def test_predict_output_names_never_collide_or_replace_inputs(tmp_path, capsys):
     before = (tmp_path / "same" / "b.png").read_bytes()
     code, err = run_cli(predict_cli.main, [str(tmp_path / "same"), str(tmp_path / "same"), "-c", str(tmp_path / "c.yaml")],
                         capsys)
-    assert code == 2 and "an output would replace an input" in err[0]
+    assert code == 2 and "the outputs would lie among the inputs" in err[0]
     assert (tmp_path / "same" / "b.png").read_bytes() == before
 
 
