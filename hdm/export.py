@@ -36,9 +36,8 @@ from hdm.deploy.description import CONTRACT_KEY, FORMAT, contract, sidecar_path
 from hdm.deploy.onnx_model import OnnxModel
 from hdm.errors import shown
 from hdm.files import atomic_write, temporary_file
-from hdm.models import HDM, PFDCP, HybridNet
+from hdm.models import HDM, PFDCP
 from hdm.models.dcp_baselines import EXPORT_MAX_SIDE
-from hdm.ops.svrnn import DOUBLING_STEPS
 
 OPSET = 18
 TOLERANCE = 1e-4
@@ -86,8 +85,6 @@ def check_photos(sizes=CHECK_SIZES):
 
 def max_side(model):
     """The longest side the exported graph takes (None: any)."""
-    if isinstance(model, HybridNet) and model.edge_stream:
-        return 2 ** DOUBLING_STEPS
     return EXPORT_MAX_SIDE if isinstance(model, PFDCP) else None
 
 

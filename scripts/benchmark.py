@@ -72,19 +72,19 @@ SIZES = {
                  masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
                  infer=(460, 620), train=(240, 16, 4), svrnn=[128, 512], tiled=((2160, 3840), 512, 48), tiled_repeats=2,
                  trained=dict(iterations=300, photo=(700, 1000), tiles=(512, 128)),
-                 model={}, infer_modes=MODES, train_modes=MODES, onnx=dict(photo=(460, 620), models=DEPLOYED)),
+                 model={}, infer_modes=MODES, train_modes=MODES, onnx=dict(photos=[(460, 620), (1080, 1920)], models=DEPLOYED)),
     "quick": dict(repeats=2, conv=[(1, 64, 115, 155, 3), (1, 64, 460, 620, 5)], dcn=[(16, 64, 60, 60), (1, 64, 115, 155)],
                   masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
                   infer=(460, 620), train=(240, 16, 2), svrnn=[128], tiled=((1080, 1920), 512, 48), tiled_repeats=0,
                   trained=dict(iterations=150, photo=(700, 1000), tiles=(512, 128)),
                   model={}, infer_modes=MODES, train_modes=("release", "eager", "channels_last", "bf16"),
-                  onnx=dict(photo=(460, 620), models=DEPLOYED[:4])),
+                  onnx=dict(photos=[(460, 620)], models=DEPLOYED[:4])),
     "tiny": dict(repeats=1, conv=[(1, 8, 12, 12, 3)], dcn=[(2, 8, 12, 12)], masks=[(2, 48, 64)], region=[(2, 8, 12, 12)],
                  infer=(32, 44), train=(32, 2, 2), svrnn=[16], tiled=((64, 96), 32, 8), tiled_repeats=0,
                  trained=dict(iterations=4, photo=(96, 128), tiles=(64,)),
                  model=TINY_HDM, infer_modes=("release", "eager", "channels_last", "bf16"),
                  train_modes=("release", "channels_last"),
-                 onnx=dict(photo=(48, 60), models=[{"type": "HDM", **TINY_HDM}, {"type": "DCP"}])),
+                 onnx=dict(photos=[(48, 60)], models=[{"type": "HDM", **TINY_HDM}, {"type": "DCP"}])),
 }
 
 
@@ -210,6 +210,8 @@ def image(shape, seed=0):
 
 def child(spec):
     """Run one whole-model case in this (fresh) process; returns a dict of results."""
+    if spec["case"] == "onnx":
+        return onnx_child(spec)
     reset_peak_rss()
     device = torch.device(spec["device"])
     keep_freed_memory()  # the default process setting; run_child turns it off for mode 'release'
@@ -384,41 +386,180 @@ def bench_tiled_trained(level, device, tmp, checkpoints=()):
 
 # ---------------------------------------------------------------- table
 
+ONNX_ROUTES = ("onnxruntime", "torch eager (NCHW)", "torch CPU defaults (channels_last)")
+
+
+def onnx_child(spec):
+    """One route of the onnx section in this (fresh) process: ms (median), the peak resident memory the
+    run added over the process's start, the output saved as .npy; for ONNX Runtime also the time of
+    each operator type (its profiler, a separate session after the timing) and of HDM's NumPy masks."""
+    from hdm.deploy.dcp_masks import region_masks
+    from hdm.deploy.onnx_model import OnnxModel, session_options
+    from hdm.export import Deployed
+    from hdm.models import build_model
+
+    start = peak_rss_mb()
+    reset_peak_rss()
+    x = image(spec["shape"]).numpy()
+    result = {}
+    if spec["route"] == "onnxruntime":
+        model = OnnxModel(spec["onnx"])
+        run = lambda: model.run_batch(x)  # noqa: E731
+    else:
+        torch.manual_seed(0)
+        net = build_model(spec["model"])
+        if spec["weights"]:
+            net.load_state_dict(torch.load(spec["weights"]))
+        fmt = torch.contiguous_format if "NCHW" in spec["route"] else torch.channels_last
+        net = Deployed(net.to(memory_format=fmt))
+        xin = torch.from_numpy(x).to(memory_format=fmt)
+
+        def run():
+            with torch.inference_mode():
+                return net(xin).numpy()
+    out, _, result["s"] = first_and_median(run, spec["repeats"], torch.device("cpu"))
+    result["peak_mb"] = peak_rss_mb() - start
+    np.save(spec["save"], out)
+    if spec["route"] == "onnxruntime":
+        result["profile"] = onnx_profile(spec["onnx"], model, x, session_options)
+        if model.masks is not None:
+            h, w = x.shape[-2:]
+            padded = np.pad(x, ((0, 0), (0, 0), (0, -h % 4), (0, -w % 4)), mode="edge")
+            result["masks_s"] = median_time(lambda: region_masks(padded, **model.masks["options"]), spec["repeats"],
+                                            torch.device("cpu"))
+    return result
+
+
+def onnx_profile(path, model, x, session_options):
+    """{operator type: ms per run} from ONNX Runtime's profiler: a session made as OnnxModel makes it,
+    one run to warm up, the two after it counted."""
+    import onnxruntime as ort
+
+    options = session_options()
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(os.path.dirname(path), "profile")
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feeds = model.feeds(x)
+    for _ in range(3):
+        session.run(None, feeds)
+    trace = session.end_profiling()
+    with open(trace) as f:
+        events = json.load(f)
+    os.remove(trace)
+    first = min((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    ops = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= first["ts"] + first["dur"]:
+            ops[e["args"]["op_name"]] = ops.get(e["args"]["op_name"], 0.0) + e["dur"] / 2e3
+    return ops
+
+
 def bench_onnx(level, device, tmp):
-    """Each deployable model (random weights) exported by hdm.export, then one image restored by ONNX
-    Runtime (CPU provider, HDM's masks in NumPy as hdm-predict --onnx computes them), by PyTorch eager
-    in NCHW, and by PyTorch with the CPU defaults of the tools (channels_last, hdm.inference.load_model)."""
-    from hdm.deploy.onnx_model import OnnxModel
-    from hdm.export import Deployed, export
+    """Each deployable model (random weights) exported by hdm.export, then one image per size restored
+    by ONNX Runtime (OnnxModel, as hdm-predict --onnx runs it: HDM's masks in NumPy), by PyTorch eager
+    in NCHW and by PyTorch with the tools' CPU defaults (channels_last), each route in its own process;
+    then where ONNX Runtime's time goes, per operator type (onnx profile rows)."""
+    from hdm.export import export
     from hdm.models import build_model
 
     if device.type != "cpu":
         return [{"section": "onnx", "case": "-", "impl": "-", "note": "CPU only (ONNX Runtime's CPU provider)"}]
     sizes, repeats = SIZES[level]["onnx"], SIZES[level]["repeats"]
-    x = image((1, 3, *sizes["photo"]))
-    rows = []
+    rows, profile_rows, options_rows = [], [], []
     for cfg in sizes["models"]:
         torch.manual_seed(0)
         model = build_model(cfg).eval()
         path = os.path.join(tmp, f"{cfg['type']}.onnx")
+        weights = None
+        if any(True for _ in model.parameters()):
+            weights = os.path.join(tmp, f"{cfg['type']}.pt")
+            torch.save(model.state_dict(), weights)
         t0 = time.perf_counter()
         export(model, path, {"model": cfg}, {"weights": None, "iteration": None, "chosen": "random weights (benchmark)"})
         export_s = time.perf_counter() - t0
-        session, x_np = OnnxModel(path), x.numpy()
-        ort_out = session.run_batch(x_np)
-        case = f"{cfg['type']} {x.shape[2]}x{x.shape[3]}"
-        ort_s = median_time(lambda: session.run_batch(x_np), repeats, device)
-        rows.append({"section": "onnx", "case": case, "impl": "onnxruntime", "ms": 1e3 * ort_s, "export s": export_s})
-        for impl, fmt_ in (("torch eager (NCHW)", torch.contiguous_format), ("torch CPU defaults (channels_last)",
-                                                                            torch.channels_last)):
-            deployed = Deployed(model.to(memory_format=fmt_))
-            xin = x.to(memory_format=fmt_)
-            with torch.inference_mode():
-                out = deployed(xin)
-                s = median_time(lambda: deployed(xin), repeats, device)
-            rows.append({"section": "onnx", "case": case, "impl": impl, "ms": 1e3 * s,
-                         "onnxruntime speed-up": s / ort_s, "max |diff|": float(np.abs(out.numpy() - ort_out).max())})
-    return rows
+        for photo in sizes["photos"]:
+            case = f"{cfg['type']} {photo[0]}x{photo[1]}"
+            results = {}
+            for route in ONNX_ROUTES:
+                spec = {"case": "onnx", "route": route, "model": cfg, "weights": weights, "onnx": path, "mode": route,
+                        "shape": (1, 3, *photo), "repeats": repeats, "save": os.path.join(tmp, f"out-{len(results)}.npy")}
+                results[route] = run_child(spec)
+                results[route]["out"] = spec["save"]
+            ort_res = results["onnxruntime"]
+            for route, res in results.items():
+                row = {"section": "onnx", "case": case, "impl": route}
+                if "error" in res or "error" in ort_res:
+                    row["note"] = "failed: " + res.get("error", ort_res.get("error", ""))
+                    rows.append(row)
+                    continue
+                row.update({"ms": 1e3 * res["s"], "peak MB": res["peak_mb"]})
+                if route == "onnxruntime":
+                    row["export s"] = export_s
+                else:
+                    row["onnxruntime speed-up"] = res["s"] / ort_res["s"]
+                    row["max |diff|"] = float(np.abs(np.load(res["out"]) - np.load(ort_res["out"])).max())
+                rows.append(row)
+            if "error" not in ort_res:
+                profile_rows += onnx_profile_rows(case, ort_res)
+        options_rows += onnx_option_rows(f"{cfg['type']} {sizes['photos'][0][0]}x{sizes['photos'][0][1]}", path,
+                                         sizes["photos"][0], repeats)
+    return rows + profile_rows + options_rows
+
+
+def onnx_option_variants():
+    import onnxruntime as ort
+
+    level = ort.GraphOptimizationLevel
+    return {"defaults (OnnxModel)": {},
+            "graph optimisation: extended": {"graph_optimization_level": level.ORT_ENABLE_EXTENDED},
+            "graph optimisation: basic": {"graph_optimization_level": level.ORT_ENABLE_BASIC},
+            "enable_cpu_mem_arena off": {"enable_cpu_mem_arena": False},
+            "enable_mem_pattern off": {"enable_mem_pattern": False},
+            "execution mode: parallel (2 inter-op threads)": {"execution_mode": ort.ExecutionMode.ORT_PARALLEL,
+                                                              "inter_op_num_threads": 2},
+            "no spinning": {"config": ("session.intra_op.allow_spinning", "0")},
+            "1 intra-op thread": {"intra_op_num_threads": 1}}
+
+
+def onnx_option_rows(case, path, photo, repeats):
+    """ONNX Runtime's session options against OnnxModel's (its defaults): one session per variant, the
+    runs interleaved so that a slower minute of the machine falls on every variant alike."""
+    import onnxruntime as ort
+
+    from hdm.deploy.onnx_model import OnnxModel, session_options
+
+    feeds = OnnxModel(path).feeds(image((1, 3, *photo)).numpy())
+    sessions = {}
+    for name, settings in onnx_option_variants().items():
+        options = session_options()
+        for key, value in settings.items():
+            if key == "config":
+                options.add_session_config_entry(*value)
+            else:
+                setattr(options, key, value)
+        sessions[name] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        sessions[name].run(None, feeds)
+    times = {name: [] for name in sessions}
+    for _ in range(max(repeats, 1)):
+        for name, session in sessions.items():
+            t0 = time.perf_counter()
+            session.run(None, feeds)
+            times[name].append(time.perf_counter() - t0)
+    base = float(np.median(times["defaults (OnnxModel)"]))
+    return [{"section": "onnx options", "case": case, "impl": name, "ms": 1e3 * float(np.median(t)),
+             "vs defaults": float(np.median(t)) / base} for name, t in times.items()]
+
+
+def onnx_profile_rows(case, res, top=6):
+    """The `top` operator types by time, the rest summed, and HDM's NumPy masks (timed apart), as shares
+    of their sum."""
+    ops = sorted(res["profile"].items(), key=lambda kv: -kv[1])
+    total = sum(ms for _, ms in ops) + 1e3 * res.get("masks_s", 0)
+    parts = ops[:top] + ([("(other operators)", sum(ms for _, ms in ops[top:]))] if ops[top:] else [])
+    if "masks_s" in res:
+        parts.append(("(NumPy masks, outside the graph)", 1e3 * res["masks_s"]))
+    return [{"section": "onnx profile", "case": case, "impl": name, "ms": ms, "% of the run": 100 * ms / total}
+            for name, ms in parts]
 
 
 def fmt(v):

@@ -7,7 +7,8 @@ from .helpers import load_script
 def test_benchmark_tiny_run_writes_every_section(tmp_path):
     out = str(tmp_path / "bench")
     rows = load_script("scripts/benchmark").main(["--tiny", "--out", out])
-    sections = {"conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled", "tiled_trained", "onnx"}
+    sections = {"conv", "dcn", "masks", "region_conv", "hdm_infer", "hdm_train", "svrnn", "tiled", "tiled_trained", "onnx",
+                "onnx profile", "onnx options"}
     assert {r["section"] for r in rows} == sections
     assert not [r for r in rows if "note" in r], "a case failed"
     saved = json.load(open(out + ".json"))
@@ -25,6 +26,16 @@ def test_benchmark_tiny_run_writes_every_section(tmp_path):
     assert tiled[1]["PSNR vs whole (dB)"] > 40
     default = [r for r in rows if r["section"] == "tiled_trained" and r["impl"] == "default" and "overlap 48" in r["case"]]
     assert default and all(r["max diff vs whole (/255)"] < 0.05 for r in default)  # the whole image's output
+    onnx = [r for r in rows if r["section"] == "onnx"]  # every route in its own process, against ONNX Runtime's output
+    assert [r["impl"] for r in onnx[:3]] == ["onnxruntime", "torch eager (NCHW)", "torch CPU defaults (channels_last)"]
+    assert all(r["ms"] > 0 and r["peak MB"] > 0 for r in onnx)
+    assert all(r["onnxruntime speed-up"] > 0 and r["max |diff|"] < 1e-4 for r in onnx if r["impl"] != "onnxruntime")
+    for case in {r["case"] for r in onnx}:  # where ONNX Runtime's time goes: shares of the whole, HDM's masks apart
+        shares = [r for r in rows if r["section"] == "onnx profile" and r["case"] == case]
+        assert abs(sum(r["% of the run"] for r in shares) - 100) < 1e-6
+        assert any("NumPy masks" in r["impl"] for r in shares) == case.startswith("HDM")
+    options = [r for r in rows if r["section"] == "onnx options"]
+    assert {r["impl"] for r in options} >= {"defaults (OnnxModel)", "enable_cpu_mem_arena off"}
     masks = [r for r in rows if r["section"] == "masks"]
     assert masks[1]["speed-up"] > 0 and masks[0]["ms/image"] > 0
 

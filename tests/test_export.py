@@ -31,6 +31,8 @@ from hdm.export import Deployed, check_photos, describe  # noqa: E402
 from hdm.files import TEMPORARY  # noqa: E402
 from hdm.image_io import read_image, write_image  # noqa: E402
 from hdm.models import build_model  # noqa: E402
+from hdm.models.dcp_baselines import EXPORT_MAX_SIDE  # noqa: E402
+from hdm.ops import dcp as dcp_ops  # noqa: E402
 from hdm.ops.dcp import dcp_region_masks  # noqa: E402
 from tests.helpers import ROOT, SPELLINGS, hazy_photo, run_cli, spell  # noqa: E402
 
@@ -78,6 +80,30 @@ def exported(tmp_path_factory):
     return get
 
 
+class FilterForms(torch.nn.Module):
+    """The DCP filters whose exported form differs from eager PyTorch's (hdm.export): the min filter as
+    pooling (odd and even windows) and beyond POOL_MAX_WINDOW as the doubling minimum, the box filter
+    with windows clipped to the image (small and larger than the images below)."""
+
+    def forward(self, x):
+        outs = [dcp_ops.min_filter(x, k) for k in (1, 4, 15, dcp_ops.POOL_MAX_WINDOW, dcp_ops.POOL_MAX_WINDOW + 2)]
+        return torch.cat(outs + [dcp_ops.box_filter(x, k, border="clip") for k in (4, 121)], dim=1)
+
+
+def test_the_filters_exported_forms_equal_eager_at_any_size(tmp_path):
+    import onnxruntime
+
+    dims = {2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+    torch.onnx.export(FilterForms(), (torch.rand(1, 2, 64, 72),), tmp_path / "f.onnx", dynamo=True,
+                      dynamic_shapes=(dims,), opset_version=18, external_data=False, verbose=False)
+    session = onnxruntime.InferenceSession(tmp_path / "f.onnx", providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(0)
+    for h, w in ((1, 1), (3, 5), (37, 29), (130, 97)):
+        x = torch.rand(1, 2, h, w, generator=gen)
+        out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        np.testing.assert_allclose(out, FilterForms()(x).numpy(), rtol=0, atol=1e-6, err_msg=f"{h}x{w}")
+
+
 def test_numpy_masks_equal_the_torch_masks_on_photos():
     for name, size in (("astronaut", None), ("coffee", (301, 403)), ("chelsea", (1100, 1300)), ("rocket", (97, 130))):
         img, _ = hazy_photo(name, size=size)
@@ -98,6 +124,7 @@ def test_onnx_runtime_reproduces_pytorch(exported, name):
     assert meta["model"] == MODELS[name]["type"] and meta["config"]["model"] == MODELS[name]
     assert max(meta["check"]["max_abs_diff"]) <= 1e-4 and len(meta["check"]["sizes"]) == 3
     assert (meta["masks"] is not None) == (name == "hdm")
+    assert meta["max_side"] == (EXPORT_MAX_SIDE if name == "pfdcp" else None)  # the RNN's scan takes any length
     assert [i["name"] for i in meta["inputs"]] == (["image", "masks"] if name == "hdm" else ["image"])
     if name != "dcp" and name != "pfdcp":
         assert meta["iteration"] == 7

@@ -15,6 +15,20 @@ from hdm.errors import shown
 from hdm.files import open_input
 
 
+def session_options(threads=None):
+    """ONNX Runtime's session options for every graph here: its defaults, which measured fastest for each
+    exported model (docs/deploy.md: graph optimisation level, memory arena and pattern, execution mode,
+    spinning), with its log at fatal only (its errors and warnings reach the user as our one line) and
+    `threads` intra-op threads (None: ONNX Runtime's choice, one per physical core)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
 class OnnxModel:
     """model(image) -> restored, both RGB float32 (H, W, 3) in [0, 1] (uint8 input is scaled by 255).
 
@@ -39,10 +53,7 @@ class OnnxModel:
         else:
             self.meta = description.check_description(meta, meta_path)
         description.check_digest(data, self.meta, path, meta_path)
-        options = ort.SessionOptions()
-        options.log_severity_level = 4  # fatal only: its errors and warnings reach the user as our one line
-        if threads:
-            options.intra_op_num_threads = threads
+        options = session_options(threads)
         try:  # from the bytes just verified, not the file again
             self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 - ONNX Runtime's own exception types
@@ -56,14 +67,20 @@ class OnnxModel:
         h, w = x.shape[-2:]
         if self.meta["max_side"] and max(h, w) > self.meta["max_side"]:
             raise ValueError(f"{w}x{h}: longer than the exported graph's max side of {self.meta['max_side']} pixels")
-        feeds = {"image": x}
-        if self.masks is not None:
-            padded = np.pad(x, ((0, 0), (0, 0), (0, -h % 4), (0, -w % 4)), mode="edge")
-            feeds["masks"] = region_masks(padded, **self.masks["options"])
+        feeds = self.feeds(x)
         try:
             return self.session.run(["restored"], feeds)[0]
         except Exception as err:  # noqa: BLE001 - ONNX Runtime's own exception types (allocation failures among them)
             raise ValueError(f"{w}x{h}: ONNX Runtime failed ({str(err).splitlines()[0][:160]})") from err
+
+    def feeds(self, x):
+        """The graph's inputs for an image (1, 3, H, W): the image, and HDM's masks computed from it."""
+        feeds = {"image": x}
+        if self.masks is not None:
+            h, w = x.shape[-2:]
+            padded = np.pad(x, ((0, 0), (0, 0), (0, -h % 4), (0, -w % 4)), mode="edge")
+            feeds["masks"] = region_masks(padded, **self.masks["options"])
+        return feeds
 
     def __call__(self, image):
         x = image.astype(np.float32) / 255 if image.dtype == np.uint8 else image.astype(np.float32)

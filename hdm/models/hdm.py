@@ -40,9 +40,12 @@ class ReflectAvgPool(nn.Module):
     row 1 and column 0 equals column 1. Computed without the reflected copy (equal up to rounding):
     in channels_last as a zero-padded pooling whose row 0 and column 0 are then overwritten by row 1
     and column 1, otherwise as two shifted in-place sums (the faster way for each layout on CPU,
-    1.7x and 2.5x)."""
+    1.7x and 2.5x). An exported graph (hdm.export) pads and pools as written: the in-place forms
+    become scatters and transposes of the whole map in ONNX."""
 
     def forward(self, x):
+        if torch.compiler.is_exporting():
+            return F.avg_pool2d(F.pad(x, (1, 0, 1, 0), mode="reflect"), 2, stride=1)
         if x.is_contiguous(memory_format=torch.channels_last):
             out = F.avg_pool2d(F.pad(x, (1, 0, 1, 0)), 2, stride=1)
             out[..., 0, :] = out[..., 1, :]

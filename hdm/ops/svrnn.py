@@ -61,20 +61,19 @@ def _chunked_scan(a, b):
     return h.transpose(-1, -2).flatten(-2)[..., :n]
 
 
-# The doubling scan covers sequences up to 2 ** DOUBLING_STEPS (the longest image side an exported
-# graph takes; see hdm.export).
-DOUBLING_STEPS = 15
+def _step(h, ab):
+    a, b = ab
+    h = b + a * h
+    return h, h.clone()  # the carry and the output slice may not be one tensor
 
 
-def _doubling_scan(a, b, steps=DOUBLING_STEPS):
-    """The same scan in a fixed number of steps (Hillis and Steele): after step s every position has
-    combined the 2^s positions before it. O(n log n) work, but no loop whose length depends on n, so it
-    exports with a dynamic size; equal to _chunked_scan up to float rounding."""
-    for s in range(steps):
-        shift = 2 ** s
-        b = b + a * F.pad(b, (shift, 0))[..., :b.shape[-1]]
-        a = a * F.pad(a, (shift, 0), value=1.0)[..., :a.shape[-1]]
-    return b
+def _exported_scan(a, b, dim, reverse):
+    """The recurrence along `dim` (backwards when `reverse`) as an exported graph keeps it for every
+    length: torch's scan operator, which hdm.export turns into ONNX's `Scan` (one small step per
+    position, the loop in ONNX Runtime); equal to _chunked_scan up to float rounding."""
+    from torch._higher_order_ops.scan import scan  # a prototype of torch's, needed only here
+
+    return scan(_step, torch.zeros_like(b.select(dim, 0)), (a, b), dim=dim, reverse=reverse)[1]
 
 
 def spatial_rnn(x, g, p, direction):
@@ -83,9 +82,10 @@ def spatial_rnn(x, g, p, direction):
         raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
     if not (x.shape == g.shape == p.shape):
         raise ValueError(f"x, g, p must have one shape, got {tuple(x.shape)}, {tuple(g.shape)}, {tuple(p.shape)}")
-    scan = _doubling_scan if torch.compiler.is_exporting() else _chunked_scan
-    h = scan(_to_last(p, direction), _to_last(g * x, direction))
-    return _from_last(h, direction)
+    if torch.compiler.is_exporting():
+        return _exported_scan(p, g * x, 3 if direction in ("left_right", "right_left") else 2,
+                              direction in ("right_left", "bottom_top"))
+    return _from_last(_chunked_scan(_to_last(p, direction), _to_last(g * x, direction)), direction)
 
 
 def four_direction_max(x, g, p):
