@@ -3,9 +3,10 @@
 Every model is exported through `Deployed`, the input contract it then keeps: RGB float32
 (1, 3, H, W) in [0, 1], any H and W, in; RGB float32 in [0, 1] (clamped) out. The padding to the
 network's multiple and the input normalisation are inside the graph. The graph is traced by
-torch.export with symbolic sizes; the code paths whose shape depends on the size have an exported form
-(hdm.ops.svrnn's doubling scan, PF-DCP's fixed-depth pyramid, the box filter's running sums), chosen by
-torch.compiler.is_exporting().
+torch.export with symbolic sizes; the code paths whose shape depends on the size, or that ONNX Runtime runs
+faster in another form, have an exported form (hdm.ops.svrnn's scan operator, PF-DCP's fixed-depth pyramid,
+the box filter's running sums, min filters as pooling), chosen by torch.compiler.is_exporting()
+(docs/deploy.md lists them).
 
 HDM's DCP region masks are not in the graph: the Lanczos-3 resampling weights are computed per size
 in Python (a loop over output positions), and the masks hinge on float64 sums and a 2000-bin histogram

@@ -45,6 +45,25 @@ def code_digest():
     return digest.hexdigest()[:16]
 
 
+def config_digest(cfg):
+    """A digest of a resolved config (any JSON-like value)."""
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def recorded_result(path, digests):
+    """The result a tool recorded in the JSON file `path` when it was computed with these digests (config,
+    code, data: each a key of the file); None when the file is absent, unreadable, or of another config,
+    code or data. The one rule by which a tool reuses a result instead of computing it (sweeps, the demo)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            result = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if isinstance(result, dict) and all(result.get(k) == v for k, v in digests.items()):
+        return result
+    return None
+
+
 def _atomic_text(path, text):
     with atomic_write(path, "w") as f:
         f.write(text)
@@ -105,6 +124,20 @@ def _text_strip(width, height, text, centres=None):
     return strip.astype(np.float32) / 255
 
 
+def _wrapped(text, width, height):
+    """`text` cut at its ', ' into lines that each fit `width` pixels when drawn by _text_strip at
+    `height` (a part longer than the width alone keeps a line of its own)."""
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, height / 40
+    lines = []
+    for part in drawable(text).split(", "):
+        joined = f"{lines[-1]}, {part}" if lines else part
+        if lines and cv2.getTextSize(joined, font, scale, 1)[0][0] + 8 <= width:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    return lines
+
+
 def comparison_grid(triplets, captions=None, height=256):
     """A labelled figure: a header naming the columns (input, output, target), then per example its
     images (each (H, W, 3) in [0, 1], resized to `height`) and a caption line below them (the file name
@@ -115,7 +148,8 @@ def comparison_grid(triplets, captions=None, height=256):
                              interpolation=cv2.INTER_AREA) for im in images]
         row = np.concatenate(scaled, axis=1)
         if captions:
-            row = np.concatenate([row, _text_strip(row.shape[1], 28, captions[i])])
+            lines = _wrapped(captions[i], row.shape[1], 28)
+            row = np.concatenate([row, *(_text_strip(row.shape[1], 28, line) for line in lines)])
         rows.append((row, [im.shape[1] for im in scaled]))
     width = max(r.shape[1] for r, _ in rows)
     widths = rows[0][1]

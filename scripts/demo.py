@@ -23,7 +23,7 @@ from hdm.errors import shown
 from hdm.evaluation import summarize
 from hdm.files import atomic_write
 from hdm.models import build_model, count_parameters
-from hdm.results import code_digest
+from hdm.results import code_digest, config_digest, recorded_result
 from hdm.run_folder import config_changes, move_aside, stored_config
 from hdm.runtime import run_dir_of
 
@@ -70,16 +70,14 @@ def train_or_reuse(cfg):
     continued) and tested, after moving aside a run folder that holds another run."""
     run_dir = run_dir_of(cfg)
     result_path = os.path.join(run_dir, "demo_result.json")
-    record = {"config": json.loads(json.dumps(cfg)), "code_digest": code_digest()}
-    if os.path.isfile(result_path):
-        with open(result_path) as f:
-            stored = json.load(f)
-        if {key: stored.get(key) for key in record} == record:
-            print(f"{cfg['name']}: reusing the result in {shown(run_dir)} (same resolved config and code; "
-                  f"delete the folder to run it again)")
-            return build_model(cfg["model"]), stored["rows"], stored["train_s"], stored["test_s"]
+    record = {"config_digest": config_digest(cfg), "code_digest": code_digest()}
+    reused = recorded_result(result_path, record)
+    if reused is not None:
+        print(f"{cfg['name']}: reusing the result in {shown(run_dir)} (same resolved config and code; "
+              f"delete the folder to run it again)")
+        return build_model(cfg["model"]), reused["rows"], reused["train_s"], reused["test_s"]
     stored = stored_config(run_dir)
-    if os.path.isfile(result_path) or (stored is not None and any(config_changes(stored, record["config"]))):
+    if os.path.isfile(result_path) or (stored is not None and any(config_changes(stored, cfg))):
         moved = move_aside(run_dir)
         print(f"{cfg['name']}: {shown(run_dir)} holds a run of another config or code; moved to {shown(moved)}")
     model, rows, train_s, test_s = train_and_evaluate(cfg, save_dir=os.path.join(run_dir, "test", "images"))

@@ -116,6 +116,30 @@ def test_evaluate_script_pairs_by_prefix_and_records_provenance(tmp_path):
         evaluate.main([str(tmp_path / "pred"), str(tmp_path / "gt")])
 
 
+@pytest.mark.parametrize("option", [[], ["--option", "lin_path=/no/such/lin.pth"], ["--option", "net=squeeze"]])
+def test_evaluate_refuses_a_preset_it_cannot_prepare_before_any_work(tmp_path, capsys, option):
+    """A preset's missing weight file or bad option is a usage error (exit 2), found before any image is read
+    and before the results folder exists."""
+    from .helpers import run_cli
+
+    write_image(tmp_path / "gt" / "a.png", np.zeros((32, 32, 3)))
+    write_image(tmp_path / "pred" / "a.png", np.zeros((32, 32, 3)))
+    code, err = run_cli(evaluate_cli.main, [str(tmp_path / "pred"), str(tmp_path / "gt"), "--preset", "lpips", *option],
+                        capsys)
+    assert code == 2 and len(err) == 1 and "lpips" in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "pred_eval").exists()
+
+
+def test_evaluate_refuses_an_image_smaller_than_its_preset_scores_before_any_work(tmp_path, capsys):
+    from .helpers import run_cli
+
+    write_image(tmp_path / "pred" / "a.png", np.zeros((120, 120, 3)))
+    write_image(tmp_path / "pred" / "b.png", np.zeros((95, 400, 3)))
+    code, err = run_cli(evaluate_cli.main, [str(tmp_path / "pred"), "--preset", "niqe"], capsys)
+    assert code == 2 and len(err) == 1 and "b.png" in err[0] and "96" in err[0]
+    assert not (tmp_path / "pred_eval").exists()
+
+
 def test_check_dataset_reports_counts_and_problems(tmp_path, capsys):
     check = load_script("scripts/check_dataset")
     for n in (1, 2):
@@ -218,6 +242,32 @@ def test_several_presets_in_one_pass_and_a_labelled_comparison(tmp_path, small_m
     labelled = comparison_grid([images], ["x: psnr 20.00"], height=40)
     assert plain.shape == (32 + 40 + 4, 180, 3) and labelled.shape == (32 + 40 + 28 + 4, 180, 3)
     assert plain[:32].min() < 0.5 and labelled[32 + 40:32 + 68].min() < 0.5 and len(HEADERS) == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(st.sampled_from("abcxyz_.0123456789 :"), min_size=1, max_size=40), min_size=1, max_size=12),
+       st.integers(30, 900))
+def test_a_caption_is_wrapped_onto_lines_that_fit_never_cut(parts, width):
+    """Every score of a caption reaches the figure (three presets' scores did not fit one line): the lines
+    hold all of it, in order, and each fits the figure unless it is one part too long for any line."""
+    import cv2
+
+    from hdm.results import _wrapped, drawable
+
+    text = ", ".join(parts)
+    lines = _wrapped(text, width, 28)
+    assert ", ".join(lines) == drawable(text)
+    for line in lines:
+        assert cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, 28 / 40, 1)[0][0] + 8 <= width or ", " not in line
+
+
+def test_a_long_caption_makes_its_strip_taller():
+    from hdm.results import caption, comparison_grid
+
+    images = [np.full((20, 30, 3), v) for v in (0.2, 0.5, 0.8)]
+    row = {"name": "x", **{f"{p}.{m}": 20.0 for p in ("ffa_rgb", "matlab_y_uint8", "basicsr") for m in ("psnr", "ssim")}}
+    figure = comparison_grid([images], [caption(row)], height=40)
+    assert figure.shape[0] > 32 + 40 + 28 + 4  # more than one caption line under the 180-pixel row
 
 
 # --- scripts/convert_official.py: the output never replaces the released file; an existing one only with --overwrite

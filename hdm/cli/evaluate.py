@@ -25,7 +25,7 @@ from hdm.data.io import to_tensor
 from hdm.data.paired import images_by_stem, size_problem, target_border
 from hdm.errors import shown
 from hdm.image_io import image_header, read_image
-from hdm.metrics import METRIC_PRESETS, NO_REFERENCE, get_metric
+from hdm.metrics import METRIC_PRESETS, MIN_SIDE, NO_REFERENCE, get_metric
 from hdm.outputs import claimed_results
 from hdm.results import provenance, write_results
 
@@ -103,10 +103,10 @@ def main(argv=None):
         parser.error(f"preset {args.preset} needs GT_DIR")
     try:
         metric = get_metric(args.preset, **options)
-    except (KeyError, ValueError, TypeError) as err:
-        raise UsageError(f"--option: {err}") from err
+    except (KeyError, ValueError, TypeError, OSError) as err:  # OSError: a preset's weight file (lpips)
+        raise UsageError(f"--option: {err.args[0] if err.args else err}") from err
     matched = pairs(args.pred_dir, args.gt_dir, args.pairing)
-    check_sizes(matched, args.crop_gt_border)
+    check_sizes(matched, args.crop_gt_border, args.preset)
     with claimed_results(args.out, os.path.abspath(args.pred_dir) + "_eval", args.overwrite,
                          [d for d in (args.pred_dir, args.gt_dir) if d]) as (out_dir, moved):
         if moved:
@@ -119,15 +119,19 @@ def main(argv=None):
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "name"}
 
 
-def check_sizes(matched, crop_gt_border):
-    """UsageError before any work for a file that is not a readable image or a pair whose sizes differ
-    (after the border rule), from the headers."""
+def check_sizes(matched, crop_gt_border, preset):
+    """UsageError before any work for a file that is not a readable image, a pair whose sizes differ
+    (after the border rule), or an image smaller than the preset scores (MIN_SIDE), from the headers."""
+    least = MIN_SIDE.get(preset, 1)
     for _, pred_path, gt_path in matched:
         try:
             pred_hw = image_header(pred_path)[:2]
             gt_hw = image_header(gt_path)[:2] if gt_path else pred_hw
         except OSError as err:
             raise UsageError(str(err)) from err
+        if min(pred_hw) < least:
+            raise UsageError(f"{shown(pred_path)}: {pred_hw[1]}x{pred_hw[0]} is smaller than preset {preset} scores "
+                             f"(at least {least} x {least} pixels)")
         problem = size_problem(pred_path, gt_path, pred_hw, gt_hw, crop_gt_border)
         if problem:
             raise UsageError(problem)

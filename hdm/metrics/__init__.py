@@ -14,6 +14,7 @@ from hdm.kinds import PATH, Keywords, OneOf, Range, check_value
 from .color import ciede2000
 from .loe import loe
 from .lpips import lpips
+from .niqe import BLOCK as NIQE_BLOCK
 from .niqe import niqe
 from .psnr_ssim import ffa_rgb, psnr_rgb, ssim_rgb
 from .reference import basicsr, lol_rgb, matlab_y_double, matlab_y_uint8
@@ -30,6 +31,7 @@ METRIC_PRESETS = {
     "lpips": lpips,                      # LPIPS v0.1 (Zhang et al. 2018), local weight files (options), lower is better
 }
 NO_REFERENCE = {"niqe", "loe"}  # no target needed
+MIN_SIDE = {"niqe": NIQE_BLOCK}  # the least height and width a preset scores (NIQE: one block); the tools check it first
 # the limits of the presets' options (their kinds are their defaults'; hdm.kinds): a border of more than 64
 # pixels is no convention (BasicSR crops the scale, at most 8); the choices the presets take
 basicsr.LIMITS = {"crop_border": Range(0, 64)}
@@ -93,5 +95,6 @@ def get_metrics(presets):
     return score
 
 
-__all__ = ["METRIC_PRESETS", "get_metrics", "NO_REFERENCE", "get_metric", "preset_options", "ffa_rgb", "psnr_rgb", "ssim_rgb",
+__all__ = ["METRIC_PRESETS", "get_metrics", "NO_REFERENCE", "MIN_SIDE",
+           "get_metric", "preset_options", "ffa_rgb", "psnr_rgb", "ssim_rgb",
            "matlab_y_uint8", "matlab_y_double", "basicsr", "lol_rgb", "niqe", "ciede2000", "loe", "lpips"]

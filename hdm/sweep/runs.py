@@ -8,14 +8,13 @@ those it was computed with.
     <out>/jobs/<name>.state.json  what that process says about itself: running, stopped, failed (with its line), done
 """
 import copy
-import hashlib
 import json
 import os
 import re
 import time
 
 import hdm
-from hdm.config import load_config
+from hdm.config import check_training, load_config
 from hdm.data.prepare import build_checked, describe
 from hdm.engine import train_and_evaluate
 from hdm.errors import shown
@@ -23,7 +22,7 @@ from hdm.evaluation import summarize, test_split
 from hdm.files import HOST, atomic_write
 from hdm.models import count_parameters
 from hdm.models.complexity import macs
-from hdm.results import code_digest, provenance
+from hdm.results import code_digest, config_digest, provenance, recorded_result
 from hdm.run_folder import config_changes, move_aside, stored_config
 
 # the folder holding the package the sweep command imported: its runs' processes import the same code
@@ -39,16 +38,13 @@ def slug(label):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "run"
 
 
-def config_digest(cfg):
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def resolve(label, path, overrides, extra, seed, out_dir, macs_size):
     """The spec of one variant and seed: {label, seed, name, config, digests, out_dir, macs_size}, its config
     checked like any config. The digests are those of the config, the package's code and the data's
     content (hdm.identity.set_fingerprint of every data section), so a result is reused only for the same three."""
     name = f"{slug(label)}_s{seed}"
     cfg = load_config(path, overrides + [f"seed={seed}", f"name={name}", f"work_dir={out_dir}"], extra=extra)
+    check_training(cfg)  # e.g. a VGG loss's weights file: before any data is read
     data = {split: fingerprint(cfg, split) for split in ("train", "val", "test") if cfg["data"][split]}
     digests = {"config_digest": config_digest(cfg), "code_digest": code_digest(), "data_digest": config_digest(data)}
     return {"label": label, "seed": seed, "name": name, "config": cfg, "digests": digests, "out_dir": out_dir,
@@ -70,16 +66,8 @@ def result_path(out_dir, name):
 
 
 def read_result(out_dir, name, digests):
-    """The run's result.json when it was computed with these digests; None otherwise (absent, unreadable,
-    or of another config, code or data)."""
-    try:
-        with open(result_path(out_dir, name), encoding="utf-8") as f:
-            result = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if isinstance(result, dict) and all(result.get(k) == v for k, v in digests.items()):
-        return result
-    return None
+    """The run's result.json when it was computed with these digests (hdm.results.recorded_result)."""
+    return recorded_result(result_path(out_dir, name), digests)
 
 
 def run_one(spec):
