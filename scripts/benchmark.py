@@ -406,6 +406,7 @@ def onnx_child(spec):
         model = OnnxModel(spec["onnx"])
         run = lambda: model.run_batch(x)  # noqa: E731
     else:
+        keep_freed_memory()  # as hdm-predict runs a model on the CPU (hdm-predict --onnx does not import torch)
         torch.manual_seed(0)
         net = build_model(spec["model"])
         if spec["weights"]:

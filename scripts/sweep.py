@@ -1,12 +1,16 @@
 """Run a set of variants (train + test, optionally several seeds) and write a table; locally or on Slurm.
 
     # one variant per config file (e.g. the paper's Table 5 rows), on the demo data:
+    # doc-test: skip (five training runs; tests/test_ablations.py runs these configs on the demo data)
     python scripts/sweep.py --configs configs/ablations/table5_*.yaml --with configs/sweeps/demo.yaml
     # a grid of overrides over one base config, 3 runs at once, each its own process:
     python scripts/sweep.py --base configs/demo/hdm_demo.yaml --grid model.num_regions=1,3,5 --seeds 0 1 --jobs 3
     # the same as one Slurm job array (a job per run), then its state, then the table:
+    # doc-test: skip (a Slurm cluster with a gpu partition; tests/test_slurm.py runs a sweep on the local cluster)
     python scripts/sweep.py --base ... --grid ... --seeds 0 1 --launcher slurm --partition gpu --gpus-per-run 1 --time 8:00:00
+    # doc-test: skip (the Slurm sweep above; tests/test_slurm.py asks a sweep's state)
     python scripts/sweep.py --base ... --grid ... --seeds 0 1 --status       # pending/running/done/failed, last log line
+    # doc-test: skip (the Slurm sweep above; tests/test_slurm.py collects a sweep's table)
     python scripts/sweep.py --base ... --grid ... --seeds 0 1 --collect      # the table of the finished runs
 
 Each run lives in <out>/<variant>_s<seed>/ and writes result.json when its test is done, with the
