@@ -359,12 +359,17 @@ def _check_constructible(section, path, kind):
         raise ConfigError(keyed(path, message, _class(section, kind))) from err
 
 
-def check_training(cfg):
-    """ConfigError for what only training needs (testing does not): a loss its constructor would reject
-    (e.g. a VGG loss whose weights file is absent), a model without parameters to train."""
+def check_losses(cfg):
+    """ConfigError for a loss its constructor would reject (e.g. a VGG loss whose weights file is absent)."""
     for i, spec in enumerate(cfg["losses"]):
         spec = {k: v for k, v in spec.items() if k != "weight"}
         _check_constructible(spec, f"losses.{i}", "loss")
+
+
+def check_training(cfg):
+    """ConfigError for what only training needs (testing does not): the losses (check_losses), a model
+    with parameters to train."""
+    check_losses(cfg)
     import torch
 
     from hdm.models import build_model

@@ -207,17 +207,17 @@ def main(argv=None):
     variants = variants_from_args(args)
     first = args.configs[0] if args.configs else args.base
     out_dir = args.out or os.path.join("runs", "sweeps", os.path.splitext(os.path.basename(first))[0])
-    specs = [resolve(label, path, overrides, extra, seed, out_dir, args.macs_size)  # every config checked first,
-             for label, path, overrides in variants for seed in args.seeds]              # before the folder exists
-    names = [name_key(s["name"]) for s in specs]
-    shared = [s["name"] for s, key in zip(specs, names) if names.count(key) > 1]
-    if shared:
-        raise UsageError(f"two variants would share the run folder {shown(shared[0])}; give them labels that differ")
     lock = FolderLock(out_dir, "wait for it or use another --out")  # one live sweep command per folder
     if not args.status:  # (--status only reads)
         os.makedirs(out_dir, exist_ok=True)
         lock.acquire()
     try:
+        specs = [resolve(label, path, overrides, extra, seed, out_dir, args.macs_size)  # every config checked first
+                 for label, path, overrides in variants for seed in args.seeds]
+        names = [name_key(s["name"]) for s in specs]
+        shared = [s["name"] for s, key in zip(specs, names) if names.count(key) > 1]
+        if shared:
+            raise UsageError(f"two variants would share the run folder {shown(shared[0])}; give them labels that differ")
         if args.status:
             record = load_record(out_dir)
             return print_status(specs, record, states(specs, record, out_dir, slurm_queue(record, out_dir)))

@@ -14,7 +14,7 @@ import re
 import time
 
 import hdm
-from hdm.config import check_training, load_config
+from hdm.config import check_losses, load_config
 from hdm.data.prepare import build_checked, describe
 from hdm.engine import train_and_evaluate
 from hdm.errors import shown
@@ -44,7 +44,7 @@ def resolve(label, path, overrides, extra, seed, out_dir, macs_size):
     content (hdm.identity.set_fingerprint of every data section), so a result is reused only for the same three."""
     name = f"{slug(label)}_s{seed}"
     cfg = load_config(path, overrides + [f"seed={seed}", f"name={name}", f"work_dir={out_dir}"], extra=extra)
-    check_training(cfg)  # e.g. a VGG loss's weights file: before any data is read
+    check_losses(cfg)  # e.g. a VGG loss's weights file: before any data is read (a DCP row trains nothing)
     data = {split: fingerprint(cfg, split) for split in ("train", "val", "test") if cfg["data"][split]}
     digests = {"config_digest": config_digest(cfg), "code_digest": code_digest(), "data_digest": config_digest(data)}
     return {"label": label, "seed": seed, "name": name, "config": cfg, "digests": digests, "out_dir": out_dir,
