@@ -28,3 +28,7 @@ def shown(path):
     newline in a name) escaped, so that a message naming any file stays one printable line."""
     text = os.fsdecode(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class ImageDataError(ValueError):
+    """What is wrong with an image's bytes, in words; hdm.image_io puts the file's name in front."""

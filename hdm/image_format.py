@@ -30,9 +30,11 @@ Completeness, per format:
 - WebP: the file must hold the size its RIFF header gives (libwebp refuses cut data too).
 """
 import collections
-import re
 import struct
 import zlib
+
+from hdm import jpeg_markers
+from hdm.errors import ImageDataError  # noqa: F401 - raised here, and imported from here by the readers
 
 FORMATS = "PNG, JPEG, BMP, TIFF or WebP"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -40,10 +42,6 @@ PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixe
 PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-JPEG_EOI, JPEG_SOS = 0xD9, 0xDA
-JPEG_PROGRESSIVE = (0xC2, 0xC6, 0xCA, 0xCE)  # SOF markers of progressive frames
-SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")  # in entropy-coded data, FF is followed by 00 or a restart marker
-MARKER = re.compile(rb"\xff[^\x00\xff]")
 TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap height and width
 TIFF_TAGS = {256: "width", 257: "height", 258: "bits", 259: "compression", 262: "photometric", 274: "orientation",
              277: "samples", 284: "planar", 339: "sample_format"}
@@ -54,7 +52,7 @@ TIFF_PHOTOMETRIC = {0: "MinIsWhite", 1: "grey", 2: "RGB", 3: "palette", 4: "mask
 TIFF_READ = ("TIFFs of uint8 or uint16 samples, or float16, float32 or float64, grey or RGB with an optional "
              "alpha; palette, CMYK, YCbCr or CIELab TIFFs of 8 bits or fewer a sample")
 BMP_INFO_SIZES = (12, 40, 52, 56, 64, 108, 124)
-BLOCK = 1 << 16
+BLOCK = jpeg_markers.BLOCK  # bytes read at a time
 
 Header = collections.namedtuple("Header", "format height width colour sample raw")
 Header.__doc__ = """An image's header: format name, height and width as decoders return them (EXIF orientations
@@ -63,10 +61,6 @@ that transpose the image swap them), colour (False for grey images), the NumPy t
 Raw = collections.namedtuple("Raw", "samples compressed orientation")
 Raw.__doc__ = """How a TIFF of grey or RGB samples is stored: samples per pixel (1 to 4), whether its data are
 compressed, and its orientation tag (1 to 8, as EXIF's), which the decoder of samples does not apply itself."""
-
-
-class ImageDataError(ValueError):
-    """What is wrong with an image's bytes, in words; hdm.image_io puts the file's name in front."""
 
 
 def bytes_reader(data):
@@ -117,10 +111,10 @@ def judge(read, size, header, quick=False):
     if header.format == "PNG":
         return None if read(size - 12, 12) == PNG_IEND else _judge_png(read)
     if header.format == "JPEG" and not (quick and read(size - 2, 2) == b"\xff\xd9"):
-        markers = list(_jpeg_markers(read))
-        if not any(marker == JPEG_EOI for _, marker, _ in markers):
+        markers = list(jpeg_markers.markers(read))
+        if not any(marker == jpeg_markers.EOI for _, marker, _ in markers):
             raise ImageDataError("truncated JPEG (the data stop before the end-of-image marker of its last scan)")
-        _judge_progression(read, markers)
+        jpeg_markers.judge_progression(read, markers)
     if header.format == "BMP":
         _judge_bmp(read, size)
     if header.format == "WEBP":
@@ -128,33 +122,6 @@ def judge(read, size, header, quick=False):
         if size < riff:
             raise ImageDataError(f"truncated WebP ({size:,} bytes, its RIFF header gives {riff:,})")
     return None
-
-
-def _judge_progression(read, markers):
-    """ImageDataError when a progressive JPEG's scans end before every coefficient of every component is
-    complete (coded to its last bit): a file cut between scans and given an end marker, which libjpeg
-    decodes at a lower quality without a warning."""
-    sof = next(((pos, length) for pos, marker, length in markers if marker in JPEG_PROGRESSIVE), None)
-    if sof is None:
-        return
-    frame = read(sof[0] + 4, sof[1] - 2)
-    components = {frame[6 + 3 * i] for i in range(frame[5])} if len(frame) >= 6 else set()
-    done = {c: set() for c in components}
-    for pos, marker, length in markers:
-        if marker != JPEG_SOS:
-            continue
-        scan = read(pos + 4, length - 2)
-        count = scan[0] if scan else 0
-        if len(scan) < 4 + 2 * count:
-            continue
-        first, last, approximation = scan[1 + 2 * count], scan[2 + 2 * count], scan[3 + 2 * count]
-        if approximation & 0x0F == 0:  # this scan sends the last bit of coefficients first..last
-            for c in (scan[1 + 2 * i] for i in range(count)):
-                done.setdefault(c, set()).update(range(first, last + 1))
-    short = sorted(c for c in components if len(done[c]) < 64)
-    if short:
-        raise ImageDataError(f"truncated progressive JPEG (its scans end before component {short[0]} is complete: "
-                             f"{64 - len(done[short[0]])} of 64 coefficients unfinished)")
 
 
 def _unpack(fmt, data, what):
@@ -252,58 +219,9 @@ def _judge_png(read):
 
 # JPEG
 
-def _jpeg_markers(read):
-    """(position, marker, segment length) of each marker after SOI, in order, skipping the entropy-coded
-    data after each SOS; stops after EOI or where the data end."""
-    pos = 2
-    while True:
-        head = read(pos, 4)
-        if len(head) < 2:
-            return
-        marker = head[1]
-        if head[0] != 0xFF or marker == 0:  # stray bytes: skipped to the next marker, as libjpeg does
-            pos = _find(read, pos, MARKER)
-            if pos is None:
-                return
-            continue
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == JPEG_EOI or marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no segment follows
-            yield pos, marker, 0
-            if marker == JPEG_EOI:
-                return
-            pos += 2
-            continue
-        if len(head) < 4:
-            return
-        length = int.from_bytes(head[2:4], "big")
-        if length < 2:
-            raise ImageDataError(f"not a readable image (a JPEG segment at byte {pos:,} has length {length})")
-        yield pos, marker, length
-        pos += 2 + length
-        if marker == JPEG_SOS:
-            pos = _find(read, pos, SCAN_END)
-            if pos is None:
-                return
-
-
-def _find(read, pos, pattern):
-    """Position of the first match of a two-byte `pattern` at or after `pos` (a marker after entropy-coded
-    data or stray bytes), None if the data end first."""
-    while True:
-        block = read(pos, BLOCK)
-        if len(block) < 2:
-            return None
-        found = pattern.search(block)
-        if found:
-            return pos + found.start()
-        pos += len(block) - 1  # a final FF is searched again together with the byte after it
-
-
 def _jpeg_header(read):
     orientation = 1
-    for pos, marker, _ in _jpeg_markers(read):
+    for pos, marker, _ in jpeg_markers.markers(read):
         if marker in JPEG_SOF:
             bits, height, width, components = _unpack(">BHHB", read(pos + 4, 6), "JPEG frame header")
             if bits != 8:
@@ -313,7 +231,7 @@ def _jpeg_header(read):
             return _checked("JPEG", width, height, components >= 3)
         if marker == 0xE1 and read(pos + 4, 6) == b"Exif\0\0":
             orientation = _exif_orientation(read, pos + 10)
-        if marker in (JPEG_SOS, JPEG_EOI):
+        if marker in (jpeg_markers.SOS, jpeg_markers.EOI):
             break
     raise ImageDataError("not a readable image (JPEG without a frame header)")
 
