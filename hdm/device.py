@@ -72,6 +72,7 @@ def memory_format(name, device):
 
 
 AMP_MODES = ("off", "bf16", "fp16", "auto")
+AMP_RUNS = {"off": "fp32 (no autocast)", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}  # what a mode computes in
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that compute bf16 natively
 
 

@@ -25,15 +25,16 @@ from hdm.checkpoint import (
     load_checkpoint,
     prune_checkpoints,
 )
+from hdm.config import check_training
 from hdm.data import build_dataset
-from hdm.data.prepare import describe, target_digests
+from hdm.data.prepare import check_scored, describe, prepare, read_checked, target_digests
 from hdm.data.sampler import EpochSampler, SeededSamples
 from hdm.device import autocast, memory_format, resolve_device
-from hdm.errors import NonFiniteOutput, shown
+from hdm.errors import ConfigError, NonFiniteOutput, shown
 from hdm.evaluation import Interrupted, evaluate, summarize, test_split
 from hdm.inference import load_model
 from hdm.losses import WeightedLosses
-from hdm.metrics import get_metric
+from hdm.metrics import SCORES, get_metric
 from hdm.models import build_model, count_parameters
 from hdm.optim import build_optimizer, build_scheduler
 from hdm.run_folder import close_run, open_run
@@ -330,6 +331,28 @@ def last_good_checkpoint(run, state):
         path = checkpoint_path(run.ckpt_dir, state.last_good) if state.last_good else None
         return path if path and os.path.isfile(path) else "none"
     return latest_readable_checkpoint(run.ckpt_dir)[0] or "none"
+
+
+def check_train_and_evaluate(cfg, test_cfg=None, scores=(), cache=None):
+    """Everything train_and_evaluate(cfg, test_cfg=test_cfg) would refuse, found before it starts (the
+    sweep and the demo check every config before their first run): for a model with parameters, the
+    training checks (check_training, and data.train and data.val fitted to the config as open_run fits
+    them); the scored split read and fit for the preset (targets, least size); the preset giving the
+    `scores` a table needs. cache: hdm.data.prepare.read_checked's."""
+    test_cfg = test_cfg or cfg
+    preset = test_cfg["eval"]["preset"]
+    missing = [name for name in scores if name not in SCORES[preset]]
+    if missing:
+        raise ConfigError(f"eval.preset: {preset} gives {', '.join(SCORES[preset])}; this table needs "
+                          f"{' and '.join(scores)} (a preset such as ffa_rgb, matlab_y_uint8, basicsr or lol_rgb)")
+    with torch.device("meta"):
+        trains = count_parameters(build_model(cfg["model"])) > 0
+    if trains:
+        check_training(cfg)
+        prepare(cfg, ("train", "val"), cache)
+    split = test_split(test_cfg)
+    dataset, report, _ = read_checked(test_cfg, split, cache)
+    check_scored(test_cfg, split, dataset, report, {preset: test_cfg["eval"]["options"]})
 
 
 def train_and_evaluate(cfg, resume="auto", save_dir=None, test_cfg=None):

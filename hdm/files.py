@@ -134,3 +134,24 @@ def atomic_write(path, mode="wb", durable=False):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def made_folder(path):
+    """`path` created with its missing parents for the block; when the block fails, the folders it created
+    that are still empty are removed again, deepest first, so a failure leaves no empty folder behind
+    (what another process or the block wrote into one is kept, and so is the folder)."""
+    created, head = [], os.path.abspath(path)
+    while not os.path.lexists(head):
+        created.append(head)
+        head = os.path.dirname(head)
+    try:
+        os.makedirs(path, exist_ok=True)
+        yield path
+    except BaseException:
+        for folder in created:
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty (or gone): it and its parents stay
+                break
+        raise

@@ -342,8 +342,8 @@ def ensure_writable(folder):
 
 def to_uint8(img):
     """(H, W, 3) float in [0, 1] (array or tensor) -> uint8, rounded."""
-    if hasattr(img, "detach"):  # a torch tensor, without importing torch here
-        img = img.detach().cpu().numpy()
+    if hasattr(img, "detach"):  # a torch tensor (of any float type: bf16 too), without importing torch here
+        img = img.detach().float().cpu().numpy()
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
 
 

@@ -123,9 +123,11 @@ class _Path:
 
 
 class _RunName:
-    """One folder name inside work_dir: the run folder may be neither work_dir itself nor outside it."""
+    """One folder name inside work_dir: the run folder may be neither work_dir itself nor outside it, nor
+    work_dir/results (test.py's results of weights that are not a run's)."""
     whole = False
     MAX_BYTES = 200  # a file system allows 255 per name, and --overwrite appends .old-<time>
+    RESERVED = "results"
 
     def holds(self, x):
         try:
@@ -134,10 +136,10 @@ class _RunName:
             return False
         seps = [s for s in ("/", os.sep, os.altsep) if s]
         return x not in ("", ".", "..") and not any(s in x for s in seps) and not os.path.isabs(x) \
-            and size <= self.MAX_BYTES
+            and size <= self.MAX_BYTES and x.casefold() != self.RESERVED
 
     def __str__(self):
-        return f"one folder name (not empty, '.' or '..', without '/', at most {self.MAX_BYTES} bytes)"
+        return f"one folder name (not empty, '.', '..' or {self.RESERVED!r}, without '/', at most {self.MAX_BYTES} bytes)"
 
 
 PATH = _Path()

@@ -9,7 +9,7 @@ import datetime
 import os
 
 from hdm.errors import RunFolderError, UsageError, shown
-from hdm.files import NAME_MAX
+from hdm.files import NAME_MAX, made_folder
 from hdm.identity import contains, name_key, path_key
 from hdm.image_io import ensure_writable
 from hdm.locks import FolderLock
@@ -99,10 +99,10 @@ def claimed_results(explicit, default, overwrite=False, inputs=()):
     into it at the same time). `explicit` (--out) when given: when it holds results they are refused
     (UsageError) unless `overwrite`, which moves them aside to `<folder>.old-<time>/` (nothing is
     deleted, and nothing of an earlier result mixes with the new one); a live process's folder is
-    refused. Without --out, `default`, or `default_2`, `default_3`, ... when it holds results or another
-    process has claimed it. The results folder and the folders of `inputs` (what the tool reads) are
-    apart: neither lies in the other (UsageError), so a result never replaces, moves or mixes with an
-    input."""
+    refused; when the block fails, they are put back. Without --out, `default`, or `default_2`,
+    `default_3`, ... when it holds results or another process has claimed it. The results folder and
+    the folders of `inputs` (what the tool reads) are apart: neither lies in the other (UsageError), so
+    a result never replaces, moves or mixes with an input."""
     check_apart(explicit if explicit is not None else default, inputs, "--out")
     if explicit is not None:
         with _claimed(explicit, "wait for it or choose another --out"):
@@ -112,7 +112,12 @@ def claimed_results(explicit, default, overwrite=False, inputs=()):
                     raise UsageError(f"{shown(explicit)}: holds results already; give --overwrite to move them "
                                      f"aside, or another --out")
                 moved = set_aside(explicit)
-            yield explicit, moved
+            try:
+                yield explicit, moved
+            except BaseException:
+                if moved is not None:
+                    put_back(moved, explicit)
+                raise
         return
     with contextlib.ExitStack() as stack:
         n = 1
@@ -141,23 +146,15 @@ def check_apart(folder, inputs, option):
 @contextlib.contextmanager
 def _claimed(folder, hint="wait for it"):
     """The folder created (UsageError when it cannot be written) and locked (RunFolderError when a live
-    process holds it) for the block; a folder this claim created is removed again when the block fails
-    before writing anything into it."""
-    created = not os.path.lexists(folder)
-    try:
-        ensure_writable(folder)
-    except OSError as err:
-        raise UsageError(str(err)) from err
-    lock = FolderLock(folder, hint).acquire()
-    try:
-        yield
-    except BaseException:
-        lock.release()
-        if created:
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)  # only when empty
-        raise
-    lock.release()
+    process holds it) for the block; the folders this claim created (the folder and its parents) are
+    removed again when the block fails before writing anything into them (hdm.files.made_folder)."""
+    with made_folder(folder):
+        try:
+            ensure_writable(folder)
+        except OSError as err:
+            raise UsageError(str(err)) from err
+        with FolderLock(folder, hint):
+            yield
 
 
 def set_aside(folder):
@@ -172,3 +169,13 @@ def set_aside(folder):
         if os.path.lexists(os.path.join(folder, name)):
             os.replace(os.path.join(folder, name), os.path.join(target, name))
     return target
+
+
+def put_back(moved, folder):
+    """Undo set_aside after a failure: the earlier results return from `moved` into `folder` when the failed
+    call left no result file there (else they stay in `moved`, which the tool named)."""
+    if holds_results(folder):
+        return
+    for name in os.listdir(moved):
+        os.replace(os.path.join(moved, name), os.path.join(folder, name))
+    os.rmdir(moved)

@@ -124,28 +124,45 @@ def _text_strip(width, height, text, centres=None):
     return strip.astype(np.float32) / 255
 
 
+def _fits(text, width, height):
+    return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, height / 40, 1)[0][0] + 8 <= width
+
+
 def _wrapped(text, width, height):
     """`text` cut at its ', ' into lines that each fit `width` pixels when drawn by _text_strip at
-    `height` (a part longer than the width alone keeps a line of its own)."""
-    font, scale = cv2.FONT_HERSHEY_SIMPLEX, height / 40
+    `height`; a part too long for a line alone (a long file name) is cut between characters, so every
+    character is drawn and none beyond the edge."""
     lines = []
     for part in drawable(text).split(", "):
         joined = f"{lines[-1]}, {part}" if lines else part
-        if lines and cv2.getTextSize(joined, font, scale, 1)[0][0] + 8 <= width:
+        if lines and _fits(joined, width, height):
             lines[-1] = joined
-        else:
-            lines.append(part)
+            continue
+        while not _fits(part, width, height) and len(part) > 1:
+            cut = max(1, max((n for n in range(1, len(part)) if _fits(part[:n], width, height)), default=1))
+            lines.append(part[:cut])
+            part = part[cut:]
+        lines.append(part)
     return lines
+
+
+def _column(image, label, height):
+    """An image centred on white in a column at least as wide as its header label (narrow images)."""
+    need = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, height / 40, 1)[0][0] + 8
+    pad = max(0, need - image.shape[1])
+    return np.pad(image, ((0, 0), (pad // 2, pad - pad // 2), (0, 0)), constant_values=1.0)
 
 
 def comparison_grid(triplets, captions=None, height=256):
     """A labelled figure: a header naming the columns (input, output, target), then per example its
-    images (each (H, W, 3) in [0, 1], resized to `height`) and a caption line below them (the file name
-    and its scores, from `captions`)."""
+    images (each (H, W, 3) in [0, 1], resized to `height`, on white in a column at least as wide as its
+    label) and the caption lines below them (the file name and its scores, from `captions`, wrapped to
+    the row's width)."""
     rows = []
     for i, images in enumerate(triplets):
-        scaled = [cv2.resize(np.asarray(im, np.float32), (max(1, round(im.shape[1] * height / im.shape[0])), height),
-                             interpolation=cv2.INTER_AREA) for im in images]
+        scaled = [_column(cv2.resize(np.asarray(im, np.float32), (max(1, round(im.shape[1] * height / im.shape[0])),
+                                                                  height), interpolation=cv2.INTER_AREA), label, 32)
+                  for im, label in zip(images, HEADERS)]
         row = np.concatenate(scaled, axis=1)
         if captions:
             lines = _wrapped(captions[i], row.shape[1], 28)

@@ -21,7 +21,7 @@ import yaml
 from hdm.checkpoint import TRAINING_ENTRIES, check_entries, latest_readable_checkpoint, list_checkpoints, load_checkpoint
 from hdm.config import dump_config
 from hdm.data.prepare import DataError, describe, prepare
-from hdm.device import amp_mode, keep_freed_memory, resolve_device
+from hdm.device import AMP_RUNS, amp_mode, keep_freed_memory, resolve_device
 from hdm.errors import RunFolderError, shown
 from hdm.files import open_input
 from hdm.locks import FolderLock
@@ -183,7 +183,12 @@ def open_run(cfg, resume, overwrite, check_only=False):
         run.lock = run_lock(run.dir)
         run.lock.acquire()
         setup_logging(run.dir)
-        dump_config(cfg, os.path.join(run.dir, "config.yaml"))  # what runs, after the resume check
+    run.device = resolve_device(cfg["device"])
+    run.amp = amp_mode(tcfg["amp"], run.device)  # bf16 on a CPU without native bf16: fp32, said once
+    if run.main:  # what runs, after the resume check; a mode that differs from the one asked is said in it
+        ran = [] if run.amp == tcfg["amp"] else [f"train.amp: {tcfg['amp']} was asked; this run computes in "
+                                                 f"{AMP_RUNS[run.amp]} on {run.device.type}"]
+        dump_config(cfg, os.path.join(run.dir, "config.yaml"), notes=ran)
         if moved:
             logger.info("the previous run of %s was moved to %s", run.dir, moved)
         if changes:
@@ -191,8 +196,6 @@ def open_run(cfg, resume, overwrite, check_only=False):
         for level, line in notes:
             logger.log(level, line)
     run.stop = StopRequest()  # SIGINT / SIGTERM: finish the step (or stop validating), save, exit
-    run.device = resolve_device(cfg["device"])
-    run.amp = amp_mode(tcfg["amp"], run.device)  # bf16 on a CPU without native bf16: fp32, said once
     if run.device.type == "cpu":
         keep_freed_memory()  # large tensors reuse freed memory instead of fresh zero-filled pages
     if run.device.type == "cuda" and world > 1:

@@ -109,9 +109,11 @@ def read_yaml(path):
     return cfg
 
 
-def dump_config(cfg, path):
-    """Write the resolved config as YAML (safe_dump's, with !fsname for strings YAML cannot hold)."""
+def dump_config(cfg, path, notes=()):
+    """Write the resolved config as YAML (safe_dump's, with !fsname for strings YAML cannot hold), after
+    `notes` as comment lines at its top (what ran where it differs from what the config asks)."""
     from hdm.files import atomic_write
 
     with atomic_write(path, "w") as f:
+        f.write("".join(f"# {note}\n" for note in notes))
         yaml.dump(cfg, f, Dumper=_Dumper, sort_keys=False)

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from hdm.cli import Parser, console
+from hdm.cli import Parser, console, positive_int
 from hdm.data import RESIDE
 from hdm.image_io import encode_image
 
@@ -41,10 +41,10 @@ def make_its(root, scenes, per_scene=10, size=(460, 620)):
 
 def main(argv=None):
     parser = Parser(__doc__)
-    parser.add_argument("--scenes", type=int, default=1399, help="clear images (ITS: 1,399; 10 hazy each)")
+    parser.add_argument("--scenes", type=positive_int, default=1399, help="clear images (ITS: 1,399; 10 hazy each)")
     parser.add_argument("--keep", default=None,
                         help="write the tree here and keep it, or reuse the one there (default: a temp folder)")
-    parser.add_argument("--repeat", type=int, default=1, help="time the check this many times")
+    parser.add_argument("--repeat", type=positive_int, default=1, help="time the check this many times")
     args = parser.parse(argv)
     root = args.keep or tempfile.mkdtemp(prefix="its_")
     try:

@@ -48,8 +48,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from hdm.cli import Parser, console
+from hdm.cli import Parser, UsageError, console, device_name, existing_file, first_line
 from hdm.device import autocast, cpu_features, keep_freed_memory, median_time, resolve_device
+from hdm.errors import shown
 from hdm.files import atomic_write
 from hdm.inference import compile_model, restore
 from hdm.models.blocks import region_conv_masked_sum, region_conv_per_region
@@ -334,13 +335,39 @@ def bench_tiled(level, device, tmp):
     return rows
 
 
-def bench_tiled_trained(level, device, tmp, checkpoints=()):
-    """Tiles against the whole image on trained models (trained weights make the channel attention vary,
-    which random weights hide): the given checkpoints (each on the first image of its config's data.val,
-    resized), or a small HDM trained here briefly on the demo haze. Rows: the default tiling (HDM and
-    AECR-Net split, the hybrid network in strips) at overlaps 48 and 32, and whole-model tiles blended with
-    ramps (the earlier approach)."""
+def trained_configs(paths):
+    """{checkpoint: its run config} of the --trained files, each checked before any section runs: a
+    checkpoint train.py wrote (its run config holds the data.val whose first image is the photo), its
+    weights fit its model, its data.val reads (headers checked); else one UsageError naming the file."""
     from hdm.checkpoint import load_checkpoint
+    from hdm.cli.loading import load_weights
+    from hdm.data.prepare import read_checked
+    from hdm.errors import DataError
+
+    configs = {}
+    for path in paths:
+        try:
+            cfg = load_checkpoint(path).get("config") or {}
+        except (OSError, RuntimeError) as err:
+            raise UsageError(f"--trained: {first_line(err)}") from err
+        if "model" not in cfg or not cfg.get("data", {}).get("val"):
+            raise UsageError(f"--trained: {shown(path)}: holds no run config with a data.val set (the photo is its first "
+                             f"image); expected a checkpoint written by train.py")
+        load_weights(cfg["model"], path, torch.device("cpu"), "--trained")
+        try:
+            read_checked(cfg, "val")
+        except DataError as err:
+            raise UsageError(f"--trained: {shown(path)}: {first_line(err)}") from err
+        configs[path] = cfg
+    return configs
+
+
+def bench_tiled_trained(level, device, tmp, trained):
+    """Tiles against the whole image on trained models (trained weights make the channel attention vary,
+    which random weights hide): `trained` ({checkpoint: its run config}, trained_configs), each on the
+    first image of its config's data.val, resized, or a small HDM trained here briefly on the demo haze.
+    Rows: the default tiling (HDM and AECR-Net split, the hybrid network in strips) at overlaps 48 and 32,
+    and whole-model tiles blended with ramps (the earlier approach)."""
     from hdm.config import load_config
     from hdm.data import build_dataset
     from hdm.data.demo import make_demo
@@ -349,7 +376,7 @@ def bench_tiled_trained(level, device, tmp, checkpoints=()):
     from hdm.metrics import psnr_rgb
 
     spec = SIZES[level]["trained"]
-    if not checkpoints:
+    if not trained:
         root = make_demo("haze", os.path.join(tmp, "haze"), samples_per_photo=2)
         cfg = load_config(os.path.join(ROOT, "configs", "demo", "hdm_demo.yaml"), [
             f"work_dir={tmp}", "name=tiled_trained", f"train.iterations={spec['iterations']}", "train.log_every=1000",
@@ -357,11 +384,10 @@ def bench_tiled_trained(level, device, tmp, checkpoints=()):
             f"data.train.lq_dir={root}/train/hazy", f"data.train.gt_dir={root}/train/clear",
             f"data.val.lq_dir={root}/val/hazy", f"data.val.gt_dir={root}/val/clear", f"device={device.type}"])
         fit(cfg)
-        checkpoints = [os.path.join(tmp, "tiled_trained", "checkpoints", f"iter_{spec['iterations']}.pth")]
+        trained = {os.path.join(tmp, "tiled_trained", "checkpoints", f"iter_{spec['iterations']}.pth"): cfg}
     h, w = spec["photo"]
     rows = []
-    for path in checkpoints:
-        cfg = load_checkpoint(path)["config"]
+    for path, cfg in trained.items():
         model = load_model(cfg["model"], path, device)
         sample = build_dataset(cfg["data"]["val"])[0]
         lq, gt = (F.interpolate(sample[k][None], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1).to(device)
@@ -587,22 +613,30 @@ def table_name(level, sections):
 
 def main(argv=None):
     parser = Parser(__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and cases (a few minutes on CPU)")
-    parser.add_argument("--tiny", action="store_true", help="every section once at toy sizes (a smoke run)")
-    parser.add_argument("--device", default="auto")
+    level_group = parser.add_mutually_exclusive_group()
+    level_group.add_argument("--quick", action="store_true", help="fewer repeats and cases (a few minutes on CPU)")
+    level_group.add_argument("--tiny", action="store_true", help="every section once at toy sizes (a smoke run)")
+    parser.add_argument("--device", type=device_name, default="auto")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md (default benchmarks/<device>-<level> for "
                                                     "every section, benchmarks/<device>-<sections>[-<level>] for some)")
-    parser.add_argument("--trained", nargs="+", default=(),
+    parser.add_argument("--trained", nargs="+", type=existing_file, default=(),
                         help="checkpoints for tiled_trained (e.g. the demo's); default: train a small HDM briefly")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return None
+    if args.trained and "tiled_trained" not in args.sections:
+        parser.error("--trained: expected with the section that uses it (--sections ... tiled_trained)")
     level = "tiny" if args.tiny else "quick" if args.quick else "full"
     sizes = SIZES[level]
     device = resolve_device(args.device)
+    out = args.out or os.path.join(ROOT, "benchmarks", f"{device.type}-{table_name(level, args.sections)}")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        parser.error(f"--out {shown(out)}: expected a writable folder {shown(folder)} for its .json and .md")
+    trained = trained_configs(args.trained)
     if device.type == "cpu":
         keep_freed_memory()  # as the tools run models on the CPU
     repeats = sizes["repeats"]
@@ -627,7 +661,7 @@ def main(argv=None):
         if "tiled" in args.sections:
             rows += bench_tiled(level, device, tmp)
         if "tiled_trained" in args.sections:
-            rows += bench_tiled_trained(level, device, tmp, args.trained)
+            rows += bench_tiled_trained(level, device, tmp, trained)
         if "onnx" in args.sections:
             rows += bench_onnx(level, device, tmp)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
@@ -638,7 +672,6 @@ def main(argv=None):
               f"{time.perf_counter() - started:.0f} s in all")
     table = markdown(rows, header)
     print(table)
-    out = args.out or os.path.join(ROOT, "benchmarks", f"{device.type}-{table_name(level, args.sections)}")
     with atomic_write(out + ".json", "w") as f:
         json.dump({"header": header, "level": level, "device": name, "rows": rows}, f, indent=1)
     with atomic_write(out + ".md", "w") as f:

@@ -10,7 +10,8 @@ name (both folders must hold the same names), and reports, for B - A per image: 
 with a bootstrap 95% interval (percentiles of --bootstrap resamples of the images, seeded), the
 Wilcoxon signed-rank p-value (two-sided; zero differences dropped, as scipy's default), and how often B
 wins, loses or ties. Lower is better for ciede2000, loe, lpips and niqe columns, higher for the others.
---out writes comparison.md and per_image_diff.csv there (atomically).
+--out writes comparison.md and per_image_diff.csv there (atomically); it may not lie in A or B (nor they
+in it), and files of an earlier comparison there are replaced only with --overwrite.
 """
 import csv
 import json
@@ -19,11 +20,13 @@ import os
 
 import numpy as np
 
-from hdm.cli import Parser, UsageError, console
+from hdm.cli import Parser, UsageError, console, non_negative_int
 from hdm.errors import shown
-from hdm.files import atomic_write
+from hdm.files import atomic_write, made_folder
+from hdm.outputs import check_apart, check_writable_outputs
 
 LOWER_IS_BETTER = ("ciede2000", "loe", "lpips", "niqe")
+OUTPUT_FILES = ("comparison.md", "per_image_diff.csv")
 
 
 def read_folder(folder, metric):
@@ -95,11 +98,16 @@ def main(argv=None):
     parser.add_argument("b", help="result folder B (compared with A: differences are B - A)")
     parser.add_argument("--metric", default="psnr", help="a column of per_image.csv (default psnr)")
     parser.add_argument("--bootstrap", type=int, default=10000, help="bootstrap resamples (default 10000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap (default 0)")
     parser.add_argument("--out", default=None, help="folder for comparison.md and per_image_diff.csv")
+    parser.add_argument("--overwrite", action="store_true", help="replace comparison.md and per_image_diff.csv in --out")
     args = parser.parse(argv)
     if args.bootstrap < 100:
         parser.error(f"--bootstrap {args.bootstrap}: expected at least 100 resamples")
+    outputs = [os.path.join(args.out, name) for name in OUTPUT_FILES] if args.out else []
+    if args.out:
+        check_apart(args.out, [args.a, args.b], "--out")
+        check_writable_outputs(outputs, overwrite=args.overwrite)
     (a, meta_a), (b, meta_b) = read_folder(args.a, args.metric), read_folder(args.b, args.metric)
     if presets(meta_a) and presets(meta_b) and presets(meta_a) != presets(meta_b):
         raise UsageError(f"{shown(args.a)} and {shown(args.b)} were scored with other metric presets "
@@ -116,14 +124,14 @@ def main(argv=None):
     text = report(stats, args.a, args.b)
     print(text)
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with atomic_write(os.path.join(args.out, "comparison.md"), "w") as f:
-            f.write(text)
-        with atomic_write(os.path.join(args.out, "per_image_diff.csv"), "w") as f:
-            writer = csv.writer(f)
-            writer.writerow(["name", f"{args.metric}_a", f"{args.metric}_b", "b_minus_a"])
-            writer.writerows(stats["per_image"])
-        print(f"written: {shown(os.path.join(args.out, 'comparison.md'))}, {shown(os.path.join(args.out, 'per_image_diff.csv'))}")
+        with made_folder(args.out):
+            with atomic_write(outputs[0], "w") as f:
+                f.write(text)
+            with atomic_write(outputs[1], "w") as f:
+                writer = csv.writer(f)
+                writer.writerow(["name", f"{args.metric}_a", f"{args.metric}_b", "b_minus_a"])
+                writer.writerows(stats["per_image"])
+        print(f"written: {', '.join(map(shown, outputs))}")
     return stats
 
 

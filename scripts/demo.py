@@ -5,6 +5,8 @@ them, and test it on an unseen photo against the degraded input.
     python scripts/demo.py --task rain          # deraining; --task lowlight; --task all
     python scripts/demo.py --task haze train.iterations=400
 
+Every config of the tasks asked for (with the overrides) and its data are checked before the first
+model trains, as train.py checks one (a bad override fails at once, not after the first model).
 A model's result is reused (and the demo says so) only when its run folder recorded it for the same
 resolved config and the same code (runs/<name>/demo_result.json); otherwise the model is trained and
 tested again, and a run folder that holds another run (another config, e.g. another train.iterations,
@@ -18,7 +20,7 @@ import time
 from hdm.cli import Parser, console
 from hdm.config import load_config
 from hdm.data.demo import make_demo
-from hdm.engine import train_and_evaluate
+from hdm.engine import check_train_and_evaluate, train_and_evaluate
 from hdm.errors import shown
 from hdm.evaluation import summarize
 from hdm.files import atomic_write
@@ -38,14 +40,9 @@ CONFIGS = {  # task: the models it trains and compares, as configs
 INPUT_NAMES = {"haze": "hazy input", "rain": "rainy input", "lowlight": "low-light input"}
 
 
-def run_task(task, overrides):
-    t0 = time.time()
-    make_demo(task, os.path.join("datasets", "demo", task))
-    t_data = time.time() - t0
-    results = []
-    for path in CONFIGS[task]:
-        cfg = load_config(path, overrides)
-        results.append((cfg, *train_or_reuse(cfg)))
+def run_task(task, cfgs, t_data):
+    """Train (or reuse) and test each config of a task, checked beforehand; print the task's table."""
+    results = [(cfg, *train_or_reuse(cfg)) for cfg in cfgs]
     cfg, _, rows, _, _ = results[0]
     mean = summarize(rows)
     print(f"\nDemo ({task}): {', '.join(r['name'] for r in rows)} (unseen photo, synthetic degradation); "
@@ -93,7 +90,16 @@ def main(argv=None):
     args = parser.parse(argv)
     os.chdir(ROOT)  # the demo configs' paths are relative to the repository
     tasks = list(CONFIGS) if args.task == "all" else [args.task]
-    return {task: run_task(task, args.overrides) for task in tasks}
+    t_data, planned = {}, {}
+    for task in tasks:
+        t0 = time.time()
+        make_demo(task, os.path.join("datasets", "demo", task))
+        t_data[task] = time.time() - t0
+    for task in tasks:  # every config and its data checked before the first model trains
+        planned[task] = [load_config(path, args.overrides) for path in CONFIGS[task]]
+        for cfg in planned[task]:
+            check_train_and_evaluate(cfg, scores=("psnr", "ssim"))
+    return {task: run_task(task, planned[task], t_data[task]) for task in tasks}
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from hdm.cli import Parser, UsageError, console  # noqa: E402
+from hdm.cli import Parser, console, positive_float, positive_int  # noqa: E402
 from hdm.data.demo import make_demo  # noqa: E402
 
 
@@ -66,12 +66,10 @@ def launch(config, name, iterations, resume, timeout):
 
 def main(argv=None):
     parser = Parser(__doc__)
-    parser.add_argument("--launches", type=int, default=40)
-    parser.add_argument("--timeout", type=float, default=90, help="seconds after which a launch counts as a hang")
+    parser.add_argument("--launches", type=positive_int, default=40)
+    parser.add_argument("--timeout", type=positive_float, default=90, help="seconds after which a launch counts as a hang")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (data, runs)")
     args = parser.parse(argv)
-    if args.launches < 1 or args.timeout <= 0:
-        raise UsageError("--launches and --timeout: expected positive numbers")
     folder = tempfile.mkdtemp(prefix="hdm-launch-stress-")
     try:
         config = tiny_config(folder)

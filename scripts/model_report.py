@@ -6,9 +6,9 @@
 
 How MACs are counted: hdm/models/complexity.py.
 """
-from hdm.cli import Parser, console
+from hdm.cli import Parser, console, positive_int
 from hdm.config import load_config
-from hdm.models import build_model
+from hdm.models import MODELS, build_model
 from hdm.models.complexity import stage_report
 
 
@@ -24,9 +24,12 @@ def main(argv=None):
     parser = Parser(__doc__)
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("overrides", nargs="*")
-    parser.add_argument("--size", type=int, nargs=2, default=(460, 620), metavar=("H", "W"))
+    parser.add_argument("--size", type=positive_int, nargs=2, default=(460, 620), metavar=("H", "W"))
     args = parser.parse(argv)
     cfg = load_config(args.config, args.overrides)
+    need = getattr(MODELS[cfg["model"]["type"]], "MIN_INPUT_SIDE", 1)
+    if min(args.size) < need:
+        parser.error(f"--size {args.size[0]} {args.size[1]}: {cfg['model']['type']} takes inputs of at least {need} x {need}")
     rows = stage_report(build_model(cfg["model"]), args.size)
     print(f"{cfg['model']['type']} from {args.config}")
     print(markdown(rows, args.size))

@@ -29,14 +29,16 @@ scores the degraded input the same way.
 Slurm resources come from the options below or a `launcher:` section of the --with file (partition,
 cpus_per_run, gpus_per_run, mem, time, account, qos, signal_before, sbatch: {key: value}); the options win.
 """
+import contextlib
 import hashlib
 import itertools
 import os
 import shutil
 
-from hdm.cli import Parser, UsageError, console
+from hdm.cli import Parser, UsageError, console, non_negative_int, positive_int
 from hdm.config import parse_value, read_yaml
 from hdm.errors import shown
+from hdm.files import made_folder
 from hdm.identity import name_key, path_key
 from hdm.locks import FolderLock
 from hdm.sweep import local, report, slurm
@@ -148,14 +150,14 @@ def parse_args(argv):
                         help="YAML of shared settings merged over every variant (e.g. configs/sweeps/demo.yaml); "
                              "its launcher: section sets the Slurm resources")
     parser.add_argument("--set", action="append", default=[], help="an override for every variant (repeatable)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0])
     parser.add_argument("--out", default=None, help="sweep folder (default runs/sweeps/<name of the first config>)")
     parser.add_argument("--title", default=None)
-    parser.add_argument("--macs-size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
+    parser.add_argument("--macs-size", type=positive_int, nargs=2, default=(256, 256), metavar=("H", "W"),
                         help="input size of the MACs column (default 256 256)")
     parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
                         help="local: in this process (or --jobs processes); slurm: one job array, a job per run")
-    parser.add_argument("--jobs", type=int, default=1, help="local: runs at once, each its own process (default 1: "
+    parser.add_argument("--jobs", type=positive_int, default=1, help="local: runs at once, each its own process (default 1: "
                                                             "one after another in this process)")
     parser.add_argument("--status", action="store_true", help="print each run's state and last log line; launch nothing")
     parser.add_argument("--collect", action="store_true", help="write the table of the finished runs; launch nothing")
@@ -179,8 +181,6 @@ def parse_args(argv):
         parser.error(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice would count one run twice")
     if args.status and args.collect:
         parser.error("--status and --collect: expected one of them")
-    if args.jobs < 1:
-        parser.error(f"--jobs {args.jobs}: expected a whole number >= 1")
     if args.launcher == "slurm" and args.jobs != 1:
         parser.error("--jobs is the local launcher's; Slurm runs as many jobs at once as it schedules")
     given = [key for key in SLURM_OPTIONS if getattr(args, key) is not None] + (["sbatch"] if args.sbatch else [])
@@ -207,12 +207,14 @@ def main(argv=None):
     variants = variants_from_args(args)
     first = args.configs[0] if args.configs else args.base
     out_dir = args.out or os.path.join("runs", "sweeps", os.path.splitext(os.path.basename(first))[0])
-    lock = FolderLock(out_dir, "wait for it or use another --out")  # one live sweep command per folder
-    if not args.status:  # (--status only reads)
-        os.makedirs(out_dir, exist_ok=True)
-        lock.acquire()
-    try:
-        specs = [resolve(label, path, overrides, extra, seed, out_dir, args.macs_size)  # every config checked first
+    if args.collect and not os.path.isdir(out_dir):
+        raise UsageError(f"{shown(out_dir)}: no sweep there to collect (launch it first, or give its --out)")
+    with contextlib.ExitStack() as claim:
+        if not args.status:  # one live sweep command per folder (--status only reads); a folder made here is
+            claim.enter_context(made_folder(out_dir))  # removed again when the command fails before any run
+            claim.enter_context(FolderLock(out_dir, "wait for it or use another --out"))
+        cache = {}  # the data sections read, once each
+        specs = [resolve(label, path, overrides, extra, seed, out_dir, args.macs_size, cache)  # every run checked first
                  for label, path, overrides in variants for seed in args.seeds]
         names = [name_key(s["name"]) for s in specs]
         shared = [s["name"] for s, key in zip(specs, names) if names.count(key) > 1]
@@ -244,8 +246,6 @@ def main(argv=None):
             lost = []
         else:
             lost = local.run_processes(todo, record, out_dir, args.jobs)
-    finally:
-        lock.release()
     rows = write_table(specs, variants, out_dir, args, reused=done)
     if lost or failed or busy:
         raise RuntimeError(f"{len(lost) + len(failed)} run(s) failed and {len(busy)} still run: the table has the "

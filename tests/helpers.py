@@ -132,3 +132,26 @@ def spell(path, how, tmp_path):
     if how == "parent_and_back":
         return os.path.join(head, os.pardir, os.path.basename(head), tail)
     return path
+
+
+def lpips_weight_files(folder, net):
+    """Random weights in torchvision's and LPIPS's file layouts (no real ones can be had offline), written
+    into `folder`; returns the lpips preset's options naming them."""
+    from hdm.losses.vgg import CONFIGS
+    from hdm.metrics.lpips import CHANNELS, alexnet_features
+
+    if net == "alex":
+        backbone = {f"features.{k}": v for k, v in alexnet_features().state_dict().items()}
+    else:
+        backbone, i, c_in = {}, 0, 3
+        for v in CONFIGS["vgg16"]:
+            if v == "M":
+                i += 1
+                continue
+            backbone[f"features.{i}.weight"] = torch.randn(v, c_in, 3, 3) * (2 / (9 * c_in)) ** 0.5
+            backbone[f"features.{i}.bias"] = torch.randn(v) * 0.01
+            c_in, i = v, i + 2
+    lins = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(CHANNELS[net])}
+    torch.save(backbone, os.path.join(folder, "backbone.pth"))
+    torch.save(lins, os.path.join(folder, "lin.pth"))
+    return {"net": net, "backbone_path": os.path.join(folder, "backbone.pth"), "lin_path": os.path.join(folder, "lin.pth")}

@@ -245,24 +245,11 @@ def test_lpips_from_local_weight_files(tmp_path, net):
     which one is missing."""
     import torch.nn.functional as F
 
-    from hdm.losses.vgg import CONFIGS
-    from hdm.metrics.lpips import CHANNELS, alexnet_features
+    from .helpers import lpips_weight_files
+
     torch.manual_seed(0)
-    if net == "alex":
-        backbone = {f"features.{k}": v for k, v in alexnet_features().state_dict().items()}
-    else:
-        backbone, i, c_in = {}, 0, 3
-        for v in CONFIGS["vgg16"]:
-            if v == "M":
-                i += 1
-                continue
-            backbone[f"features.{i}.weight"] = torch.randn(v, c_in, 3, 3) * (2 / (9 * c_in)) ** 0.5
-            backbone[f"features.{i}.bias"] = torch.randn(v) * 0.01
-            c_in, i = v, i + 2
-    lins = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(CHANNELS[net])}
-    torch.save(backbone, tmp_path / "backbone.pth")
-    torch.save(lins, tmp_path / "lin.pth")
-    opts = {"net": net, "backbone_path": str(tmp_path / "backbone.pth"), "lin_path": str(tmp_path / "lin.pth")}
+    opts = lpips_weight_files(tmp_path, net)
+    backbone, lins = torch.load(opts["backbone_path"]), torch.load(opts["lin_path"])
     a, b = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
     got = get_metric("lpips", **opts)(a, b)["lpips"]
 

@@ -282,8 +282,8 @@ def test_the_real_command_line_refuses_in_one_line_and_checks_without_writing(co
     ("train.ema_decay=.nan", "train.ema_decay: expected a number in [0, 1), got nan (not a finite number)"),
     ("losses.0.weight=-1", "losses.0.weight: expected a number in (0, 1e+06], got -1"),
     ("losses.0.weight=0", "losses.0.weight: expected a number in (0, 1e+06], got 0"),
-    ("name=''", "name: expected one folder name (not empty, '.' or '..', without '/', at most 200 bytes), got ''"),
-    ("name=../x", "name: expected one folder name (not empty, '.' or '..', without '/', at most 200 bytes), "
+    ("name=''", "name: expected one folder name (not empty, '.', '..' or 'results', without '/', at most 200 bytes), got ''"),
+    ("name=../x", "name: expected one folder name (not empty, '.', '..' or 'results', without '/', at most 200 bytes), "
                   "got '../x'"),
     ("work_dir=''", "work_dir: expected a non-empty path, got ''"),
 ])
@@ -451,7 +451,8 @@ def test_a_duplicate_key_names_the_file_and_both_lines(data, tmp_path):
 
 @pytest.mark.parametrize("name,ok", [("run", True), ("a b", True), ("ü-2", True), ("", False), (".", False),
                                      ("..", False), ("a/b", False), ("../x", False), ("/abs", False), ("a\0b", False),
-                                     ("x" * 201, False), ("é" * 100, True), ("é" * 101, False)])
+                                     ("x" * 201, False), ("é" * 100, True), ("é" * 101, False), ("results", False),
+                                     ("Results", False), ("results2", True)])
 def test_run_names_are_one_folder_name_inside_work_dir(data, tmp_path, name, ok):
     path = write_config(tmp_path, data, name=name)
     code, _, err = check(path)

@@ -13,7 +13,7 @@ from hdm.cli import evaluate as evaluate_cli
 from hdm.cli import test as test_cli
 from hdm.cli import train as train_cli
 from hdm.cli.predict import main as predict
-from hdm.config import ConfigError
+from hdm.errors import DataError
 from hdm.image_io import read_image, write_image
 from hdm.inference import restore
 from hdm.metrics import psnr_rgb
@@ -160,7 +160,7 @@ def test_test_script_scores_unpaired_folders_with_niqe(tmp_path, small_model, ca
     mean = test_script.main(args)
     assert set(mean) == {"niqe", "input_niqe"}
     assert (tmp_path / "res" / "comparison.png").exists()
-    with pytest.raises(ConfigError, match="ImageFolder has no targets: use a no-reference preset"):
+    with pytest.raises(DataError, match="ImageFolder has no targets, which preset ffa_rgb needs: use a no-reference"):
         test_script.main(args[:-4] + ["--out", str(tmp_path / "res2")])  # a full-reference preset without targets
 
 
@@ -240,7 +240,8 @@ def test_several_presets_in_one_pass_and_a_labelled_comparison(tmp_path, small_m
     images = [np.full((20, 30, 3), v) for v in (0.2, 0.5, 0.8)]
     plain = comparison_grid([images], height=40)
     labelled = comparison_grid([images], ["x: psnr 20.00"], height=40)
-    assert plain.shape == (32 + 40 + 4, 180, 3) and labelled.shape == (32 + 40 + 28 + 4, 180, 3)
+    assert plain.shape[0] == 32 + 40 + 4 and labelled.shape[0] == 32 + 40 + 28 + 4
+    assert plain.shape[1] == labelled.shape[1] >= 180  # 60-pixel columns, wider where a label needs it
     assert plain[:32].min() < 0.5 and labelled[32 + 40:32 + 68].min() < 0.5 and len(HEADERS) == 3
 
 
@@ -249,16 +250,33 @@ def test_several_presets_in_one_pass_and_a_labelled_comparison(tmp_path, small_m
        st.integers(30, 900))
 def test_a_caption_is_wrapped_onto_lines_that_fit_never_cut(parts, width):
     """Every score of a caption reaches the figure (three presets' scores did not fit one line): the lines
-    hold all of it, in order, and each fits the figure unless it is one part too long for any line."""
+    hold all of it, in order, and each fits the figure; a part too long for a line alone (a long file
+    name) is cut between characters, never beyond the edge."""
     import cv2
 
     from hdm.results import _wrapped, drawable
 
     text = ", ".join(parts)
     lines = _wrapped(text, width, 28)
-    assert ", ".join(lines) == drawable(text)
+    assert "".join(lines).replace(", ", "") == drawable(text).replace(", ", "")
+    if ", ".join(lines) != drawable(text):  # cut inside a part only when the part alone does not fit
+        assert any(cv2.getTextSize(p, cv2.FONT_HERSHEY_SIMPLEX, 28 / 40, 1)[0][0] + 8 > width for p in parts)
     for line in lines:
-        assert cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, 28 / 40, 1)[0][0] + 8 <= width or ", " not in line
+        assert cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, 28 / 40, 1)[0][0] + 8 <= width
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 400), st.integers(1, 3))
+def test_every_header_label_fits_its_column(h, w, columns):
+    """Narrow images get white margins up to their label's width: the column headers never overlap."""
+    import cv2
+
+    from hdm.results import HEADERS, comparison_grid
+
+    figure = comparison_grid([[np.full((h, w, 3), 0.5)] * columns], ["a_long_file_name_without_breaks.png: psnr 20.00"],
+                             height=40)
+    labels = [cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 32 / 40, 1)[0][0] + 8 for label in HEADERS[:columns]]
+    assert figure.shape[1] >= max(sum(labels), columns * round(w * 40 / h))
 
 
 def test_a_long_caption_makes_its_strip_taller():
@@ -317,7 +335,8 @@ def test_convert_official_refuses_the_release_however_the_output_is_written(tmp_
 
 def test_test_script_puts_results_beside_a_run_only_for_a_runs_weights(tmp_path, small_model):
     """Converted release weights in a folder named checkpoints/ (where the docs put them) are not a run's:
-    their results go to the config's run folder (work_dir/name), not to the parent of checkpoints/."""
+    their results go to work_dir/results/<name>/, neither to the parent of checkpoints/ nor into the
+    config's run folder, even when that folder holds a run."""
     import shutil
     _, cfg, weights = small_model
     write_image(tmp_path / "lq" / "a.png", np.random.default_rng(1).random((24, 32, 3)))
@@ -327,12 +346,143 @@ def test_test_script_puts_results_beside_a_run_only_for_a_runs_weights(tmp_path,
     release = tmp_path / "repo" / "checkpoints" / "hdm_sots_release.pth"
     release.parent.mkdir(parents=True)
     shutil.copy(weights, release)
+    (tmp_path / "runs" / "mine" / "checkpoints").mkdir(parents=True)  # the config's own run
+    (tmp_path / "runs" / "mine" / "config.yaml").write_text(open(cfg).read())
     test_cli.main(["-c", cfg, *data, "--weights", str(release)])
-    assert not (tmp_path / "repo" / "test").exists()
-    assert [p.name.split("_")[:3] for p in (tmp_path / "runs" / "mine" / "test").iterdir()] == [["hdm", "sots", "release"]]
+    assert not (tmp_path / "repo" / "test").exists() and not (tmp_path / "runs" / "mine" / "test").exists()
+    results = tmp_path / "runs" / "results" / "mine"
+    assert [p.name.split("_")[:3] for p in results.iterdir()] == [["hdm", "sots", "release"]]
     run = tmp_path / "elsewhere" / "a_run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.yaml").write_text(open(cfg).read())
     shutil.copy(weights, run / "checkpoints" / "iter_2.pth")
     test_cli.main(["-c", cfg, *data, "--weights", str(run / "checkpoints" / "iter_2.pth")])
-    assert len(list((run / "test").iterdir())) == 1 and len(list((tmp_path / "runs" / "mine" / "test").iterdir())) == 1
+    assert len(list((run / "test").iterdir())) == 1 and len(list(results.iterdir())) == 1
+
+
+# --- every tool's bad arguments: exit code 2, one line naming the option, before any work (nothing written)
+
+@pytest.fixture(scope="module")
+def bad_args_files(tmp_path_factory):
+    """What the bad-argument cases name: a small HybridNet's weights and config, a config they do not fit,
+    a Discriminator config, run checkpoints (data.val gone; weights that do not fit), a file that is no
+    checkpoint, clean images, pairs of one size and pairs that differ, an empty folder."""
+    from hdm.config import load_config
+    from hdm.models import HybridNet
+
+    root = tmp_path_factory.mktemp("bad_args")
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_image(root / "clean" / f"{i}.png", rng.random((40, 48, 3)))
+        write_image(root / "hazy" / f"{i}.png", rng.random((40, 48, 3)))
+        write_image(root / "clear" / f"{i}.png", rng.random((40, 48 + i, 3)))
+    (root / "empty").mkdir()
+    model = {"type": "HybridNet", "width": 4, "ms_channels": 2}
+    state = HybridNet(width=4, ms_channels=2).state_dict()
+    atomic_save({"model": state}, root / "w.pth")
+    (root / "bad.pth").write_bytes(b"not a checkpoint")
+    for name, cfg in (("c", {"model": model}), ("wider", {"model": {**model, "width": 8}}),
+                      ("d", {"model": {"type": "Discriminator"}}),
+                      ("val_gone", {"model": model, "data": {"val": {"type": "PairedFolder", "lq_dir": str(root / "gone"),
+                                                                "gt_dir": str(root / "gone")}}})):
+        (root / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+    run_cfg = load_config(str(root / "val_gone.yaml"))
+    atomic_save({"model": state, "config": run_cfg}, root / "run_gone.pth")
+    run_cfg["model"]["width"] = 8
+    atomic_save({"model": state, "config": run_cfg}, root / "run_wider.pth")
+    return {p.stem if p.is_file() else p.name: str(p) for p in root.iterdir()} | {"root": str(root)}
+
+
+@pytest.fixture(scope="module")
+def tools():
+    """{name: main} of the tools the bad-argument cases run."""
+    from hdm.cli import serve as serve_cli
+
+    scripts = ("lowlight_protocol", "tune_pfdcp", "model_report", "benchmark", "bench_dataset_check", "launch_stress")
+    return {"evaluate": evaluate_cli.main, "serve": serve_cli.main,
+            **{name: load_script(f"scripts/{name}").main for name in scripts}}
+
+
+def assert_refused_before_work(main, argv, words, root, capsys):
+    """The tool exits with 2 and one line on stderr holding `words` (no traceback), and writes nothing under root."""
+    def tree():
+        return sorted(os.path.join(folder, name) for folder, dirs, files in os.walk(root) for name in dirs + files)
+
+    before = tree()
+    code, err = run_cli(main, argv, capsys)
+    assert code == 2 and len(err) == 1, (argv, code, err)
+    assert all(w in err[0] for w in words) and "Traceback" not in err[0], (argv, err)
+    assert tree() == before, argv
+
+
+LOWLIGHT = ["-c", "{c}", "--weights", "{w}", "--clean", "{clean}"]
+TUNE = ["PairedFolder", "lq_dir={hazy}", "gt_dir={hazy}"]
+BENCH = ["--tiny", "--out", "{root}/bench"]
+BAD_ARGUMENTS = [  # (tool, arguments ({name}: bad_args_files), words of its one error line)
+    ("lowlight_protocol", ["-c", "{c}", "--weights", "{root}/nope.pth", "--clean", "{clean}"], ["--weights", "nope.pth"]),
+    ("lowlight_protocol", ["-c", "{c}", "--weights", "{bad}", "--clean", "{clean}"], ["--weights", "not a readable"]),
+    ("lowlight_protocol", ["-c", "{wider}", "--weights", "{w}", "--clean", "{clean}"], ["--weights", "do not fit"]),
+    ("lowlight_protocol", ["-c", "{c}", "--weights", "{w}", "--clean", "{root}/nope"], ["--clean", "no such folder"]),
+    ("lowlight_protocol", ["-c", "{c}", "--weights", "{w}", "--clean", "{empty}"], ["--clean", "found none"]),
+    ("lowlight_protocol", [*LOWLIGHT, "--gamma", "101"], ["--gamma", "100"]),
+    ("lowlight_protocol", [*LOWLIGHT, "--out", "{clean}/results"], ["--out"]),
+    ("lowlight_protocol", [*LOWLIGHT, "--out", "{root}"], ["--out"]),
+    ("tune_pfdcp", ["PairedFolder", "lq_dir={hazy}", "gt_dir={clear}"], ["PairedFolder", "differ in size"]),
+    ("tune_pfdcp", [*TUNE, "--preset", "nope"], ["--preset", "nope"]),
+    ("tune_pfdcp", [*TUNE, "--preset", "niqe"], ["--preset", "niqe"]),  # no PSNR, SSIM
+    ("tune_pfdcp", [*TUNE, "--device", "tpu"], ["--device", "tpu"]),
+    ("tune_pfdcp", ["PairedFolder", "lq_dir={hazy}", "gt_dir"], ["key=value", "gt_dir"]),
+    ("tune_pfdcp", ["PairedFolder", "lq_dir={hazy}", "gt_folder={hazy}"], ["PairedFolder", "gt_folder"]),
+    ("tune_pfdcp", ["PairedFolder", "lq_dir={root}/nope", "gt_dir={hazy}"], ["PairedFolder", "nope"]),
+    ("tune_pfdcp", ["ImageFolder", "root={hazy}"], ["ImageFolder", "no targets"]),
+    ("model_report", ["-c", "{d}", "--size", "64", "64"], ["--size", "128"]),  # the Discriminator's MIN_INPUT_SIDE
+    ("benchmark", [*BENCH, "--device", "tpu"], ["--device", "tpu"]),
+    ("benchmark", [*BENCH, "--quick"], ["--quick", "--tiny"]),
+    ("benchmark", [*BENCH, "--trained", "{w}", "{root}/nope.pth"], ["--trained", "nope.pth"]),
+    ("benchmark", [*BENCH, "--trained", "{bad}"], ["--trained", "bad.pth"]),
+    ("benchmark", [*BENCH, "--trained", "{w}"], ["--trained", "w.pth", "run config"]),
+    ("benchmark", [*BENCH, "--trained", "{run_gone}"], ["--trained", "run_gone.pth", "gone"]),
+    ("benchmark", [*BENCH, "--trained", "{run_wider}"], ["--trained", "run_wider.pth", "do not fit"]),
+    ("benchmark", [*BENCH, "--sections", "conv", "--trained", "{w}"], ["--trained", "tiled_trained"]),
+    ("benchmark", ["--tiny", "--out", "{root}/nope/bench"], ["--out", "nope"]),
+    ("evaluate", ["{hazy}", "--preset", "loe"], ["--preset", "loe", "degraded input"]),
+    ("serve", ["{c}", "--device", "tpu"], ["--device", "tpu"]),
+    pytest.param("benchmark", [*BENCH, "--device", "cuda"], ["--device", "CUDA"],
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+]
+
+
+@pytest.mark.parametrize("tool,argv,words", BAD_ARGUMENTS)
+def test_a_bad_argument_of_any_tool_is_one_line_and_exit_2_before_any_work(bad_args_files, tools, capsys, tool, argv,
+                                                                             words):
+    argv = [a.format(**bad_args_files) for a in argv]
+    assert_refused_before_work(tools[tool], argv, words, bad_args_files["root"], capsys)
+
+
+BAD_NUMBERS = {  # what hdm.cli's type= helpers refuse, as a command line spells it
+    "positive_int": st.integers(max_value=0).map(str) | st.sampled_from(["1.5", "1e3", "x", ""]),
+    "non_negative_int": st.integers(max_value=-1).map(str) | st.sampled_from(["0.5", "x", ""]),
+    "positive_float": st.floats(max_value=0).map(str) | st.sampled_from(["nan", "inf", "x", ""]),
+    "fraction": st.floats().filter(lambda v: not 0 <= v <= 1).map(str) | st.sampled_from(["x", ""]),
+}
+NUMBER_OPTIONS = [  # (tool, arguments, option, kind); arguments valid without the option
+    ("lowlight_protocol", LOWLIGHT, "--gamma", "positive_float"),
+    ("lowlight_protocol", LOWLIGHT, "--noise", "fraction"),
+    ("lowlight_protocol", LOWLIGHT, "--seed", "non_negative_int"),
+    ("tune_pfdcp", TUNE, "--limit", "positive_int"),
+    ("tune_pfdcp", TUNE, "--weights", "fraction"),
+    ("model_report", ["-c", "{c}"], "--size", "positive_int"),
+    ("bench_dataset_check", ["--scenes", "1", "--repeat", "1", "--keep", "{root}/its"], "--scenes", "positive_int"),
+    ("bench_dataset_check", ["--scenes", "1", "--repeat", "1", "--keep", "{root}/its"], "--repeat", "positive_int"),
+    ("launch_stress", ["--launches", "1", "--timeout", "1"], "--launches", "positive_int"),
+    ("launch_stress", ["--launches", "1", "--timeout", "1"], "--timeout", "positive_float"),
+]
+
+
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=st.sampled_from(NUMBER_OPTIONS).flatmap(lambda c: st.tuples(st.just(c), BAD_NUMBERS[c[3]])))
+def test_a_number_out_of_its_options_range_is_one_line_and_exit_2_before_any_work(bad_args_files, tools, capsys, case):
+    (tool, argv, option, _), value = case
+    argv = [a.format(**bad_args_files) for a in argv]
+    argv += [option, value, "8"] if option == "--size" else [f"{option}={value}"]  # --size H W
+    assert_refused_before_work(tools[tool], argv, [option, "expected"], bad_args_files["root"], capsys)

@@ -5,13 +5,19 @@ Each tool's `main(argv)` does the work and raises on failure; `console(main)` is
 command line: it checks the environment variables the project reads (hdm.environment) first, then runs
 main; a failure is one line on stderr, exit code 2 for usage, config and data errors and bad environment
 variables found before any work, 1 for failures while working; `--debug` shows the traceback instead.
+
+The `type=` helpers below (positive_int, non_negative_int, positive_float, fraction, existing_file,
+existing_folder, device_name) check an option's value as argparse reads it: a bad value is Parser's one-line
+UsageError naming the option (exit 2), before any work.
 """
 import argparse
+import math
+import os
 import re
 import sys
 
 from hdm import environment
-from hdm.errors import ConfigError, DataError, RunFolderError, UsageError
+from hdm.errors import ConfigError, DataError, RunFolderError, UsageError, shown
 
 USAGE_ERRORS = (ConfigError, DataError, RunFolderError)
 PREFIX = {ConfigError: "config error", DataError: "data error", RunFolderError: "run folder"}
@@ -55,6 +61,66 @@ class Parser(argparse.ArgumentParser):
         args = self.parse_intermixed_args(rest)
         args.overrides = sorted([*args.overrides, *pulled], key=argv.index)  # in the order given: the last wins
         return args
+
+
+def _number(text, kind, fits, expected):
+    """text as `kind` (int or float) when fits(value), else argparse.ArgumentTypeError saying what was expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not fits(value):  # NaN fits no comparison
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def positive_int(text):
+    """argparse type: a whole number >= 1 (a count, a size in pixels)."""
+    return _number(text, int, lambda v: v >= 1, "a whole number >= 1")
+
+
+def non_negative_int(text):
+    """argparse type: a whole number >= 0 (a seed, an overlap)."""
+    return _number(text, int, lambda v: v >= 0, "a whole number >= 0")
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0 (seconds, an exponent)."""
+    return _number(text, float, lambda v: 0 < v < math.inf, "a finite number > 0")
+
+
+def fraction(text):
+    """argparse type: a number in [0, 1] (a weight, a share, a noise sigma on [0, 1] images)."""
+    return _number(text, float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+def existing_file(text):
+    """argparse type: a file that exists and can be read."""
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{shown(text)}: {'not a file' if os.path.lexists(text) else 'no such file'}")
+    if not os.access(text, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{shown(text)}: not readable")
+    return text
+
+
+def existing_folder(text):
+    """argparse type: a folder that exists and can be read."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{shown(text)}: {'not a folder' if os.path.lexists(text) else 'no such folder'}")
+    if not os.access(text, os.R_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{shown(text)}: not readable")
+    return text
+
+
+def device_name(text):
+    """argparse type: a device this machine has (hdm.config.check_device: auto, cpu, cuda, cuda:<n>)."""
+    from hdm.config import check_device  # imports torch: only the tools that take --device pay for it
+
+    try:
+        check_device(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(first_line(err).removeprefix("device: ")) from err
+    return text
 
 
 def first_line(err):

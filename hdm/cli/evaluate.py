@@ -14,6 +14,8 @@ norain-1 in one folder, or 1 and 01, by number) is an error naming both. Writes 
 summary.md and meta.json (preset, options, library versions) into --out, or a new <pred_dir>_eval[_N]
 folder; an --out that holds results is refused unless --overwrite, which moves them aside.
 """
+import argparse
+import inspect
 import os
 import re
 
@@ -25,7 +27,7 @@ from hdm.data.io import to_tensor
 from hdm.data.paired import images_by_stem, size_problem, target_border
 from hdm.errors import shown
 from hdm.image_io import image_header, read_image
-from hdm.metrics import METRIC_PRESETS, MIN_SIDE, NO_REFERENCE, get_metric
+from hdm.metrics import METRIC_PRESETS, NO_REFERENCE, get_metric, least_side
 from hdm.outputs import claimed_results
 from hdm.results import provenance, write_results
 
@@ -84,11 +86,24 @@ def _by_key(found, key, folder, what, pairing):
     return out
 
 
+# presets that compare a result with its degraded input (loe), which hdm-evaluate does not have; test.py scores them
+NEEDS_INPUT = [p for p, fn in METRIC_PRESETS.items() if "lq" in inspect.signature(fn).parameters]
+PRESETS = [p for p in METRIC_PRESETS if p not in NEEDS_INPUT]  # what hdm-evaluate scores
+
+
+def scorable(preset):
+    """argparse type of --preset: a preset that needs the degraded input is refused, saying why."""
+    if preset in NEEDS_INPUT:
+        raise argparse.ArgumentTypeError(f"{preset} compares a result with its degraded input, which hdm-evaluate does not "
+                                         f"have (test.py scores {preset}); expected one of {', '.join(PRESETS)}")
+    return preset
+
+
 def main(argv=None):
     parser = Parser(__doc__, prog="hdm-evaluate")
     parser.add_argument("pred_dir")
     parser.add_argument("gt_dir", nargs="?", default=None)
-    parser.add_argument("--preset", default="ffa_rgb", choices=list(METRIC_PRESETS))
+    parser.add_argument("--preset", default="ffa_rgb", type=scorable, choices=PRESETS)
     parser.add_argument("--option", action="append", default=[], help="a preset option key=value (repeatable)")
     parser.add_argument("--pairing", default="stem", choices=list(PAIRINGS))
     parser.add_argument("--no-crop-gt-border", dest="crop_gt_border", action="store_false",
@@ -106,7 +121,7 @@ def main(argv=None):
     except (KeyError, ValueError, TypeError, OSError) as err:  # OSError: a preset's weight file (lpips)
         raise UsageError(f"--option: {err.args[0] if err.args else err}") from err
     matched = pairs(args.pred_dir, args.gt_dir, args.pairing)
-    check_sizes(matched, args.crop_gt_border, args.preset)
+    check_sizes(matched, args.crop_gt_border, args.preset, options)
     with claimed_results(args.out, os.path.abspath(args.pred_dir) + "_eval", args.overwrite,
                          [d for d in (args.pred_dir, args.gt_dir) if d]) as (out_dir, moved):
         if moved:
@@ -119,10 +134,11 @@ def main(argv=None):
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "name"}
 
 
-def check_sizes(matched, crop_gt_border, preset):
+def check_sizes(matched, crop_gt_border, preset, options):
     """UsageError before any work for a file that is not a readable image, a pair whose sizes differ
-    (after the border rule), or an image smaller than the preset scores (MIN_SIDE), from the headers."""
-    least = MIN_SIDE.get(preset, 1)
+    (after the border rule), or an image smaller than the preset scores with its options (least_side), from the
+    headers."""
+    least = least_side(preset, options)
     for _, pred_path, gt_path in matched:
         try:
             pred_hw = image_header(pred_path)[:2]

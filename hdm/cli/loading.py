@@ -1,6 +1,6 @@
-"""Models for the tools that restore or export (hdm-predict, hdm-export, hdm-serve): a config file or
-the config stored in a checkpoint, dotted overrides, the weights; every problem one UsageError or
-ConfigError naming the file."""
+"""Models for the tools that restore, score or export (hdm-predict, hdm-test, hdm-export, hdm-serve, the
+scripts): a config file or the config stored in a checkpoint, dotted overrides, the weights; every
+problem one UsageError or ConfigError naming the file or the option."""
 import copy
 
 from hdm.checkpoint import load_checkpoint, stored_run_config
@@ -26,6 +26,15 @@ def run_config(cfg_path, weights, overrides=()):
     for text in overrides:
         apply_override(cfg, text)
     return validate(cfg)
+
+
+def load_weights(model_cfg, weights, device, option="--weights"):
+    """load_model for a tool's option: a missing or unreadable file, or weights that do not fit the
+    config's model, are one UsageError naming the option (found before any work)."""
+    try:
+        return load_model(model_cfg, weights, device)
+    except (ValueError, OSError, RuntimeError) as err:
+        raise UsageError(f"{option}: {first_line(err)}") from err
 
 
 def load_one(cfg_path, weights, device, overrides=(), fmt="auto"):

@@ -26,9 +26,10 @@ import time
 
 import numpy as np
 
-from hdm.cli import Parser, UsageError, console, first_line
+from hdm.cli import Parser, UsageError, console, first_line, non_negative_int, positive_int
 from hdm.deploy.description import sidecar_path
 from hdm.errors import ConfigError, NonFiniteOutput, shown
+from hdm.files import made_folder
 from hdm.identity import contains
 from hdm.image_io import ensure_writable, image_header, images_in, read_rgb, write_image
 from hdm.locks import FolderLock
@@ -68,8 +69,8 @@ def main(argv=None):
     parser.add_argument("-c", "--config", help="YAML config (default: the config stored in --weights)")
     parser.add_argument("--weights")
     parser.add_argument("--models", nargs="+", help="a cascade of CONFIG:WEIGHTS, applied in order")
-    parser.add_argument("--tile", type=int, default=None, help="tile side in pixels (multiple of 4)")
-    parser.add_argument("--overlap", type=int, default=48,
+    parser.add_argument("--tile", type=positive_int, default=None, help="tile side in pixels (multiple of 4)")
+    parser.add_argument("--overlap", type=non_negative_int, default=48,
                         help="tile overlap in pixels (multiple of 4; 48 keeps HDM and AECR-Net's tiles equal to the whole "
                              "image to float rounding, measured)")
     parser.add_argument("--device", default="auto")
@@ -126,14 +127,16 @@ def all_outputs(plan):
 @contextlib.contextmanager
 def claimed_output(args, files, plan):
     """The output folder created, writable and claimed (hdm.locks.FolderLock) while the images are
-    restored; the outputs checked again under the claim (another process may have written them since)."""
-    try:
-        ensure_writable(args.output)
-    except OSError as err:
-        raise UsageError(first_line(err)) from err
-    with FolderLock(args.output, "wait for it or write to another folder"):
-        check_writable_outputs(all_outputs(plan), files + model_files(args), args.overwrite)
-        yield
+    restored; the outputs checked again under the claim (another process may have written them since). The
+    folders it created are removed again when the block fails before writing into them (made_folder)."""
+    with made_folder(args.output):
+        try:
+            ensure_writable(args.output)
+        except OSError as err:
+            raise UsageError(first_line(err)) from err
+        with FolderLock(args.output, "wait for it or write to another folder"):
+            check_writable_outputs(all_outputs(plan), files + model_files(args), args.overwrite)
+            yield
 
 
 def restore_all(files, plan, output, restore_one, weights):
@@ -206,6 +209,8 @@ def predict_torch(args, files, plan):
         keep_freed_memory()
     specs = parse_model_specs(args)
     models = load_models(specs, device, args.overrides)
+    if args.save_maps and not hasattr(models[0], "maps"):
+        raise UsageError(f"--save-maps: {type(models[0]).__name__} gives no maps (HDM, DCP and PF-DCP do)")
     amp = amp_mode("auto" if args.amp else "off", device)
 
     def restore_one(path):
@@ -216,7 +221,7 @@ def predict_torch(args, files, plan):
                 for model in models:
                     x = restore(model, x, tile=args.tile, overlap=args.overlap, ensemble=args.ensemble).float()
                 images = {"": x[0].permute(1, 2, 0)}
-                if args.save_maps and hasattr(models[0], "maps"):
+                if args.save_maps:
                     lq = lq.float() / 255 if lq.dtype == torch.uint8 else lq
                     images.update(colour_maps(models[0].maps(lq), lq.shape[-2:]))
         except RuntimeError as err:  # allocation failures; anything else is a bug and keeps its traceback

@@ -28,7 +28,7 @@ import os
 import socket
 import sys
 
-from hdm.cli import Parser, UsageError, console
+from hdm.cli import Parser, UsageError, console, device_name
 from hdm.errors import shown
 
 
@@ -113,7 +113,7 @@ def main(argv=None):
     parser.add_argument("--max-upload-mb", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=60,
                         help="seconds a connection may stall (send or read nothing) before it is closed")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", type=device_name, default="auto")
     args = parser.parse(argv)
     if args.tile % 4 or args.tile <= 48:
         raise UsageError(f"--tile {args.tile}: a multiple of 4 above the overlap of 48")

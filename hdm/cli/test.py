@@ -10,10 +10,12 @@ comparison grid, and the restored images when asked.
     python test.py -c CONFIG --weights W data.test.root=datasets/RESIDE/SOTS/outdoor
     python test.py -c CONFIG --weights W data.test.type=ImageFolder data.test.root=DICM --preset niqe
 
-Results go to <run folder>/test/<weights>_<test set>/ by default (the run folder of the weights when
-they are a run's, else work_dir/name of the config), a new _2, _3, ... folder when that one holds
-results; an --out that holds results is refused unless --overwrite, which moves them aside. An image
-whose output is NaN or infinite is a failure (exit 1, nothing written), never a score.
+Results go by default to <run folder>/test/<weights>_<test set>/ when the weights are a run's (in its
+checkpoints/ folder, with its config.yaml beside it), else to <work_dir>/results/<name>/<weights>_<test
+set>/ (work_dir and name of the config; released or converted weights, and none for DCP and PF-DCP), a
+new _2, _3, ... folder when that one holds results; an --out that holds results is refused unless
+--overwrite, which moves them aside. An image whose output is NaN or infinite is a failure (exit 1,
+nothing written), never a score.
 """
 import os
 import shutil
@@ -23,17 +25,17 @@ import torch
 
 from hdm.checkpoint import load_checkpoint, selection_record
 from hdm.cli import Parser, UsageError, console, first_line
+from hdm.cli.loading import load_weights
 from hdm.config import ConfigError, check_data_paths, load_config
-from hdm.data.prepare import build_checked, describe, target_digests
+from hdm.data.prepare import check_scored, describe, read_checked, target_digests
 from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
 from hdm.errors import NonFiniteOutput, shown
 from hdm.evaluation import evaluate, summarize, test_split
 from hdm.image_io import write_image
-from hdm.inference import SelfEnsemble, load_model
-from hdm.metrics import NO_REFERENCE, get_metrics
-from hdm.outputs import claimed_results, model_inputs
+from hdm.inference import SelfEnsemble
+from hdm.metrics import get_metrics
+from hdm.outputs import RESULT_FILES, claimed_results, model_inputs
 from hdm.results import caption, comparison_grid, provenance, write_results
-from hdm.runtime import run_dir_of
 
 
 def set_name(info):
@@ -44,14 +46,16 @@ def set_name(info):
 
 
 def default_out(cfg, weights, info):
-    """<run>/test/<weights stem>_<set>: the run folder of the weights when they are a run's (in its
-    checkpoints/ folder, with the run's config.yaml beside it), else the config's (work_dir/name)."""
+    """<run>/test/<weights stem>_<set> when the weights are a run's (in its checkpoints/ folder, with the
+    run's config.yaml beside it); else <work_dir>/results/<name>/<weights stem>_<set>, outside any run
+    folder (a run's folder holds only what was made of its own weights)."""
     parent = os.path.dirname(os.path.abspath(weights)) if weights else None
     in_run = parent and os.path.basename(parent) == "checkpoints" and \
         os.path.isfile(os.path.join(os.path.dirname(parent), "config.yaml"))
-    run_dir = os.path.dirname(parent) if in_run else run_dir_of(cfg)
+    folder = os.path.join(os.path.dirname(parent), "test") if in_run else \
+        os.path.join(cfg["work_dir"], "results", cfg["name"])
     stem = os.path.splitext(os.path.basename(weights))[0] if weights else "no_weights"
-    return os.path.join(run_dir, "test", f"{stem}_{set_name(info)}")
+    return os.path.join(folder, f"{stem}_{set_name(info)}")
 
 
 def main(argv=None):
@@ -75,7 +79,7 @@ def main(argv=None):
     if cfg["data"][split] is None:
         raise ConfigError("data.test: a test dataset is required (or data.val)")
     check_data_paths(cfg, (split,))  # only the set that is tested
-    dataset, notes = build_checked(cfg, split)
+    dataset, report, notes = read_checked(cfg, split)
     for _, line in notes:
         print(line)
     if split == "val":
@@ -88,20 +92,14 @@ def main(argv=None):
         get_metrics(presets)
     except (KeyError, ValueError, OSError) as err:
         raise UsageError(f"--preset: {first_line(err)}") from err
-    if "gt" not in dataset[0] and set(presets) - NO_REFERENCE:
-        raise ConfigError(f"data.{split}: {cfg['data'][split]['type']} has no targets: use a no-reference preset "
-                          f"({', '.join(NO_REFERENCE)})")
+    check_scored(cfg, split, dataset, report, presets)
 
     device = resolve_device(cfg["device"])
     if device.type == "cpu":
         keep_freed_memory()
-    try:
-        model = load_model(cfg["model"], args.weights, device)
-        record = selection_record(args.weights, load_checkpoint(args.weights), describe(dataset),
-                                  target_digests(dataset)) if args.weights \
-            else {"weights": None, "chosen": "no weights (a parameter-free model)", "selected_on_tested_set": False}
-    except (ValueError, OSError, RuntimeError) as err:
-        raise UsageError(f"--weights: {first_line(err)}") from err
+    model = load_weights(cfg["model"], args.weights, device)
+    record = selection_record(args.weights, load_checkpoint(args.weights), describe(dataset), target_digests(dataset)) \
+        if args.weights else {"weights": None, "chosen": "no weights (a parameter-free model)", "selected_on_tested_set": False}
     if args.ensemble:
         model = SelfEnsemble(model)
     inputs = sorted({os.path.dirname(f) for sample in getattr(dataset, "samples", ()) for f in sample if f}) + \
@@ -146,7 +144,8 @@ def score(args, cfg, model, dataset, presets, record, device, out_dir):
     label = cfg["model"]["type"] + (f" ({shown(os.path.basename(args.weights))})" if args.weights else "")
     text = write_results(out_dir, rows, label, meta)
     print(text, end="")
-    print(f"results: {shown(out_dir)} (per_image.csv, summary.md, meta.json, comparison.png)")
+    written = [name for name in RESULT_FILES if os.path.lexists(os.path.join(out_dir, name))]
+    print(f"results: {shown(out_dir)} ({', '.join(written)})")
     return summarize(rows)
 
 

@@ -2,6 +2,7 @@
 paired after the border rule), counts against the distributed sizes, validation splits that neither
 overlap training nor are a test set without saying so, and what the config asks of the images (crops
 that fit, inputs the discriminator takes, batches of one size, targets and transmission maps)."""
+import json
 import logging
 import time
 
@@ -19,25 +20,28 @@ def _last_line(err):
     return str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
 
 
-def build_checked(cfg, split):
-    """(dataset, notes) for data.<split>: built, every sample checked from its headers; notes are
-    (logging level, line) pairs to log. DataError on the first problem."""
-    dataset, _, notes = _build_checked(cfg, split)
-    return dataset, notes
-
-
-def _build_checked(cfg, split):
-    """(dataset, its CheckReport or None for a reader that is not a PairedDataset, notes)."""
+def read_checked(cfg, split, cache=None):
+    """(dataset, its CheckReport or None for a reader that is not a PairedDataset, notes) for data.<split>:
+    built, every sample checked from its headers; notes are (logging level, line) pairs to log. DataError
+    on the first problem. cache: a dict keeping each data section's read for the other configs that name
+    the same section (a sweep's variants)."""
+    key = json.dumps(cfg["data"][split], sort_keys=True, default=str)
+    if cache is not None and key in cache:
+        return cache[key]
     where = f"data.{split}"
     try:
         dataset = build_dataset(cfg["data"][split])
         if not isinstance(dataset, PairedDataset):  # a reader registered by the user
-            return dataset, None, [(INFO, f"{where}: {type(dataset).__name__}: {len(dataset)} samples (not checked)")]
-        start = time.perf_counter()
-        report = dataset.check()
+            read = dataset, None, [(INFO, f"{where}: {type(dataset).__name__}: {len(dataset)} samples (not checked)")]
+        else:
+            start = time.perf_counter()
+            report = dataset.check()
+            read = dataset, report, report_notes(where, dataset, report, time.perf_counter() - start)
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise DataError(keyed(where, _last_line(err), DATASETS[cfg["data"][split]["type"]])) from err
-    return dataset, report, report_notes(where, dataset, report, time.perf_counter() - start)
+    if cache is not None:
+        cache[key] = read
+    return read
 
 
 def _model_class(section):
@@ -92,9 +96,32 @@ def check_fit(cfg, split, dataset, report, model_reads=()):
                         f"be batched: set {where}.crop, or train.batch_size=1")
     if any(gt is None for _, gt, _ in dataset.samples):
         raise DataError(f"{where}: {section['type']} has no targets; training and validation need pairs")
+    if split == "val":
+        check_scored(cfg, split, dataset, report, {cfg["eval"]["preset"]: cfg["eval"]["options"]})
     if "trans" in model_reads and any(trans is None for _, _, trans in dataset.samples):
         raise DataError(f"{where}: the model reads transmission maps (model.region: depth), which {section['type']} "
                         f"does not give here (PairedFolder: trans_dir; RESIDE: trans: true)")
+
+
+def check_scored(cfg, split, dataset, report, presets):
+    """DataError when data.<split> cannot be scored by a preset of `presets` ({preset: options}): samples
+    without targets for a preset that needs them, or images (its crop, else its smallest image) smaller
+    than the preset scores (hdm.metrics.least_side)."""
+    from hdm.metrics import NO_REFERENCE, least_side
+
+    if report is None or report.smallest is None:  # a reader of the user's (not checked), or no samples
+        return
+    needs_targets = sorted(set(presets) - NO_REFERENCE)
+    if needs_targets and any(gt is None for _, gt, _ in dataset.samples):
+        raise DataError(f"data.{split}: {cfg['data'][split]['type']} has no targets, which preset {needs_targets[0]} "
+                        f"needs: use a no-reference preset ({', '.join(sorted(NO_REFERENCE))})")
+    side, what = _inputs(cfg, split, report)
+    for preset, options in presets.items():
+        need = least_side(preset, options)
+        if side < need:
+            border = f" (with crop_border {options['crop_border']})" if options.get("crop_border") else ""
+            raise DataError(f"data.{split}: metric preset {preset}{border} scores images of at least {need} x {need} "
+                            f"pixels, but {what}")
 
 
 def describe(dataset):
@@ -131,16 +158,16 @@ def report_notes(where, dataset, report, seconds):
     return notes
 
 
-def prepare(cfg, splits):
+def prepare(cfg, splits, cache=None):
     """{split: dataset or None} and the notes to log, for the given data sections of a training config
-    (each fits the config: check_fit). With both 'train' and 'val': DataError when they share target
+    (each fits the config: check_fit; cache: read_checked's). With both 'train' and 'val': DataError when they share target
     images; a note when validation runs on a test set (checkpoints are then not selected on it unless
     train.select_on_test)."""
     sets, notes, reads = {}, [], _model_reads(cfg["model"])
     for split in splits:
         sets[split] = None
         if cfg["data"].get(split) is not None:
-            sets[split], report, more = _build_checked(cfg, split)
+            sets[split], report, more = read_checked(cfg, split, cache)
             if report is not None:
                 check_fit(cfg, split, sets[split], report, reads)
             notes += more

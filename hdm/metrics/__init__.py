@@ -31,7 +31,18 @@ METRIC_PRESETS = {
     "lpips": lpips,                      # LPIPS v0.1 (Zhang et al. 2018), local weight files (options), lower is better
 }
 NO_REFERENCE = {"niqe", "loe"}  # no target needed
-MIN_SIDE = {"niqe": NIQE_BLOCK}  # the least height and width a preset scores (NIQE: one block); the tools check it first
+SCORES = {  # what each preset gives, in its rows' order (the tables that need PSNR and SSIM check it first)
+    "ffa_rgb": ("psnr", "ssim"), "matlab_y_uint8": ("psnr", "ssim"), "matlab_y_double": ("psnr", "ssim"),
+    "basicsr": ("psnr", "ssim"), "lol_rgb": ("psnr", "ssim", "mse_h", "mse_s", "mse_v", "mse_hsv"), "niqe": ("niqe",),
+    "ciede2000": ("ciede2000",), "loe": ("loe",), "lpips": ("lpips",),
+}
+# the least height and width a preset scores, before the border its options crop (least_side): the 11 x 11
+# 'valid' SSIM window of the MATLAB and BasicSR protocols, one NIQE block, AlexNet's strides and poolings
+# (LPIPS; VGG16: 16). FFA's zero-padded SSIM, CIEDE2000 and LOE score any size. The tools check it from
+# the images' headers before any work.
+MIN_SIDE = {"matlab_y_uint8": 11, "matlab_y_double": 11, "basicsr": 11, "lol_rgb": 11, "niqe": NIQE_BLOCK,
+            "lpips": 31}
+LPIPS_VGG_MIN_SIDE = 16
 # the limits of the presets' options (their kinds are their defaults'; hdm.kinds): a border of more than 64
 # pixels is no convention (BasicSR crops the scale, at most 8); the choices the presets take
 basicsr.LIMITS = {"crop_border": Range(0, 64)}
@@ -42,6 +53,15 @@ lpips.LIMITS = {"net": OneOf(("alex", "vgg")), "backbone_path": PATH, "lin_path"
 def preset_options(preset):
     """Names of the options a preset accepts."""
     return [p for p in inspect.signature(METRIC_PRESETS[preset]).parameters if p not in ("out", "gt", "lq")]
+
+
+def least_side(preset, options=None):
+    """The least height and width of the images `preset` scores with `options` (MIN_SIDE, plus
+    basicsr's crop_border on each side)."""
+    options = options or {}
+    if preset == "lpips" and options.get("net") == "vgg":
+        return LPIPS_VGG_MIN_SIDE
+    return MIN_SIDE.get(preset, 1) + 2 * options.get("crop_border", 0)
 
 
 def get_metric(preset, **options):
@@ -57,13 +77,17 @@ def get_metric(preset, **options):
         METRIC_PRESETS[preset].prepare(**options)
     fn = functools.partial(METRIC_PRESETS[preset], **options)
     takes_lq = "lq" in inspect.signature(METRIC_PRESETS[preset]).parameters
+    least = least_side(preset, options)
 
     def metric(out, gt=None, lq=None):
         """Scores in float32 or float64 outside any autocast region, whatever the model ran in (a bf16 or
-        fp16 output is converted first). NumPy's warnings about degenerate inputs are silenced; a preset
-        that cannot score an image (NIQE on an image without structure, say), or scores it NaN, raises
-        ValueError saying so."""
+        fp16 output is converted first), of at least least_side pixels each way. NumPy's warnings about
+        degenerate inputs are silenced; a preset that cannot score an image (NIQE on an image without
+        structure, say), or scores it NaN, raises ValueError saying so."""
         out, gt, lq = (_full_precision(t) for t in (out, gt, lq))
+        if min(out.shape[-2:]) < least:
+            raise ValueError(f"{preset} scores images of at least {least} x {least} pixels, got "
+                             f"{out.shape[-1]}x{out.shape[-2]}")
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings(), torch.autocast(out.device.type, enabled=False):
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -95,6 +119,6 @@ def get_metrics(presets):
     return score
 
 
-__all__ = ["METRIC_PRESETS", "get_metrics", "NO_REFERENCE", "MIN_SIDE",
+__all__ = ["METRIC_PRESETS", "get_metrics", "NO_REFERENCE", "MIN_SIDE", "SCORES", "least_side",
            "get_metric", "preset_options", "ffa_rgb", "psnr_rgb", "ssim_rgb",
            "matlab_y_uint8", "matlab_y_double", "basicsr", "lol_rgb", "niqe", "ciede2000", "loe", "lpips"]

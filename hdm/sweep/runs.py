@@ -14,9 +14,9 @@ import re
 import time
 
 import hdm
-from hdm.config import check_losses, load_config
-from hdm.data.prepare import build_checked, describe
-from hdm.engine import train_and_evaluate
+from hdm.config import load_config
+from hdm.data.prepare import describe, read_checked
+from hdm.engine import check_train_and_evaluate, train_and_evaluate
 from hdm.errors import shown
 from hdm.evaluation import summarize, test_split
 from hdm.files import HOST, atomic_write
@@ -38,27 +38,30 @@ def slug(label):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "run"
 
 
-def resolve(label, path, overrides, extra, seed, out_dir, macs_size):
-    """The spec of one variant and seed: {label, seed, name, config, digests, out_dir, macs_size}, its config
-    checked like any config. The digests are those of the config, the package's code and the data's
-    content (hdm.identity.set_fingerprint of every data section), so a result is reused only for the same three."""
+def resolve(label, path, overrides, extra, seed, out_dir, macs_size, cache):
+    """The spec of one variant and seed: {label, seed, name, config, digests, out_dir, macs_size}, with
+    everything its run would refuse found now (hdm.engine.check_train_and_evaluate: the config, the data
+    it trains on and is scored on, a preset that gives the table's PSNR and SSIM). The digests are those
+    of the config, the package's code and the data's content (hdm.identity.set_fingerprint of every data
+    section), so a result is reused only for the same three. cache: the data sections already read
+    (hdm.data.prepare.read_checked's), each read once per sweep."""
     name = f"{slug(label)}_s{seed}"
     cfg = load_config(path, overrides + [f"seed={seed}", f"name={name}", f"work_dir={out_dir}"], extra=extra)
-    check_losses(cfg)  # e.g. a VGG loss's weights file: before any data is read (a DCP row trains nothing)
-    data = {split: fingerprint(cfg, split) for split in ("train", "val", "test") if cfg["data"][split]}
+    check_train_and_evaluate(train_config(cfg), test_cfg=cfg, scores=("psnr", "ssim"), cache=cache)
+    data = {split: describe(read_checked(cfg, split, cache)[0])["fingerprint"]
+            for split in ("train", "val", "test") if cfg["data"][split]}
     digests = {"config_digest": config_digest(cfg), "code_digest": code_digest(), "data_digest": config_digest(data)}
     return {"label": label, "seed": seed, "name": name, "config": cfg, "digests": digests, "out_dir": out_dir,
             "macs_size": list(macs_size)}
 
 
-_FINGERPRINTS = {}  # the data sections of a sweep, read and checked once each
-
-
-def fingerprint(cfg, split):
-    key = json.dumps(cfg["data"][split], sort_keys=True, default=str)
-    if key not in _FINGERPRINTS:
-        _FINGERPRINTS[key] = describe(build_checked(cfg, split)[0])["fingerprint"]
-    return _FINGERPRINTS[key]
+def train_config(cfg):
+    """The config a run trains with: without validation when data.val is the set it is scored on (scored
+    once, after training)."""
+    train_cfg = copy.deepcopy(cfg)
+    if test_split(cfg) == "val":
+        train_cfg["data"]["val"] = None
+    return train_cfg
 
 
 def result_path(out_dir, name):
@@ -80,9 +83,7 @@ def run_one(spec):
         return {**result, "reused": True}
     if os.path.isfile(path):
         print(f"   {name}: config, code or data changed since its result; running it again", flush=True)
-    train_cfg = copy.deepcopy(cfg)
-    if test_split(cfg) == "val":  # scored once, after training: no validation of the same images during it
-        train_cfg["data"]["val"] = None
+    train_cfg = train_config(cfg)
     stored = stored_config(run_dir)
     if os.path.isfile(path) or (stored and config_changes(stored, train_cfg)[1]):
         moved = move_aside(run_dir)
