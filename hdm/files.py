@@ -14,7 +14,7 @@ import secrets
 import socket
 import stat
 
-from hdm.errors import shown
+from hdm.errors import UsageError, shown
 
 HOST = re.sub(r"[^\w.-]", "_", socket.gethostname()) or "host"
 TEMPORARY = re.compile(r"\.(?P<target>.*)\.(?P<pid>[0-9]+)@(?P<host>[\w.-]+)\.[0-9a-f]{8}\.hdm\.tmp", re.DOTALL)
@@ -138,20 +138,26 @@ def atomic_write(path, mode="wb", durable=False):
 
 @contextlib.contextmanager
 def made_folder(path):
-    """`path` created with its missing parents for the block; when the block fails, the folders it created
-    that are still empty are removed again, deepest first, so a failure leaves no empty folder behind
-    (what another process or the block wrote into one is kept, and so is the folder)."""
+    """`path` created with its missing parents for the block (UsageError when it cannot be: a file where a
+    folder should be, a read-only parent); when the block fails, the folders it created that are still
+    empty are removed again, deepest first, so a failure leaves no empty folder behind (what another
+    process or the block wrote into one is kept, and so is the folder)."""
     created, head = [], os.path.abspath(path)
     while not os.path.lexists(head):
         created.append(head)
         head = os.path.dirname(head)
     try:
-        os.makedirs(path, exist_ok=True)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"{shown(path)}: output folder is not writable ({err.strerror or err})") from err
         yield path
     except BaseException:
         for folder in created:
             try:
                 os.rmdir(folder)
-            except OSError:  # not empty (or gone): it and its parents stay
+            except FileNotFoundError:  # not made before the failure
+                continue
+            except OSError:  # not empty: it and its parents stay
                 break
         raise

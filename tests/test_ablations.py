@@ -142,13 +142,13 @@ def test_sweep_writes_a_table5_table_and_skips_finished_runs(tmp_path, monkeypat
 
 def test_a_sweep_refuses_a_missing_vgg_file_before_reading_any_data(tmp_path, capsys, monkeypatch):
     """What only training needs (a VGG loss's weights file) is checked with the config, before the data
-    fingerprints read any image: the data here are not even there. (The sweep's folder exists: it holds
-    the lock that refuses a second sweep there before any config is read.)"""
+    fingerprints read any image: the data here are not even there. The sweep's folder, made to hold the
+    lock that refuses a second sweep there before any config is read, is removed again."""
     from hdm.sweep import runs
 
     from .helpers import run_cli
 
-    monkeypatch.setattr(runs, "fingerprint", lambda *a: pytest.fail("data read before the losses were checked"))
+    monkeypatch.setattr(runs, "read_checked", lambda *a: pytest.fail("data read before the losses were checked"))
     shared = {"losses": [{"type": "L1"}, {"type": "Perceptual", "weights_path": str(tmp_path / "vgg16.pth")}],
               "data": {"train": {"type": "PairedFolder", "lq_dir": str(tmp_path / "no"), "gt_dir": str(tmp_path / "no")}}}
     (tmp_path / "shared.yaml").write_text(yaml.safe_dump(shared))
@@ -156,7 +156,7 @@ def test_a_sweep_refuses_a_missing_vgg_file_before_reading_any_data(tmp_path, ca
                                                               str(tmp_path / "shared.yaml"), "--out", str(tmp_path / "s")],
                         capsys)
     assert code == 2 and len(err) == 1 and "losses.1" in err[0] and "vgg16.pth" in err[0]
-    assert os.listdir(tmp_path / "s") == []  # only the folder that holds the sweep's lock
+    assert not (tmp_path / "s").exists()
 
 
 def test_sweep_grid_labels(tmp_path):

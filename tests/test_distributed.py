@@ -74,10 +74,10 @@ def test_when_one_process_is_killed_the_other_stops_with_one_line(tmp_path):
            "train": {"iterations": 10000, "batch_size": 1, "save_every": 5, "log_every": 1}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # --monitor-interval 10: torchrun's agent would otherwise notice the dead worker within 0.1 s and SIGTERM the
+    # --monitor-interval 30: torchrun's agent would otherwise notice the dead worker within 0.1 s and SIGTERM the
     # survivor before it meets the lost connection itself (what this test is about)
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             "--monitor-interval=10", os.path.join(ROOT, "train.py"), "-c", str(tmp_path / "c.yaml")],
+                             "--monitor-interval=30", os.path.join(ROOT, "train.py"), "-c", str(tmp_path / "c.yaml")],
                             stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     try:

@@ -203,7 +203,7 @@ def test_weights_outside_a_run_do_not_make_their_parent_a_run(tmp_path):
     weights.parent.mkdir(parents=True)
     cfg = {"name": "x", "work_dir": str(tmp_path / "runs")}
     out = test_cli.default_out(cfg, str(weights), {"root": "/d/SOTS/indoor", "benchmark": None, "holdout": 0})
-    assert out.startswith(str(tmp_path / "runs" / "x" / "test"))
+    assert out.startswith(str(tmp_path / "runs" / "results" / "x" / "release_"))
     (tmp_path / "repo" / "config.yaml").write_text("name: x\n")  # now it is a run's checkpoint folder
     out = test_cli.default_out(cfg, str(weights), {"root": "/d/SOTS/indoor", "benchmark": None, "holdout": 0})
     assert out.startswith(str(tmp_path / "repo" / "test"))
