@@ -37,7 +37,7 @@ from hdm.losses import WeightedLosses
 from hdm.metrics import SCORES, get_metric
 from hdm.models import build_model, count_parameters
 from hdm.optim import build_optimizer, build_scheduler
-from hdm.run_folder import close_run, open_run
+from hdm.run_folder import check_place, close_run, open_run
 from hdm.runtime import all_ranks_agree, peer_lost, run_dir_of, seed_everything
 from hdm.train_state import EMA, TrainState
 
@@ -336,9 +336,10 @@ def last_good_checkpoint(run, state):
 def check_train_and_evaluate(cfg, test_cfg=None, scores=(), cache=None):
     """Everything train_and_evaluate(cfg, test_cfg=test_cfg) would refuse, found before it starts (the
     sweep and the demo check every config before their first run): for a model with parameters, the
-    training checks (check_training, and data.train and data.val fitted to the config as open_run fits
-    them); the scored split read and fit for the preset (targets, least size); the preset giving the
-    `scores` a table needs. cache: hdm.data.prepare.read_checked's."""
+    training checks (check_training, data.train and data.val fitted to the config as open_run fits
+    them, a run folder that can be one: check_place); the scored split read and fit for the preset
+    (targets, least size, the maps the model reads); the preset giving the `scores` a table needs.
+    cache: hdm.data.prepare.read_checked's."""
     test_cfg = test_cfg or cfg
     preset = test_cfg["eval"]["preset"]
     missing = [name for name in scores if name not in SCORES[preset]]
@@ -349,7 +350,7 @@ def check_train_and_evaluate(cfg, test_cfg=None, scores=(), cache=None):
         trains = count_parameters(build_model(cfg["model"])) > 0
     if trains:
         check_training(cfg)
-        prepare(cfg, ("train", "val"), cache)
+        check_place(run_dir_of(cfg), prepare(cfg, ("train", "val"), cache)[0])
     split = test_split(test_cfg)
     dataset, report, _ = read_checked(test_cfg, split, cache)
     check_scored(test_cfg, split, dataset, report, {preset: test_cfg["eval"]["options"]})

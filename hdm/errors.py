@@ -19,6 +19,17 @@ class UsageError(Exception):
     """A wrong argument found before any work."""
 
 
+class Stopped(BaseException):
+    """A stop signal (SIGTERM, SIGHUP) while a tool worked, raised where it works so that its cleanup runs
+    (hdm.cli.console: one line, exit code 128 + the signal's number)."""
+
+    def __init__(self, signum):
+        import signal
+
+        super().__init__(f"stopped by {signal.Signals(signum).name} before it finished")
+        self.exit_code = 128 + signum
+
+
 class NonFiniteOutput(RuntimeError):
     """A model gave NaN or infinite values for an image: a failure (exit code 1), never a result."""
 

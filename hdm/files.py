@@ -139,9 +139,9 @@ def atomic_write(path, mode="wb", durable=False):
 @contextlib.contextmanager
 def made_folder(path):
     """`path` created with its missing parents for the block (UsageError when it cannot be: a file where a
-    folder should be, a read-only parent); when the block fails, the folders it created that are still
-    empty are removed again, deepest first, so a failure leaves no empty folder behind (what another
-    process or the block wrote into one is kept, and so is the folder)."""
+    folder should be, a read-only parent). The folders it created that are still empty when the block
+    ends (it failed, or wrote nothing) are removed again, deepest first, so no call leaves an empty folder
+    behind (what another process or the block wrote into one is kept, and so is the folder)."""
     created, head = [], os.path.abspath(path)
     while not os.path.lexists(head):
         created.append(head)
@@ -152,12 +152,11 @@ def made_folder(path):
         except OSError as err:
             raise UsageError(f"{shown(path)}: output folder is not writable ({err.strerror or err})") from err
         yield path
-    except BaseException:
+    finally:
         for folder in created:
             try:
                 os.rmdir(folder)
-            except FileNotFoundError:  # not made before the failure
+            except FileNotFoundError:  # not made before a failure
                 continue
             except OSError:  # not empty: it and its parents stay
                 break
-        raise

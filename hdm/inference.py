@@ -252,13 +252,14 @@ def _restore_strips(model, x, tile, overlap):
     (top-bottom, bottom-top), so the scans run on full-width and full-height strips of the local
     part's outputs, and the rest (convolutions) on tiles. Exact up to float rounding when the overlap
     covers the local part's receptive field. Tiles and strips are multiples of 8 (the network's
-    1/8 scale)."""
+    1/8 scale): the tile rounded down, the overlap up, the tile at least 8 more than the overlap."""
     from hdm.ops.svrnn import DIRECTIONS, spatial_rnn
 
     b, _, h4, w4 = x.shape
     x = _replicate_pad(x, (-h4) % 8, (-w4) % 8)
     hp, wp = x.shape[-2:]
-    tile, overlap = max(8, tile // 8 * 8), -(-overlap // 8) * 8
+    overlap = -(-overlap // 8) * 8
+    tile = max(tile // 8 * 8, overlap + 8)  # 8 rounds a tile of 52 and an overlap of 48 to one step of 0
     rows, cols = _spans(hp, tile, overlap, 8), _spans(wp, tile, overlap, 8)
     whole = (0, hp, 0, hp), (0, wp, 0, wp)
     edges = None

@@ -124,7 +124,8 @@ def claimed_results(explicit, default, overwrite=False, inputs=()):
         while True:
             folder = default if n == 1 else f"{default}_{n}"
             n += 1
-            if holds_results(folder) or FolderLock(folder).holder() is not None:
+            taken = os.path.lexists(folder) and not os.path.isdir(folder)  # a file of that name
+            if taken or holds_results(folder) or FolderLock(folder).holder() is not None:
                 continue
             try:
                 stack.enter_context(_claimed(folder))
@@ -132,6 +133,16 @@ def claimed_results(explicit, default, overwrite=False, inputs=()):
                 continue
             break
         yield folder, None
+
+
+def check_folder(folder, option):
+    """UsageError when `folder`, or the nearest of its parents that exists, is not a folder (a file, a
+    dangling link): the outputs could not be written there."""
+    head = os.path.abspath(folder)
+    while not os.path.lexists(head):
+        head = os.path.dirname(head)
+    if not os.path.isdir(head):
+        raise UsageError(f"{option} {shown(folder)}: {shown(head)} is not a folder; expected a folder to write into")
 
 
 def check_apart(folder, inputs, option):
@@ -155,6 +166,14 @@ def _claimed(folder, hint="wait for it"):
             raise UsageError(str(err)) from err
         with FolderLock(folder, hint):
             yield
+
+
+def results_line(folder, moved=None):
+    """The line a tool ends with: its results folder, the result files in it, and where --overwrite moved
+    the earlier results (said only once the new ones are written: a failed call puts them back)."""
+    written = [name for name in RESULT_FILES if os.path.lexists(os.path.join(folder, name))]
+    return f"results: {shown(folder)} ({', '.join(written)})" + \
+        (f"; the earlier results there were moved to {shown(moved)}" if moved else "")
 
 
 def set_aside(folder):

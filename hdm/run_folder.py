@@ -20,10 +20,11 @@ import yaml
 
 from hdm.checkpoint import TRAINING_ENTRIES, check_entries, latest_readable_checkpoint, list_checkpoints, load_checkpoint
 from hdm.config import dump_config
-from hdm.data.prepare import DataError, describe, prepare
+from hdm.data.prepare import DataError, data_folders, describe, prepare
 from hdm.device import AMP_RUNS, amp_mode, keep_freed_memory, resolve_device
 from hdm.errors import RunFolderError, shown
 from hdm.files import open_input
+from hdm.identity import contains
 from hdm.locks import FolderLock
 from hdm.runtime import StopRequest, distributed_setup, run_dir_of, setup_logging
 
@@ -87,6 +88,20 @@ def move_aside(run_dir):
 
 # what a run leaves in its folder besides checkpoints: a folder holding any of them holds a run
 RUN_TRACES = ("config.yaml", "train.log", "tb", "test")
+
+
+def check_place(run_dir, sets):
+    """RunFolderError when the run folder cannot be one: a file (or a link to one) where it would be, or a
+    folder that lies among the data it reads (`sets`: {split: dataset}), or holds them: its files would
+    mix with the images, and --overwrite would move the data aside."""
+    if os.path.lexists(run_dir) and not os.path.isdir(run_dir):
+        raise RunFolderError(f"{shown(run_dir)}: not a folder, where the run folder would be (work_dir/name); "
+                             f"choose another name=... or work_dir")
+    clash = next((folder for folder in data_folders(sets.values()) if contains(run_dir, folder) or
+                  contains(folder, run_dir)), None)
+    if clash is not None:
+        raise RunFolderError(f"{shown(run_dir)}: the run folder and the data folder {shown(clash)} lie in one another; "
+                             f"choose another work_dir or name")
 
 
 def check_start(run_dir, resume, overwrite):
@@ -164,6 +179,7 @@ def open_run(cfg, resume, overwrite, check_only=False):
         raise DataError(f"data.train has {len(sets['train'])} samples, fewer than train.batch_size={tcfg['batch_size']}"
                         f"{f' x {world} processes' if world > 1 else ''}")
     run = Run(cfg, run_dir_of(cfg), rank, world, local_rank, sets)
+    check_place(run.dir, sets)
     # with check_only and overwrite there is nothing to refuse, and moving the old run aside is a write
     moved = check_start(run.dir, resume, overwrite) if run.main and not (check_only and overwrite) else None
     run.resume_from, changes = find_resume(cfg, run, resume)

@@ -622,6 +622,7 @@ def main(argv=None):
                                                     "every section, benchmarks/<device>-<sections>[-<level>] for some)")
     parser.add_argument("--trained", nargs="+", type=existing_file, default=(),
                         help="checkpoints for tiled_trained (e.g. the demo's); default: train a small HDM briefly")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out table (OUT.json, OUT.md)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse(argv)
     if args.child:
@@ -636,6 +637,9 @@ def main(argv=None):
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         parser.error(f"--out {shown(out)}: expected a writable folder {shown(folder)} for its .json and .md")
+    existing = [path for path in (out + ".json", out + ".md") if os.path.lexists(path)]
+    if args.out and existing and not args.overwrite:  # the default names the table of these sections and level
+        parser.error(f"--out {shown(out)}: {shown(existing[0])} exists; give --overwrite to replace it, or another --out")
     trained = trained_configs(args.trained)
     if device.type == "cpu":
         keep_freed_memory()  # as the tools run models on the CPU

@@ -23,7 +23,7 @@ import numpy as np
 from hdm.cli import Parser, UsageError, console, non_negative_int
 from hdm.errors import shown
 from hdm.files import atomic_write, made_folder
-from hdm.outputs import check_apart, check_writable_outputs
+from hdm.outputs import check_apart, check_folder, check_writable_outputs
 
 LOWER_IS_BETTER = ("ciede2000", "loe", "lpips", "niqe")
 OUTPUT_FILES = ("comparison.md", "per_image_diff.csv")
@@ -106,6 +106,7 @@ def main(argv=None):
         parser.error(f"--bootstrap {args.bootstrap}: expected at least 100 resamples")
     outputs = [os.path.join(args.out, name) for name in OUTPUT_FILES] if args.out else []
     if args.out:
+        check_folder(args.out, "--out")
         check_apart(args.out, [args.a, args.b], "--out")
         check_writable_outputs(outputs, overwrite=args.overwrite)
     (a, meta_a), (b, meta_b) = read_folder(args.a, args.metric), read_folder(args.b, args.metric)

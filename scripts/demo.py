@@ -17,13 +17,14 @@ import json
 import os
 import time
 
-from hdm.cli import Parser, console
+from hdm.cli import Parser, UsageError, console
 from hdm.config import load_config
 from hdm.data.demo import make_demo
 from hdm.engine import check_train_and_evaluate, train_and_evaluate
 from hdm.errors import shown
 from hdm.evaluation import summarize
 from hdm.files import atomic_write
+from hdm.identity import name_key
 from hdm.models import build_model, count_parameters
 from hdm.results import code_digest, config_digest, recorded_result
 from hdm.run_folder import config_changes, move_aside, stored_config
@@ -57,7 +58,7 @@ def run_task(task, cfgs, t_data):
         print(f"| {cfg['model']['type']} ({', '.join(filter(None, [size, budget]))}) | "
               f"{count_parameters(model):,} | {m['psnr']:.2f} | {m['ssim']:.4f} | {t_train:.0f} s |")
     print(f"\n{results[0][0]['model']['type']} gain over the input: {mean['psnr'] - mean['input_psnr']:+.2f} dB; "
-          f"data synthesis {t_data:.1f} s; restored images in runs/<name>/test/images")
+          f"data synthesis {t_data:.1f} s; restored images in {shown(os.path.join(cfg['work_dir'], '<name>', 'test', 'images'))}")
     return {cfg["name"]: summarize(rows) for cfg, _, rows, _, _ in results}
 
 
@@ -99,6 +100,9 @@ def main(argv=None):
         planned[task] = [load_config(path, args.overrides) for path in CONFIGS[task]]
         for cfg in planned[task]:
             check_train_and_evaluate(cfg, scores=("psnr", "ssim"))
+    folders = [name_key(os.path.abspath(run_dir_of(cfg))) for cfgs in planned.values() for cfg in cfgs]
+    if len(set(folders)) < len(folders):
+        raise UsageError("the demo's configs would share one run folder (a name=... override?): each needs its own")
     return {task: run_task(task, planned[task], t_data[task]) for task in tasks}
 
 

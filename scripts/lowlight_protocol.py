@@ -28,8 +28,8 @@ from hdm.data import DarkenedFolder
 from hdm.device import resolve_device
 from hdm.errors import shown
 from hdm.evaluation import evaluate, summarize
-from hdm.metrics import get_metric
-from hdm.outputs import claimed_results, model_inputs
+from hdm.metrics import get_metric, least_side
+from hdm.outputs import claimed_results, model_inputs, results_line
 from hdm.results import provenance, write_results
 
 # DarkenedFolder's arguments, by the options that give them (its errors start with the argument's name)
@@ -52,19 +52,23 @@ def main(argv=None):
     cfg = load_config(args.config)
     try:
         dataset = DarkenedFolder(args.clean, gamma=(args.gamma, args.gamma), noise=(args.noise, args.noise), seed=args.seed)
+        h, w, path = dataset.check().smallest  # every image's header, before any is restored
     except (ValueError, OSError) as err:
         name, _, rest = first_line(err).partition(": ")
         raise UsageError(f"{OPTIONS[name]}: {rest}" if name in OPTIONS else f"--clean: {first_line(err)}") from err
+    if min(h, w) < least_side("lol_rgb"):
+        raise UsageError(f"--clean: {shown(path)} is {w}x{h}; lol_rgb scores images of at least {least_side('lol_rgb')} x "
+                         f"{least_side('lol_rgb')} pixels")
     device = resolve_device(cfg["device"])
     model = load_weights(cfg["model"], args.weights, device)
     inputs = [args.clean, *model_inputs([(args.config, args.weights)])]
-    with claimed_results(args.out, os.path.abspath(args.clean) + "_protocol", args.overwrite, inputs) as (out_dir, _):
+    with claimed_results(args.out, os.path.abspath(args.clean) + "_protocol", args.overwrite, inputs) as (out_dir, moved):
         with torch.inference_mode():
             rows, _ = evaluate(model, dataset, get_metric("lol_rgb"), device)
         meta = {**provenance("lol_rgb", {}), "weights": args.weights, "clean": args.clean, "gamma": args.gamma,
                 "noise": args.noise, "seed": args.seed, "images": len(rows)}
-        print(write_results(out_dir, rows, f"{cfg['model']['type']} ({shown(os.path.basename(args.weights))})", meta),
-              end="")
+        print(write_results(out_dir, rows, f"{cfg['model']['type']} ({shown(os.path.basename(args.weights))})", meta) +
+              results_line(out_dir, moved))
     return summarize(rows)
 
 

@@ -41,6 +41,7 @@ from hdm.errors import shown
 from hdm.files import made_folder
 from hdm.identity import name_key, path_key
 from hdm.locks import FolderLock
+from hdm.results import config_digest
 from hdm.sweep import local, report, slurm
 from hdm.sweep.record import adopt_submitted, live_state, load_record, logs_dir, note_launch, save_record
 from hdm.sweep.runs import read_result, resolve, slug, write_spec
@@ -220,6 +221,12 @@ def main(argv=None):
         shared = [s["name"] for s, key in zip(specs, names) if names.count(key) > 1]
         if shared:
             raise UsageError(f"two variants would share the run folder {shown(shared[0])}; give them labels that differ")
+        same = {}
+        for spec in specs:  # one config under two labels (3 and 03 are one number) would count one run twice
+            other = same.setdefault(config_digest({**spec["config"], "name": None}), spec["label"])
+            if other != spec["label"]:
+                raise UsageError(f"variants {other!r} and {spec['label']!r} resolve to the same config: one run counted "
+                                 f"twice; give each variant a config of its own")
         if args.status:
             record = load_record(out_dir)
             return print_status(specs, record, states(specs, record, out_dir, slurm_queue(record, out_dir)))

@@ -167,7 +167,7 @@ def test_a_failed_block_leaves_no_folder_it_made(tmp_path, depth, fail, write):
     except RuntimeError:
         pass
     assert (base / "kept").is_dir()  # a folder that was there stays
-    assert folder.is_dir() == (write or not fail)
+    assert folder.is_dir() == write  # what the block wrote stays; an empty folder it made never does
     if write:
         assert (folder / "result.txt").read_text() == "x"
 
@@ -182,7 +182,7 @@ def test_a_failed_overwrite_puts_the_earlier_results_back(tmp_path, capsys):
     write_image(tmp_path / "pred" / "b.png", RNG.random((30, 40, 3)))
     code, err = run_cli(evaluate_cli.main, [str(tmp_path / "pred"), str(tmp_path / "gt"), "--pairing", "name",
                                             "--out", str(out), "--overwrite"], capsys)
-    assert code in (1, 2) and len(err) == 1
+    assert code in (1, 2) and len(err) == 1 and "moved" not in capsys.readouterr().out
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert not [p for p in os.listdir(tmp_path) if p.startswith("ev.old-")]
 
@@ -237,3 +237,101 @@ def test_predict_refuses_save_maps_for_a_model_without_maps(tmp_path, capsys):
                                   "--save-maps"], capsys)
     assert code == 2 and len(err) == 1 and "--save-maps" in err[0] and "AECRNet" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_folder_never_lies_among_its_data_nor_holds_them(tmp_path, small_pairs, capsys):
+    """The data folder as the run folder, or inside it, is refused before work (--overwrite would move the
+    images aside); a file where the run folder would be is refused too."""
+    data = tmp_path / "train"
+    before = sorted(p.name for p in data.rglob("*"))
+    for where in ([f"work_dir={data}", "name=lq"], [f"work_dir={tmp_path}", "name=train"]):
+        for flags in (["--check"], [], ["--overwrite"]):
+            code, err = run_cli(train_cli.main, ["-c", small_pairs, *where, *flags], capsys)
+            assert code == 2 and len(err) == 1 and "lie in one another" in err[0], err
+    assert sorted(p.name for p in data.rglob("*")) == before
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "tiny").write_text("a file where the run folder would be")
+    code, err = run_cli(train_cli.main, ["-c", small_pairs, "--check"], capsys)
+    assert code == 2 and len(err) == 1 and "not a folder" in err[0]
+
+
+def test_sweeps_and_the_demo_check_every_run_folder_before_the_first_trains(tmp_path, small_pairs, capsys, monkeypatch):
+    sweep = load_script("scripts/sweep")
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "dim_16_s0").write_text("a file where the second run's folder would be")
+    code, err = run_cli(sweep.main, ["--base", small_pairs, "--grid", "model.dim=8,16", "--out", str(out)], capsys)
+    assert code == 2 and len(err) == 1 and "dim_16_s0" in err[0] and sorted(os.listdir(out)) == ["dim_16_s0"]
+    code, err = run_cli(sweep.main, ["--base", small_pairs, "--grid", "optim.lr=1e-3,0.001", "--out", str(tmp_path / "s2")],
+                        capsys)
+    assert code == 2 and len(err) == 1 and "same config" in err[0] and not (tmp_path / "s2").exists()
+    demo = load_script("scripts/demo")
+    monkeypatch.setattr(demo, "train_or_reuse", lambda cfg: pytest.fail("trained before every config was checked"))
+    code, err = run_cli(demo.main, ["--task", "haze", "name=same", f"work_dir={tmp_path / 'runs'}"], capsys)
+    assert code == 2 and len(err) == 1 and "share one run folder" in err[0]
+
+
+def test_test_script_checks_the_maps_a_model_reads_before_any_work(tmp_path, small_pairs, capsys):
+    depth = ["model.region=depth"]
+    weights = save_weights(small_pairs, tmp_path / "w.pth")  # the region rule has no weights of its own
+    code, err = run_cli(test_cli.main, ["-c", small_pairs, *depth, "--weights", weights, "--out", str(tmp_path / "r")],
+                        capsys)
+    assert code == 2 and len(err) == 1 and "transmission maps" in err[0] and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flags,named", [(["--overlap", "8"], "--overlap"), (["--threads", "2"], "--threads"),
+                                         (["--models", "x.yaml:y.pth"], "-c")])
+def test_predict_refuses_an_option_it_would_ignore(tmp_path, small_pairs, capsys, flags, named):
+    write_image(tmp_path / "in.png", RNG.random((24, 24, 3)))
+    code, err = run_cli(predict, [str(tmp_path / "in.png"), str(tmp_path / "out"), "-c", small_pairs, *flags], capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {named}: applies only") and not (tmp_path / "out").exists()
+
+
+def test_sigterm_stops_a_tool_and_leaves_no_folder_it_made(tmp_path, small_pairs):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for i in range(12):
+        write_image(tmp_path / "many" / f"{i}.png", RNG.random((160, 160, 3)))
+    weights = save_weights(small_pairs, tmp_path / "w.pth")
+    out = tmp_path / "a" / "b" / "res"
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "test.py"), "-c", small_pairs, "--weights", weights,
+                             "data.val.lq_dir=" + str(tmp_path / "many"), "data.val.gt_dir=" + str(tmp_path / "many"),
+                             "--ensemble", "--save-images", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+    for _ in range(600):
+        if (out / ".lock").exists() or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.splitlines() == ["stopped by SIGTERM before it finished; nothing partial was left"]
+    assert not (tmp_path / "a").exists()
+
+
+def test_other_tools_check_their_outputs_and_images_first(tmp_path, small_pairs, capsys):
+    compare = load_script("scripts/compare_results")
+    for folder in ("A", "B"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "per_image.csv").write_text("name,psnr\n1,20\n2,21\n")
+    (tmp_path / "afile").write_text("x")
+    code, err = run_cli(compare.main, [str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(tmp_path / "afile" / "c")],
+                        capsys)
+    assert code == 2 and len(err) == 1 and "is not a folder" in err[0]
+    bench = load_script("scripts/benchmark")
+    (tmp_path / "table.md").write_text("the full table")
+    code, err = run_cli(bench.main, ["--tiny", "--sections", "conv", "--out", str(tmp_path / "table")], capsys)
+    assert code == 2 and len(err) == 1 and "--overwrite" in err[0] and (tmp_path / "table.md").read_text() == "the full table"
+    protocol = load_script("scripts/lowlight_protocol")
+    write_image(tmp_path / "clean" / "a.png", RNG.random((10, 40, 3)))
+    code, err = run_cli(protocol.main, ["-c", small_pairs, "--weights", small_pairs, "--clean", str(tmp_path / "clean")],
+                        capsys)
+    assert code == 2 and len(err) == 1 and "11 x 11" in err[0] and not (tmp_path / "clean_protocol").exists()
+    write_image(tmp_path / "pred" / "a.png", RNG.random((30, 40, 3)))
+    (tmp_path / "pred_eval").write_text("a file where the default results folder would be")
+    write_image(tmp_path / "gt" / "a.png", RNG.random((30, 40, 3)))
+    evaluate_cli.main([str(tmp_path / "pred"), str(tmp_path / "gt")])
+    assert (tmp_path / "pred_eval_2" / "per_image.csv").is_file()

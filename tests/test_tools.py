@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hdm.checkpoint import atomic_save
@@ -73,6 +73,22 @@ def test_tiles_equal_the_whole_image_on_a_trained_model(tmp_path, kind):
     mask = model.region_masks(x) if hasattr(model, "region_masks") else None
     blended = _restore_blended(model, x, 64, 48, mask, {})[..., :150, :200]
     assert (blended - whole).abs().max() * 255 > 0.5
+
+
+@given(tile=st.integers(1, 16).map(lambda n: 4 * n), overlap_share=st.floats(0, 0.99), size=st.tuples(
+    st.integers(8, 70), st.integers(8, 70)))
+@example(tile=52, overlap_share=0.93, size=(60, 70))  # overlap 48
+@settings(max_examples=8, deadline=None, derandomize=True)
+def test_every_tiling_the_check_accepts_restores_every_model(tile, overlap_share, size):
+    """Any tile and overlap restore()'s check accepts (multiples of 4, 0 <= overlap < tile) restore each
+    route's model (split, strips, blended) at its whole-image shape: the hybrid's strips round to its 1/8
+    scale, where a tile of 52 and an overlap of 48 were one step of 0."""
+    from hdm.models import DCP, AECRNet, HybridNet
+
+    overlap = int(tile * overlap_share) // 4 * 4
+    x = torch.rand(1, 3, *size)
+    for model in (HDM(dim=8, groups=1, blocks_per_group=1), AECRNet(ngf=4), HybridNet(width=4, ms_channels=2), DCP()):
+        assert restore(model.eval(), x, tile=tile, overlap=overlap).shape == x.shape
 
 
 def test_predict_folder_skips_bad_files_and_writes_whole_outputs(tmp_path, small_model, capsys):

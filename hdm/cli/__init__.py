@@ -5,19 +5,25 @@ Each tool's `main(argv)` does the work and raises on failure; `console(main)` is
 command line: it checks the environment variables the project reads (hdm.environment) first, then runs
 main; a failure is one line on stderr, exit code 2 for usage, config and data errors and bad environment
 variables found before any work, 1 for failures while working; `--debug` shows the traceback instead.
+SIGTERM and SIGHUP stop a tool where it works, so that what it made is cleaned up as for a failure (no
+temporary file, no empty folder, results moved aside put back): one line, exit code 128 + the signal's
+number (training saves a checkpoint first: hdm.runtime.StopRequest).
 
 The `type=` helpers below (positive_int, non_negative_int, positive_float, fraction, existing_file,
 existing_folder, device_name) check an option's value as argparse reads it: a bad value is Parser's one-line
 UsageError naming the option (exit 2), before any work.
 """
 import argparse
+import contextlib
 import math
 import os
 import re
+import signal
 import sys
+import threading
 
 from hdm import environment
-from hdm.errors import ConfigError, DataError, RunFolderError, UsageError, shown
+from hdm.errors import ConfigError, DataError, RunFolderError, Stopped, UsageError, shown
 
 USAGE_ERRORS = (ConfigError, DataError, RunFolderError)
 PREFIX = {ConfigError: "config error", DataError: "data error", RunFolderError: "run folder"}
@@ -129,6 +135,27 @@ def first_line(err):
     return text.splitlines()[0] if text else type(err).__name__
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _stop(signum, frame):
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stopping_cleanly(signals=STOP_SIGNALS):
+    """`signals` raise hdm.errors.Stopped while the block runs (in the main thread), so that its cleanup runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _stop) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def console(main, argv=None):
     """Run main(argv) as a command: one line and an exit code for every failure (see the module doc)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -140,7 +167,13 @@ def console(main, argv=None):
         argv.remove("--debug")
     try:
         environment.check()
-        result = main(argv)
+        with stopping_cleanly():
+            result = main(argv)
+    except Stopped as err:
+        if debug:
+            raise
+        print(f"{err}; nothing partial was left", file=sys.stderr)
+        sys.exit(err.exit_code)
     except (*USAGE_ERRORS, UsageError) as err:
         if debug:
             raise

@@ -28,7 +28,7 @@ from hdm.data.paired import images_by_stem, size_problem, target_border
 from hdm.errors import shown
 from hdm.image_io import image_header, read_image
 from hdm.metrics import METRIC_PRESETS, NO_REFERENCE, get_metric, least_side
-from hdm.outputs import claimed_results
+from hdm.outputs import claimed_results, results_line
 from hdm.results import provenance, write_results
 
 
@@ -124,13 +124,11 @@ def main(argv=None):
     check_sizes(matched, args.crop_gt_border, args.preset, options)
     with claimed_results(args.out, os.path.abspath(args.pred_dir) + "_eval", args.overwrite,
                          [d for d in (args.pred_dir, args.gt_dir) if d]) as (out_dir, moved):
-        if moved:
-            print(f"the earlier results in {shown(out_dir)} were moved to {shown(moved)}")
         rows = [score_pair(metric, name, pred_path, gt_path, args.crop_gt_border) for name, pred_path, gt_path in matched]
         meta = {**provenance(args.preset, options), "pred_dir": args.pred_dir, "gt_dir": args.gt_dir,
                 "pairing": args.pairing, "crop_gt_border": args.crop_gt_border, "images": len(rows)}
         text = write_results(out_dir, rows, shown(os.path.basename(args.pred_dir.rstrip("/"))), meta)
-    print(text, end="")
+    print(text + results_line(out_dir, moved))
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "name"}
 
 

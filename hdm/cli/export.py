@@ -13,38 +13,14 @@ the model, its config, weights, iteration, metric preset, the input contract and
 the file itself holds a copy of the contract. hdm-predict --onnx FILE runs it with ONNX Runtime alone,
 after verifying it against the .json. An existing .onnx or .json is replaced only with --overwrite, and
 never when it is an input (the config, its base, the weights), however its path is written.
-SIGTERM and SIGHUP stop it like an error: its temporary files are removed (a later write into the folder
-removes those of a process killed with SIGKILL).
+SIGTERM and SIGHUP stop it as they stop every tool (hdm.cli.console): its temporary files are removed (a
+later write into the folder removes those of a process killed with SIGKILL).
 """
-import contextlib
 import os
-import signal
-import threading
 
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.errors import shown
 from hdm.image_io import ensure_writable
-
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def _stop(signum, frame):
-    raise SystemExit(f"hdm-export: stopped by {signal.Signals(signum).name} before it finished; its temporary "
-                     f"files are removed")
-
-
-@contextlib.contextmanager
-def stopping_cleanly(signals=STOP_SIGNALS):
-    """`signals` raise SystemExit (one line, exit code 1) while the block runs, so that its cleanup runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, _stop) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def main(argv=None):
@@ -85,8 +61,7 @@ def main(argv=None):
     else:
         record = {"weights": None, "iteration": None, "chosen": "no weights (a parameter-free model)"}
     try:
-        with stopping_cleanly():
-            meta = export(model, args.output, cfg, record)
+        meta = export(model, args.output, cfg, record)
     except ValueError as err:
         raise UsageError(f"{shown(args.config or args.weights)}: {first_line(err)}") from err
     sizes = ", ".join(f"{h}x{w}" for h, w in meta["check"]["sizes"])

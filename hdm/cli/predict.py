@@ -39,6 +39,7 @@ from hdm.outputs import check_apart, check_writable_outputs, model_inputs, plan_
 MAP_NAMES = ("dark_channel", "transmission", "regions")
 MAX_THREADS = 1024  # ONNX Runtime's thread pool takes an int; no machine has more cores
 TOO_LARGE = "the torch route restores large images in tiles: --tile 512"
+DEFAULT_OVERLAP = 48  # pixels: HDM's and AECR-Net's tiles equal the whole image to float rounding (measured)
 
 
 def inputs_of(path):
@@ -61,6 +62,19 @@ def parse_model_specs(args):
     return [(args.config, args.weights)]
 
 
+def check_applicable(args):
+    """UsageError for an option given where it does nothing (an option is never silently ignored): -c and
+    --weights with --models (which names the models), --overlap without --tile, --threads without --onnx
+    (what --onnx does not take: predict_onnx)."""
+    rules = [("-c", args.config, not args.models, "without --models"),
+             ("--weights", args.weights, not args.models, "without --models"),
+             ("--overlap", args.overlap is not None, args.tile is not None, "with --tile"),
+             ("--threads", args.threads is not None, bool(args.onnx), "with --onnx")]
+    for flag, given, applies, where in rules:
+        if given and not applies:
+            raise UsageError(f"{flag}: applies only {where}; it would be ignored here")
+
+
 def main(argv=None):
     parser = Parser(__doc__, prog="hdm-predict")
     parser.add_argument("input", help="an image file or a folder of images")
@@ -70,9 +84,9 @@ def main(argv=None):
     parser.add_argument("--weights")
     parser.add_argument("--models", nargs="+", help="a cascade of CONFIG:WEIGHTS, applied in order")
     parser.add_argument("--tile", type=positive_int, default=None, help="tile side in pixels (multiple of 4)")
-    parser.add_argument("--overlap", type=non_negative_int, default=48,
-                        help="tile overlap in pixels (multiple of 4; 48 keeps HDM and AECR-Net's tiles equal to the whole "
-                             "image to float rounding, measured)")
+    parser.add_argument("--overlap", type=non_negative_int, default=None,
+                        help="with --tile: tile overlap in pixels (multiple of 4; default 48, which keeps HDM and AECR-Net's "
+                             "tiles equal to the whole image to float rounding, measured)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", action="store_true", help="autocast: bf16 on CPU, fp16 on CUDA")
     parser.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips and rotations; 8x the time)")
@@ -82,6 +96,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="with --onnx: ONNX Runtime's threads (default: all cores)")
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist (never an input)")
     args = parser.parse(argv)
+    check_applicable(args)
+    args.overlap = DEFAULT_OVERLAP if args.overlap is None else args.overlap
     if args.tile is not None and (args.tile % 4 or args.overlap % 4 or not 0 <= args.overlap < args.tile):
         raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: multiples of 4 with 0 <= overlap < tile")
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
@@ -165,6 +181,9 @@ def restore_all(files, plan, output, restore_one, weights):
                 f"not enough memory to restore it whole ({TOO_LARGE})"
             if isinstance(err, NonFiniteOutput):
                 message += f" with {weights}: nothing written (the weights may be broken)"
+            earlier = [p for p in plan[path].values() if os.path.lexists(p)]  # --overwrite: never this call's
+            if earlier:
+                message += f"; {shown(earlier[0])} is an earlier call's output, kept as it was"
             name = shown(path)
             print(f"error: {message if name in message else f'{name}: {message}'}", file=sys.stderr)
     print(f"restored {len(files) - failures} of {len(files)} image(s) into {shown(output)} in {time.time() - start:.1f} s")

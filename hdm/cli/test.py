@@ -27,14 +27,14 @@ from hdm.checkpoint import load_checkpoint, selection_record
 from hdm.cli import Parser, UsageError, console, first_line
 from hdm.cli.loading import load_weights
 from hdm.config import ConfigError, check_data_paths, load_config
-from hdm.data.prepare import check_scored, describe, read_checked, target_digests
+from hdm.data.prepare import check_scored, data_folders, describe, read_checked, target_digests
 from hdm.device import amp_mode, autocast, keep_freed_memory, resolve_device
 from hdm.errors import NonFiniteOutput, shown
 from hdm.evaluation import evaluate, summarize, test_split
 from hdm.image_io import write_image
 from hdm.inference import SelfEnsemble
 from hdm.metrics import get_metrics
-from hdm.outputs import RESULT_FILES, claimed_results, model_inputs
+from hdm.outputs import claimed_results, model_inputs, results_line
 from hdm.results import caption, comparison_grid, provenance, write_results
 
 
@@ -102,13 +102,12 @@ def main(argv=None):
         if args.weights else {"weights": None, "chosen": "no weights (a parameter-free model)", "selected_on_tested_set": False}
     if args.ensemble:
         model = SelfEnsemble(model)
-    inputs = sorted({os.path.dirname(f) for sample in getattr(dataset, "samples", ()) for f in sample if f}) + \
-        model_inputs([(args.config, args.weights)])
+    inputs = data_folders([dataset]) + model_inputs([(args.config, args.weights)])
     with claimed_results(args.out, default_out(cfg, args.weights, describe(dataset)), args.overwrite,
                          inputs) as (out_dir, moved):
-        if moved:
-            print(f"the earlier results in {shown(out_dir)} were moved to {shown(moved)}")
-        return score(args, cfg, model, dataset, presets, record, device, out_dir)
+        means = score(args, cfg, model, dataset, presets, record, device, out_dir)
+        print(results_line(out_dir, moved))
+        return means
 
 
 def score(args, cfg, model, dataset, presets, record, device, out_dir):
@@ -144,8 +143,6 @@ def score(args, cfg, model, dataset, presets, record, device, out_dir):
     label = cfg["model"]["type"] + (f" ({shown(os.path.basename(args.weights))})" if args.weights else "")
     text = write_results(out_dir, rows, label, meta)
     print(text, end="")
-    written = [name for name in RESULT_FILES if os.path.lexists(os.path.join(out_dir, name))]
-    print(f"results: {shown(out_dir)} ({', '.join(written)})")
     return summarize(rows)
 
 

@@ -4,6 +4,7 @@ overlap training nor are a test set without saying so, and what the config asks 
 that fit, inputs the discriminator takes, batches of one size, targets and transmission maps)."""
 import json
 import logging
+import os
 import time
 
 from hdm.errors import DataError, shown
@@ -98,19 +99,26 @@ def check_fit(cfg, split, dataset, report, model_reads=()):
         raise DataError(f"{where}: {section['type']} has no targets; training and validation need pairs")
     if split == "val":
         check_scored(cfg, split, dataset, report, {cfg["eval"]["preset"]: cfg["eval"]["options"]})
+    check_maps(cfg, split, dataset, model_reads)
+
+
+def check_maps(cfg, split, dataset, model_reads):
+    """DataError when the model reads transmission maps (model_reads: its extra_inputs) that data.<split>
+    does not give for every sample."""
     if "trans" in model_reads and any(trans is None for _, _, trans in dataset.samples):
-        raise DataError(f"{where}: the model reads transmission maps (model.region: depth), which {section['type']} "
-                        f"does not give here (PairedFolder: trans_dir; RESIDE: trans: true)")
+        raise DataError(f"data.{split}: the model reads transmission maps (model.region: depth), which "
+                        f"{cfg['data'][split]['type']} does not give here (PairedFolder: trans_dir; RESIDE: trans: true)")
 
 
 def check_scored(cfg, split, dataset, report, presets):
     """DataError when data.<split> cannot be scored by a preset of `presets` ({preset: options}): samples
     without targets for a preset that needs them, or images (its crop, else its smallest image) smaller
-    than the preset scores (hdm.metrics.least_side)."""
+    than the preset scores (hdm.metrics.least_side), or without the maps the model reads (check_maps)."""
     from hdm.metrics import NO_REFERENCE, least_side
 
     if report is None or report.smallest is None:  # a reader of the user's (not checked), or no samples
         return
+    check_maps(cfg, split, dataset, _model_reads(cfg["model"]))
     needs_targets = sorted(set(presets) - NO_REFERENCE)
     if needs_targets and any(gt is None for _, gt, _ in dataset.samples):
         raise DataError(f"data.{split}: {cfg['data'][split]['type']} has no targets, which preset {needs_targets[0]} "
@@ -122,6 +130,12 @@ def check_scored(cfg, split, dataset, report, presets):
             border = f" (with crop_border {options['crop_border']})" if options.get("crop_border") else ""
             raise DataError(f"data.{split}: metric preset {preset}{border} scores images of at least {need} x {need} "
                             f"pixels, but {what}")
+
+
+def data_folders(datasets):
+    """The folders the images of `datasets` (PairedDatasets; None and others are skipped) lie in, sorted."""
+    return sorted({os.path.dirname(os.path.abspath(f)) for dataset in datasets if isinstance(dataset, PairedDataset)
+                   for sample in dataset.samples for f in sample if f})
 
 
 def describe(dataset):

@@ -17,7 +17,7 @@ import hdm
 from hdm.config import load_config
 from hdm.data.prepare import describe, read_checked
 from hdm.engine import check_train_and_evaluate, train_and_evaluate
-from hdm.errors import shown
+from hdm.errors import Stopped, shown
 from hdm.evaluation import summarize, test_split
 from hdm.files import HOST, atomic_write
 from hdm.models import count_parameters
@@ -133,7 +133,7 @@ def write_end(out_dir, name, job_id, err):
     from hdm.cli import first_line
     from hdm.engine import StoppedBySignal
 
-    stopped = isinstance(err, (StoppedBySignal, KeyboardInterrupt))
+    stopped = isinstance(err, (StoppedBySignal, Stopped, KeyboardInterrupt))
     write_state(out_dir, name, job_id, "stopped" if stopped else "failed", first_line(err) if str(err) else type(err).__name__)
 
 
