@@ -37,7 +37,7 @@ def load_model(model_cfg, weights, device, fmt="auto"):
             stored = stored_run_config(ckpt)["model"]
             said = ", ".join(f"{k}={model_cfg.get(k)!r} (trained as {stored.get(k)!r})" for k in differ[:3])
             raise ValueError(f"{shown(weights)}: the config's model differs from the one these weights were trained "
-                             f"as: {said}; leave -c out to use the stored config, or make them agree")
+                             f"as: {said}; make them agree (hdm-predict and hdm-export without -c use the stored config)")
         misfit = weights_misfit(state, model.state_dict())
         if misfit:
             raise ValueError(f"{shown(weights)}: weights do not fit model {model_cfg['type']}: {misfit}")

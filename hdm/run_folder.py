@@ -269,7 +269,7 @@ def find_resume(cfg, run, resume):
     if newer:  # (--resume auto takes the newest readable one: newer files are unreadable, and may be replaced)
         raise RunFolderError(f"--resume {shown(path)}: the run has newer checkpoints ({os.path.basename(newer[-1])}), "
                              f"which continuing from iteration {ckpt['iteration']} would replace; continue from the "
-                             f"newest (--resume auto), or copy the checkpoint into a new run (name=...)")
+                             f"newest (--resume auto), or start another run (name=...)")
     if ckpt["iteration"] > cfg["train"]["iterations"]:
         raise RunFolderError(f"--resume {path}: at iteration {ckpt['iteration']}, beyond train.iterations="
                              f"{cfg['train']['iterations']}; give a larger train.iterations")

@@ -41,12 +41,11 @@ def main(argv=None):
     if bad:
         parser.error(f"dataset arguments: expected key=value, got {bad[0]!r}")
     # the set as a config's data section: its errors name data.<type>.<argument>, shown as <type>.<argument>
-    cfg = {"data": {args.type: {"type": args.type, **{k: parse_value(v) for k, _, v in (a.partition("=") for a in args.kwargs)}}}}
+    cfg = {"model": {"type": "PFDCP"},
+           "data": {args.type: {"type": args.type, **{k: parse_value(v) for k, _, v in (a.partition("=") for a in args.kwargs)}}}}
     try:
         dataset, report, _ = read_checked(cfg, args.type)
-        if any(gt is None for _, gt, _ in getattr(dataset, "samples", ())):
-            parser.error(f"{args.type}: the set has no targets; the weight is chosen by PSNR against targets")
-        check_scored(cfg, args.type, dataset, report, {args.preset: {}})
+        check_scored(cfg, args.type, dataset, report, {args.preset: {}})  # targets, and the preset's least image
     except DataError as err:
         raise UsageError(first_line(err).removeprefix("data.")) from err
     if args.limit and args.limit < len(dataset):

@@ -132,7 +132,7 @@ def test_out_of_memory_suggests_tiling(tmp_path, monkeypatch, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "big.png: too large to restore in memory" in err and "use --tile 512" in err
-    assert not os.listdir(tmp_path / "out")  # nothing partial
+    assert not (tmp_path / "out").exists()  # nothing partial, and no empty folder
 
 
 def _bad_file_run(tmp_path, damage):

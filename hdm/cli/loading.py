@@ -18,7 +18,8 @@ def run_config(cfg_path, weights, overrides=()):
     try:
         ckpt = load_checkpoint(weights)
     except (OSError, RuntimeError) as err:
-        raise UsageError(f"--weights: {first_line(err)}") from err
+        line = first_line(err)  # names the file (hdm-serve and torch.hub have no --weights option)
+        raise UsageError(line if shown(weights) in line else f"{shown(weights)}: {line}") from err
     stored = stored_run_config(ckpt)
     if stored is None:
         raise UsageError(f"{weights}: holds no config; give -c CONFIG")
