@@ -76,7 +76,7 @@ def test_predict_writes_nothing_for_nan_outputs_and_says_which_weights(tmp_path,
                         capsys)
     assert code == 1 and len(err) == 2
     assert all("output values are NaN or infinite with" in line and "broken.pth: nothing written" in line for line in err)
-    assert not os.listdir(tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing written, and no empty folder
 
 
 def test_restore_all_goes_on_after_a_broken_image(tmp_path, capsys):
