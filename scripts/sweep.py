@@ -215,7 +215,7 @@ def main(argv=None):
             claim.enter_context(made_folder(out_dir))  # removed again when the command fails before any run
             claim.enter_context(FolderLock(out_dir, "wait for it or use another --out"))
         cache = {}  # the data sections read, once each
-        specs = [resolve(label, path, overrides, extra, seed, out_dir, args.macs_size, cache)  # every run checked first
+        specs = [resolve(label, path, overrides, extra, seed, out_dir, args.macs_size, cache, check=launching)  # all first
                  for label, path, overrides in variants for seed in args.seeds]
         names = [name_key(s["name"]) for s in specs]
         shared = [s["name"] for s, key in zip(specs, names) if names.count(key) > 1]

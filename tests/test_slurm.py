@@ -96,7 +96,9 @@ def test_sweep_through_slurm_equals_local_survives_sigterm_and_a_failing_run_fai
     slurm_args = configs + common + ["--out", str(tiny / "slurm")]
     ids = sweep.main(slurm_args + ["--launcher", "slurm"])
     assert len(ids) == 6 and len({i.split("_")[0] for i in ids}) == 1  # one job array
-    with open(next((tiny / "hazy_copy").iterdir()), "r+b") as f:  # long before a job has imported torch
+    victim = next((tiny / "hazy_copy").iterdir())
+    whole = victim.read_bytes()
+    with open(victim, "r+b") as f:  # long before a job has imported torch
         f.truncate(100)
     log = tiny / "slurm" / "a_s0" / "train.log"
     _wait(lambda: log.is_file() and "iter 3/30" in log.read_text(), 120, "a_s0's third iteration")
@@ -107,6 +109,7 @@ def test_sweep_through_slurm_equals_local_survives_sigterm_and_a_failing_run_fai
     signal.kill()
     signal.wait()
     _wait(lambda: not _queued(sweep, tiny / "slurm"), 240, "the sweep's jobs to end")
+    victim.write_bytes(whole)  # the data as launched again: the sweep judges the runs by the data they ran on
     text = log.read_text()
     stopped = int(re.search(r"stopped by SIGTERM at iteration (\d+)", text)[1])
     assert 3 <= stopped < 30 and f"resumed from {tiny}/slurm/a_s0/checkpoints/iter_{stopped}.pth" in text
