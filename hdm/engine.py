@@ -1,6 +1,7 @@
 """Training. Read `train_step` first: it is the whole optimisation step; `fit` is the loop around it,
 beside the functions that build what it trains, resume it, save and validate (the run folder is
-opened and closed by hdm/run_folder.py, evaluation is hdm/evaluation.py).
+opened and closed by hdm/run_folder.py, evaluation is hdm/evaluation.py, training then testing one
+config for sweeps and the demo is hdm/pipeline.py).
 
     train.py -> fit() -> train_step() -> model.forward / losses
     test.py  -> hdm.evaluation.evaluate() -> model.forward / metrics
@@ -25,20 +26,17 @@ from hdm.checkpoint import (
     load_checkpoint,
     prune_checkpoints,
 )
-from hdm.config import check_training
-from hdm.data import build_dataset
-from hdm.data.prepare import check_scored, describe, prepare, read_checked, target_digests
+from hdm.data.prepare import describe, target_digests
 from hdm.data.sampler import EpochSampler, SeededSamples
-from hdm.device import autocast, memory_format, resolve_device
-from hdm.errors import ConfigError, NonFiniteOutput, shown
-from hdm.evaluation import Interrupted, evaluate, summarize, test_split
-from hdm.inference import load_model
+from hdm.device import autocast, memory_format
+from hdm.errors import NonFiniteOutput, shown
+from hdm.evaluation import Interrupted, evaluate, summarize
 from hdm.losses import WeightedLosses
-from hdm.metrics import SCORES, get_metric
+from hdm.metrics import get_metric
 from hdm.models import build_model, count_parameters
 from hdm.optim import build_optimizer, build_scheduler
-from hdm.run_folder import check_place, close_run, open_run
-from hdm.runtime import all_ranks_agree, peer_lost, run_dir_of, seed_everything
+from hdm.run_folder import close_run, open_run
+from hdm.runtime import all_ranks_agree, peer_lost, seed_everything
 from hdm.train_state import EMA, TrainState
 
 logger = logging.getLogger("hdm")
@@ -331,51 +329,6 @@ def last_good_checkpoint(run, state):
         path = checkpoint_path(run.ckpt_dir, state.last_good) if state.last_good else None
         return path if path and os.path.isfile(path) else "none"
     return latest_readable_checkpoint(run.ckpt_dir)[0] or "none"
-
-
-def check_train_and_evaluate(cfg, test_cfg=None, scores=(), cache=None):
-    """Everything train_and_evaluate(cfg, test_cfg=test_cfg) would refuse, found before it starts (the
-    sweep and the demo check every config before their first run): for a model with parameters, the
-    training checks (check_training, data.train and data.val fitted to the config as open_run fits
-    them, a run folder that can be one: check_place); the scored split read and fit for the preset
-    (targets, least size, the maps the model reads); the preset giving the `scores` a table needs.
-    cache: hdm.data.prepare.read_checked's."""
-    test_cfg = test_cfg or cfg
-    preset = test_cfg["eval"]["preset"]
-    missing = [name for name in scores if name not in SCORES[preset]]
-    if missing:
-        raise ConfigError(f"eval.preset: {preset} gives {', '.join(SCORES[preset])}; this table needs "
-                          f"{' and '.join(scores)} (a preset such as ffa_rgb, matlab_y_uint8, basicsr or lol_rgb)")
-    with torch.device("meta"):
-        trains = count_parameters(build_model(cfg["model"])) > 0
-    if trains:
-        check_training(cfg)
-        check_place(run_dir_of(cfg), prepare(cfg, ("train", "val"), cache)[0])
-    split = test_split(test_cfg)
-    dataset, report, _ = read_checked(test_cfg, split, cache)
-    check_scored(test_cfg, split, dataset, report, {preset: test_cfg["eval"]["options"]})
-
-
-def train_and_evaluate(cfg, resume="auto", save_dir=None, test_cfg=None):
-    """Train as the config says (continuing an interrupted run, doing nothing for a finished one;
-    parameter-free models such as DCP are only tested), then evaluate the final weights on the test
-    split (test_split) of test_cfg (default: cfg; the sweep trains without validating the set it tests).
-    Returns (model, rows, training seconds, test seconds)."""
-    test_cfg = test_cfg or cfg
-    t0 = time.time()
-    weights = None
-    if count_parameters(build_model(cfg["model"])):
-        fit(cfg, resume=resume)
-        weights = os.path.join(run_dir_of(cfg), "checkpoints", f"iter_{cfg['train']['iterations']}.pth")
-    train_s = time.time() - t0
-    device = resolve_device(cfg["device"])
-    model = load_model(cfg["model"], weights, device)
-    t0 = time.time()
-    with torch.inference_mode():
-        rows, _ = evaluate(model, build_dataset(test_cfg["data"][test_split(test_cfg)]),
-                           get_metric(test_cfg["eval"]["preset"], **test_cfg["eval"]["options"]), device,
-                           save_dir=save_dir)
-    return model, rows, train_s, time.time() - t0
 
 
 def _progress(initial, total):

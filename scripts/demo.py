@@ -20,12 +20,12 @@ import time
 from hdm.cli import Parser, UsageError, console
 from hdm.config import load_config
 from hdm.data.demo import make_demo
-from hdm.engine import check_train_and_evaluate, train_and_evaluate
 from hdm.errors import shown
 from hdm.evaluation import summarize
 from hdm.files import atomic_write
 from hdm.identity import name_key
 from hdm.models import build_model, count_parameters
+from hdm.pipeline import check_train_and_evaluate, train_and_evaluate
 from hdm.results import code_digest, config_digest, recorded_result
 from hdm.run_folder import config_changes, move_aside, stored_config
 from hdm.runtime import run_dir_of

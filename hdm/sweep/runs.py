@@ -16,12 +16,12 @@ import time
 import hdm
 from hdm.config import load_config
 from hdm.data.prepare import describe, read_checked
-from hdm.engine import check_train_and_evaluate, train_and_evaluate
 from hdm.errors import DataError, Stopped, shown
 from hdm.evaluation import summarize, test_split
 from hdm.files import HOST, atomic_write
 from hdm.models import count_parameters
 from hdm.models.complexity import macs
+from hdm.pipeline import check_train_and_evaluate, train_and_evaluate
 from hdm.results import code_digest, config_digest, provenance, recorded_result
 from hdm.run_folder import config_changes, move_aside, stored_config
 
@@ -40,7 +40,7 @@ def slug(label):
 
 def resolve(label, path, overrides, extra, seed, out_dir, macs_size, cache, check=True):
     """The spec of one variant and seed: {label, seed, name, config, digests, out_dir, macs_size}, with
-    everything its run would refuse found now (hdm.engine.check_train_and_evaluate: the config, the data
+    everything its run would refuse found now (hdm.pipeline.check_train_and_evaluate: the config, the data
     it trains on and is scored on, a preset that gives the table's PSNR and SSIM). The digests are those
     of the config, the package's code and the data's content (hdm.identity.set_fingerprint of every data
     section), so a result is reused only for the same three. cache: the data sections already read
