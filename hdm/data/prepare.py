@@ -97,9 +97,10 @@ def check_fit(cfg, split, dataset, report, model_reads=()):
                         f"be batched: set {where}.crop, or train.batch_size=1")
     if any(gt is None for _, gt, _ in dataset.samples):
         raise DataError(f"{where}: {section['type']} has no targets; training and validation need pairs")
-    if split == "val":
+    if split == "val":  # scored during training: its preset's needs, the maps included
         check_scored(cfg, split, dataset, report, {cfg["eval"]["preset"]: cfg["eval"]["options"]})
-    check_maps(cfg, split, dataset, model_reads)
+    else:
+        check_maps(cfg, split, dataset, model_reads)
 
 
 def check_maps(cfg, split, dataset, model_reads):
