@@ -26,9 +26,11 @@ Every time is the median of the repeats after one warm-up (CUDA synchronised). W
   here for 300 iterations on the demo haze), a 1000x700 image (the first of each config's data.val,
   resized) whole and tiled: the largest difference from the whole-image output and the change of PSNR
   to the target, for the default tiling and for blended whole-model tiles (the earlier approach).
-- onnx: every deployable model exported (hdm-export's code, random weights), one SOTS-size image
-  restored by ONNX Runtime, PyTorch eager (NCHW) and PyTorch with the tools' CPU defaults
-  (channels_last); export time and the largest difference from ONNX Runtime's output.
+- onnx: every deployable model exported (hdm-export's code, random weights), one SOTS-size image and
+  one 1920x1080 image restored by ONNX Runtime, PyTorch eager (NCHW) and PyTorch with the tools' CPU
+  defaults (channels_last), each route in its own process, the routes in turn for two rounds (the
+  median over both rounds' calls); export time, the largest difference from ONNX Runtime's output,
+  ONNX Runtime's profile per operator type and its session options.
 --quick: 2 repeats, training batch 2 on CPU, no 512 RNN case, a 1920x1080 image for the tiled cases
 (one run each), no compiled training step.
 --tiny: every section once at toy sizes without compiling (the test suite checks the script this way).
@@ -73,19 +75,19 @@ SIZES = {
                  masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
                  infer=(460, 620), train=(240, 16, 4), svrnn=[128, 512], tiled=((2160, 3840), 512, 48), tiled_repeats=2,
                  trained=dict(iterations=300, photo=(700, 1000), tiles=(512, 128)),
-                 model={}, infer_modes=MODES, train_modes=MODES, onnx=dict(photos=[(460, 620), (1080, 1920)], models=DEPLOYED)),
+                 model={}, infer_modes=MODES, train_modes=MODES, onnx=dict(photos=[(460, 620), (1080, 1920)], models=DEPLOYED, rounds=2, repeats=2)),
     "quick": dict(repeats=2, conv=[(1, 64, 115, 155, 3), (1, 64, 460, 620, 5)], dcn=[(16, 64, 60, 60), (1, 64, 115, 155)],
                   masks=[(16, 240, 240), (1, 460, 620)], region=[(16, 64, 60, 60), (1, 64, 115, 155)],
                   infer=(460, 620), train=(240, 16, 2), svrnn=[128], tiled=((1080, 1920), 512, 48), tiled_repeats=0,
                   trained=dict(iterations=150, photo=(700, 1000), tiles=(512, 128)),
                   model={}, infer_modes=MODES, train_modes=("release", "eager", "channels_last", "bf16"),
-                  onnx=dict(photos=[(460, 620)], models=DEPLOYED[:4])),
+                  onnx=dict(photos=[(460, 620)], models=DEPLOYED[:4], rounds=1, repeats=2)),
     "tiny": dict(repeats=1, conv=[(1, 8, 12, 12, 3)], dcn=[(2, 8, 12, 12)], masks=[(2, 48, 64)], region=[(2, 8, 12, 12)],
                  infer=(32, 44), train=(32, 2, 2), svrnn=[16], tiled=((64, 96), 32, 8), tiled_repeats=0,
                  trained=dict(iterations=4, photo=(96, 128), tiles=(64,)),
                  model=TINY_HDM, infer_modes=("release", "eager", "channels_last", "bf16"),
                  train_modes=("release", "channels_last"),
-                 onnx=dict(photos=[(48, 60)], models=[{"type": "HDM", **TINY_HDM}, {"type": "DCP"}])),
+                 onnx=dict(photos=[(48, 60)], models=[{"type": "HDM", **TINY_HDM}, {"type": "DCP"}], rounds=1, repeats=1)),
 }
 
 
@@ -416,9 +418,10 @@ ONNX_ROUTES = ("onnxruntime", "torch eager (NCHW)", "torch CPU defaults (channel
 
 
 def onnx_child(spec):
-    """One route of the onnx section in this (fresh) process: ms (median), the peak resident memory the
-    run added over the process's start, the output saved as .npy; for ONNX Runtime also the time of
-    each operator type (its profiler, a separate session after the timing) and of HDM's NumPy masks."""
+    """One route of the onnx section in this (fresh) process: the seconds of each timed call after a
+    warm-up, the peak resident memory the run added over the process's start, the output saved as .npy;
+    with `profile`, for ONNX Runtime also the time of each operator type (its profiler, a separate
+    session after the timing) and of HDM's NumPy masks."""
     from hdm.deploy.onnx_model import OnnxModel, session_options
     from hdm.export import Deployed
     from hdm.models import build_model
@@ -443,10 +446,14 @@ def onnx_child(spec):
         def run():
             with torch.inference_mode():
                 return net(xin).numpy()
-    out, _, result["s"] = first_and_median(run, spec["repeats"], torch.device("cpu"))
+    out, result["times"] = run(), []  # the first call warms up
+    for _ in range(spec["repeats"]):
+        t0 = time.perf_counter()
+        run()
+        result["times"].append(time.perf_counter() - t0)
     result["peak_mb"] = peak_rss_mb() - start
     np.save(spec["save"], out)
-    if spec["route"] == "onnxruntime":
+    if spec["route"] == "onnxruntime" and spec["profile"]:
         result["profile"] = onnx_profile(spec["onnx"], model, x, session_options)
         if model.masks is not None:  # the graph's inputs without the graph: HDM's NumPy masks
             result["masks_s"] = median_time(lambda: model.feeds(x), spec["repeats"], torch.device("cpu"))
@@ -480,14 +487,15 @@ def onnx_profile(path, model, x, session_options):
 def bench_onnx(level, device, tmp):
     """Each deployable model (random weights) exported by hdm.export, then one image per size restored
     by ONNX Runtime (OnnxModel, as hdm-predict --onnx runs it: HDM's masks in NumPy), by PyTorch eager
-    in NCHW and by PyTorch with the tools' CPU defaults (channels_last), each route in its own process;
-    then where ONNX Runtime's time goes, per operator type (onnx profile rows)."""
+    in NCHW and by PyTorch with the tools' CPU defaults (channels_last), in rounds (onnx_rounds); then
+    where ONNX Runtime's time goes, per operator type (onnx profile rows)."""
     from hdm.export import export
     from hdm.models import build_model
 
     if device.type != "cpu":
         return [{"section": "onnx", "case": "-", "impl": "-", "note": "CPU only (ONNX Runtime's CPU provider)"}]
-    sizes, repeats = SIZES[level]["onnx"], SIZES[level]["repeats"]
+    sizes = SIZES[level]["onnx"]
+    repeats = sizes["repeats"]
     rows, profile_rows, options_rows = [], [], []
     for cfg in sizes["models"]:
         torch.manual_seed(0)
@@ -502,31 +510,51 @@ def bench_onnx(level, device, tmp):
         export_s = time.perf_counter() - t0
         for photo in sizes["photos"]:
             case = f"{cfg['type']} {photo[0]}x{photo[1]}"
-            results = {}
-            for route in ONNX_ROUTES:
-                spec = {"case": "onnx", "route": route, "model": cfg, "weights": weights, "onnx": path, "mode": route,
-                        "shape": (1, 3, *photo), "repeats": repeats, "save": os.path.join(tmp, f"out-{len(results)}.npy")}
-                results[route] = run_child(spec)
-                results[route]["out"] = spec["save"]
+            results = onnx_rounds(cfg, weights, path, photo, sizes["rounds"], repeats, tmp)
             ort_res = results["onnxruntime"]
             for route, res in results.items():
                 row = {"section": "onnx", "case": case, "impl": route}
-                if "error" in res or "error" in ort_res:
-                    row["note"] = "failed: " + res.get("error", ort_res.get("error", ""))
-                    rows.append(row)
+                if "error" in res:  # each route's own failure (a killed process: "no output")
+                    rows.append({**row, "note": "failed: " + res["error"]})
                     continue
                 row.update({"ms": 1e3 * res["s"], "peak MB": res["peak_mb"]})
                 if route == "onnxruntime":
                     row["export s"] = export_s
-                else:
+                elif "error" not in ort_res:
                     row["onnxruntime speed-up"] = res["s"] / ort_res["s"]
                     row["max |diff|"] = float(np.abs(np.load(res["out"]) - np.load(ort_res["out"])).max())
                 rows.append(row)
             if "error" not in ort_res:
                 profile_rows += onnx_profile_rows(case, ort_res)
         options_rows += onnx_option_rows(f"{cfg['type']} {sizes['photos'][0][0]}x{sizes['photos'][0][1]}", path,
-                                         sizes["photos"][0], repeats)
+                                         sizes["photos"][0], SIZES[level]["repeats"])
     return rows + profile_rows + options_rows
+
+
+def onnx_rounds(cfg, weights, path, photo, rounds, repeats, tmp):
+    """{route: {"s": median seconds, "peak_mb": largest peak, "out": .npy path, ...}}: every route in its
+    own process, `rounds` times in turn (ONNX Runtime, then each PyTorch route, then again), each process
+    timing `repeats` calls after a warm-up, so that a slower minute of the machine falls on every route
+    alike; the median is over all the rounds' calls. The first round's ONNX Runtime process also
+    profiles. A route that fails in any round is reported with its error."""
+    results = {}
+    for k in range(rounds):
+        for route in ONNX_ROUTES:
+            save = os.path.join(tmp, f"out-{ONNX_ROUTES.index(route)}.npy")
+            spec = {"case": "onnx", "route": route, "model": cfg, "weights": weights, "onnx": path, "mode": route,
+                    "shape": (1, 3, *photo), "repeats": repeats, "save": save, "profile": k == 0}
+            res = run_child(spec)
+            done = results.setdefault(route, {"times": [], "peak_mb": 0.0, "out": save})
+            if "error" in res or "error" in done:
+                done.setdefault("error", res.get("error"))
+                continue
+            done["times"] += res["times"]
+            done["peak_mb"] = max(done["peak_mb"], res["peak_mb"])
+            done.update({key: res[key] for key in ("profile", "masks_s") if key in res})
+    for res in results.values():
+        if "error" not in res:
+            res["s"] = float(np.median(res["times"]))
+    return results
 
 
 def onnx_option_variants():
@@ -674,6 +702,12 @@ def main(argv=None):
               f"otherwise; median of {repeats} after a warm-up; level {level}; conv peak "
               f"{conv_peak / 1e9:.0f} GFLOP/s (floor = FLOPs / peak; 'of floor' = floor / measured time); "
               f"{time.perf_counter() - started:.0f} s in all")
+    if "onnx" in args.sections and device.type == "cpu":
+        import onnxruntime
+
+        onnx = sizes["onnx"]
+        header += (f"; onnx rows: onnxruntime {onnxruntime.__version__}, the median of {onnx['rounds']} rounds of "
+                   f"{onnx['repeats']} calls per route, each after a warm-up in its own process")
     table = markdown(rows, header)
     print(table)
     with atomic_write(out + ".json", "w") as f:

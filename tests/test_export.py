@@ -104,6 +104,42 @@ def test_the_filters_exported_forms_equal_eager_at_any_size(tmp_path):
         np.testing.assert_allclose(out, FilterForms()(x).numpy(), rtol=0, atol=1e-6, err_msg=f"{h}x{w}")
 
 
+class AtmosphereForm(torch.nn.Module):
+    """He et al.'s atmospheric light, whose exported form takes the chosen pixels from ONNX TopK's indices."""
+
+    def forward(self, img, dark):
+        return dcp_ops.atmospheric_light_top(img, dark, top=0.01)
+
+
+def test_the_atmospheric_lights_exported_form_breaks_ties_as_eager(tmp_path):
+    """Maps of a few levels make ties everywhere: among the dark channel's largest values and among the
+    candidates' brightness. The exported graph must pick the same pixel as eager PyTorch."""
+    import onnxruntime
+
+    dims = {2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+    args = (torch.rand(1, 3, 64, 72), torch.rand(1, 1, 64, 72))
+    torch.onnx.export(AtmosphereForm().eval(), args, tmp_path / "a.onnx", dynamo=True, dynamic_shapes=(dims, dims),
+                      opset_version=18, external_data=False, verbose=False)
+    session = onnxruntime.InferenceSession(tmp_path / "a.onnx", providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    gen = torch.Generator().manual_seed(0)
+    for h, w in ((1, 1), (3, 5), (37, 29), (130, 97), (240, 320)):
+        for levels in (2, 3, 8):
+            img = torch.randint(0, levels, (1, 3, h, w), generator=gen).float() / (levels - 1)
+            dark = dcp_ops.dark_channel(img, 3)
+            out = session.run(None, dict(zip(names, (img.numpy(), dark.numpy()))))[0]
+            np.testing.assert_array_equal(out, AtmosphereForm()(img, dark).numpy(), err_msg=f"{h}x{w}, {levels} levels")
+
+
+def test_numpy_masks_equal_the_torch_masks_at_full_hd():
+    """The benchmark's synthetic image at 1920 x 1080: with the Lanczos resampling summed in float32 the
+    two libraries' last bits differed and one mask pixel changed region."""
+    gen = torch.Generator().manual_seed(0)
+    low = torch.nn.functional.interpolate(torch.rand(1, 3, 33, 60, generator=gen), size=(1080, 1920), mode="bicubic")
+    x = (0.6 * low.clamp(0, 1) + 0.35 + 0.05 * torch.rand(1, 3, 1080, 1920, generator=gen)).clamp(0, 1)
+    assert np.array_equal(region_masks(x.numpy()), dcp_region_masks(x).numpy())
+
+
 def test_numpy_masks_equal_the_torch_masks_on_photos():
     for name, size in (("astronaut", None), ("coffee", (301, 403)), ("chelsea", (1100, 1300)), ("rocket", (97, 130))):
         img, _ = hazy_photo(name, size=size)

@@ -1,7 +1,7 @@
 """HDM's DCP region masks in NumPy, for exported HDM graphs that take the masks as their second input.
 
-A port of hdm.ops.dcp.dcp_region_masks operation by operation, in the same precisions (the image and
-the resampling in float32, box-filter sums in float64, the histogram edges in float32), so the masks
+A port of hdm.ops.dcp.dcp_region_masks operation by operation, in the same precisions (the image in
+float32, the resampling and box-filter sums in float64, the histogram edges in float32), so the masks
 equal the torch ones (tests/test_export.py compares them on photos). See hdm.ops.dcp for the
 procedure and its conventions; hdm.export says why the masks are not part of the graph.
 """
@@ -120,9 +120,22 @@ def downscale(img, factor, mode):
         if h % size[0] or w % size[1]:
             raise ValueError("resize='area' in NumPy needs sides divisible by the factor")
         return img.reshape(*img.shape[:2], size[0], h // size[0], size[1], w // size[1]).mean(axis=(3, 5), dtype=img.dtype)
-    rows = _resample_matrix(h, size[0]).astype(img.dtype)
-    cols = _resample_matrix(w, size[1]).astype(img.dtype)
-    return (rows @ img) @ cols.T
+    return _resample(_resample(img.astype(np.float64), size[0], 2), size[1], 3).astype(img.dtype)
+
+
+def _resample(x, n_out, axis, group=16):
+    """PIL's Lanczos-3 resampling along `axis` (2 or 3) in float64, each block of `group` outputs
+    multiplying only the inputs it reaches (hdm.ops.dcp._resample)."""
+    mat, outs = _resample_matrix(x.shape[axis], n_out), []
+    for start in range(0, n_out, group):
+        rows = mat[start:start + group]
+        reach = np.flatnonzero(rows.any(axis=0))
+        lo, hi = reach[0], reach[-1] + 1
+        if axis == 2:
+            outs.append(rows[:, lo:hi] @ x[:, :, lo:hi])
+        else:
+            outs.append(x[..., lo:hi] @ rows[:, lo:hi].T)
+    return np.concatenate(outs, axis=axis)
 
 
 def atmospheric_light_hist(img, radius, eps, bins=2000, top=0.001):

@@ -146,18 +146,26 @@ def box_filter(x, k, border="reflect101"):
         y = _sum_along(x.index_select(2, _reflect101_index(h, before, after, x.device)), k, 2)
         y = _sum_along(y.index_select(3, _reflect101_index(w, before, after, x.device)), k, 3)
         return (y / (k * k)).to(x.dtype)
-    return _clipped_mean_along(_clipped_mean_along(x, before, after, 2), before, after, 3).to(x.dtype)
+    return _clipped_mean(x, before, after).to(x.dtype)
 
 
-def _clipped_mean_along(y, before, after, dim):
-    """Means of y along `dim` over the windows [i - before, i + after] clipped to the axis, in float64:
-    differences of one running sum of y zero-padded by before + 1 and after (padded before the cast to
-    float64, and no gather: both cost in ONNX Runtime), divided by each window's count of positions."""
+def _clipped_sum_along(y, before, after, dim):
+    """Sums of y along `dim` over the windows [i - before, i + after] clipped to the axis, in float64,
+    and each window's count of positions: differences of one running sum of y zero-padded by before + 1
+    and after (padded before the cast to float64, and no gather: both cost in ONNX Runtime)."""
     n, k = y.shape[dim], before + after + 1
     cs = F.pad(y, [0, 0] * (y.dim() - 1 - dim) + [before + 1, after]).double().cumsum(dim)  # cs[j] = sum of y[:j - before]
     i = torch.arange(n, device=y.device)
     count = ((i + after + 1).clamp(max=n) - (i - before).clamp(min=0)).to(cs.dtype)
-    return (cs.narrow(dim, k, n) - cs.narrow(dim, 0, n)) / count.view([-1] + [1] * (y.dim() - 1 - dim))
+    return cs.narrow(dim, k, n) - cs.narrow(dim, 0, n), count
+
+
+def _clipped_mean(x, before, after):
+    """Means of x (B, C, H, W) over the windows clipped to the image, in float64: sums along the height,
+    then the width, divided once by each window's pixel count."""
+    y, rows = _clipped_sum_along(x, before, after, 2)
+    y, cols = _clipped_sum_along(y, before, after, 3)
+    return y * (1 / (rows.unsqueeze(1) * cols))
 
 
 def guided_filter(guide, p, k, eps, border="reflect101"):
@@ -198,12 +206,19 @@ def atmospheric_light_top(img, dark, top=0.001):
     b, c, h, w = img.shape
     # floor(h w top) in integers (top in steps of 1e-6), so an exported graph keeps it a function of the size
     n = torch.sym_max(h * w * round(top * 1_000_000) // 1_000_000, 1)
-    dark = dark.reshape(b, -1)
-    nth = dark.topk(n, dim=1).values[:, -1:]  # (B, 1): the values are the same whichever ties topk took
-    above, tied = dark > nth, dark == nth
-    chosen = above | (tied & (tied.cumsum(dim=1, dtype=torch.int32) <= n - above.sum(dim=1, keepdim=True)))
-    brightness = torch.where(chosen, img.mean(dim=1).reshape(b, -1), -math.inf)
-    best = brightness.argmax(dim=1)  # the first maximum
+    dark, brightness = dark.reshape(b, -1), img.mean(dim=1).reshape(b, -1)
+    if torch.compiler.is_exporting():
+        # ONNX's TopK breaks ties by the lower index (the operator's definition), so its indices are the
+        # chosen pixels themselves: n values instead of the whole map's masks and running count below
+        index = dark.topk(n, dim=1).indices  # (B, n)
+        candidates = brightness.gather(1, index)
+        first = torch.where(candidates == candidates.amax(dim=1, keepdim=True), index, h * w)
+        best = first.amin(dim=1)  # the first pixel of highest intensity in raster order
+    else:
+        nth = dark.topk(n, dim=1).values[:, -1:]  # (B, 1): the values are the same whichever ties topk took
+        above, tied = dark > nth, dark == nth
+        chosen = above | (tied & (tied.cumsum(dim=1, dtype=torch.int32) <= n - above.sum(dim=1, keepdim=True)))
+        best = torch.where(chosen, brightness, -math.inf).argmax(dim=1)  # the first maximum
     return img.reshape(b, c, -1)[torch.arange(b, device=img.device), :, best]
 
 
@@ -312,9 +327,12 @@ def _resample(x, n_out, dim):
 
 
 def resize_lanczos(img, size):
-    """Antialiased Lanczos-3 resize with PIL's weights (Image.LANCZOS, float). img: (B, C, H, W)."""
+    """Antialiased Lanczos-3 resize with PIL's weights (Image.LANCZOS, float), summed in float64 as PIL
+    sums, then in img's dtype. img: (B, C, H, W). The wide sums also make the result independent of the
+    order of summation (float32 products summed by different libraries differ in their last bit, which
+    can move a region mask's bin): hdm.deploy.dcp_masks gives the same values in NumPy."""
     _check_image(img)
-    return _resample(_resample(img, size[0], -2), size[1], -1)
+    return _resample(_resample(img.double(), size[0], -2), size[1], -1).to(img.dtype)
 
 
 def downscale(img, factor, mode="lanczos"):
