@@ -83,11 +83,13 @@ def exported(tmp_path_factory):
 class FilterForms(torch.nn.Module):
     """The DCP filters whose exported form differs from eager PyTorch's (hdm.export): the min filter as
     pooling (odd and even windows) and beyond POOL_MAX_WINDOW as the doubling minimum, the box filter
-    with windows clipped to the image (small and larger than the images below)."""
+    with windows clipped to the image (small and larger than the images below), and the guided filter,
+    built on them."""
 
     def forward(self, x):
         outs = [dcp_ops.min_filter(x, k) for k in (1, 4, 15, dcp_ops.POOL_MAX_WINDOW, dcp_ops.POOL_MAX_WINDOW + 2)]
-        return torch.cat(outs + [dcp_ops.box_filter(x, k, border="clip") for k in (4, 121)], dim=1)
+        outs += [dcp_ops.box_filter(x, k, border="clip") for k in (4, 121)]
+        return torch.cat(outs + [dcp_ops.guided_filter(x[:, :1], x[:, 1:], k, 1e-4, border="clip") for k in (4, 121)], dim=1)
 
 
 def test_the_filters_exported_forms_equal_eager_at_any_size(tmp_path):
