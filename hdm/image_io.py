@@ -301,6 +301,24 @@ def _to_unit(img):
     return img.astype(np.float32) / 65535.0 if img.dtype == np.uint16 else img
 
 
+def unit_rgb(array, name="image"):
+    """An RGB array (H, W, 3) given in memory, as float32 in [0, 1]: uint8 and uint16 scaled as image files
+    are (by 255 and 65535), float values taken as they are. Another shape or sample type, or float
+    values outside [0, 1] or not finite, is a ValueError of one line naming `name`."""
+    array = np.asarray(array)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"{name}: expected RGB (H, W, 3), got shape {array.shape}")
+    if array.dtype in (np.uint8, np.uint16):
+        return _to_unit(array)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{name}: expected uint8, uint16 or float samples, got {array.dtype}")
+    array = array.astype(np.float32)
+    if array.size and not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
+        raise ValueError(f"{name}: float values must be finite and lie in [0, 1], got [{array.min():g}, {array.max():g}] "
+                         f"(divide 8-bit values by 255)")
+    return array
+
+
 def read_image(path):
     """RGB float32 (H, W, 3) in [0, 1]; a clear error naming the file otherwise.
 

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -175,6 +176,22 @@ def test_onnx_runtime_reproduces_pytorch(exported, name):
         assert out.shape == photo.shape
         assert float(ref.std()) > 1e-3  # not a constant image
         assert np.abs(out - ref).max() <= 1e-4, (name, photo.shape)
+
+
+def test_an_onnx_model_scales_or_refuses_what_it_is_given(exported):
+    """OnnxModel(image): uint8 and uint16 arrays scaled as image files are, float arrays in [0, 1] as they are;
+    0..255 floats, NaN, signed integers and channels-first arrays are refused with one line."""
+    model = OnnxModel(exported("dcp")[0])
+    photo = check_photos(((40, 48),))[0][0].transpose(1, 2, 0)
+    as_uint8 = np.round(photo * 255).astype(np.uint8)
+    reference = model(as_uint8.astype(np.float32) / 255)
+    np.testing.assert_array_equal(model(as_uint8), reference)
+    np.testing.assert_allclose(model(as_uint8.astype(np.uint16) * 257), reference, rtol=0, atol=1e-6)
+    for bad, words in ((as_uint8.astype(np.float32), "[0, 1]"), (np.full((8, 8, 3), np.nan, np.float32), "[0, 1]"),
+                       (as_uint8.astype(np.int32), "int32"), (photo.transpose(2, 0, 1), "(H, W, 3)")):
+        with pytest.raises(ValueError, match=r"^image: .*" + re.escape(words)) as err:
+            model(bad)
+        assert "\n" not in str(err.value)
 
 
 def test_predict_onnx_runs_without_torch(exported, tmp_path):

@@ -13,6 +13,7 @@ from hdm.deploy import description
 from hdm.deploy.dcp_masks import region_masks
 from hdm.errors import shown
 from hdm.files import open_input
+from hdm.image_io import unit_rgb
 
 
 def session_options(threads=None):
@@ -30,7 +31,8 @@ def session_options(threads=None):
 
 
 class OnnxModel:
-    """model(image) -> restored, both RGB float32 (H, W, 3) in [0, 1] (uint8 input is scaled by 255).
+    """model(image) -> restored, both RGB (H, W, 3) in [0, 1], the output float32; uint8 and uint16 input is
+    scaled as image files are, anything else is refused (hdm.image_io.unit_rgb).
 
     The file is verified before it runs anything (hdm.deploy.description): its description (`meta`, by
     default the .json beside it) holds every key used here with the right type, the file's bytes have
@@ -83,5 +85,5 @@ class OnnxModel:
         return feeds
 
     def __call__(self, image):
-        x = image.astype(np.float32) / 255 if image.dtype == np.uint8 else image.astype(np.float32)
+        x = unit_rgb(image)
         return self.run_batch(np.ascontiguousarray(x.transpose(2, 0, 1))[None])[0].transpose(1, 2, 0)
