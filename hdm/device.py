@@ -40,9 +40,9 @@ def keep_freed_memory():
     return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2 ** 31 - 1))
 
 
-def median_time(fn, repeats, device, warmup=1):
-    """Median wall-clock seconds of fn() over `repeats` calls after `warmup` calls; CUDA work is
-    synchronised before and after each timed call."""
+def call_times(fn, repeats, device, warmup=1):
+    """Wall-clock seconds of each of `repeats` calls of fn() (at least one) after `warmup` calls; CUDA
+    work is synchronised before and after each timed call."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
@@ -53,7 +53,12 @@ def median_time(fn, repeats, device, warmup=1):
         fn()
         sync()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn, repeats, device, warmup=1):
+    """Median wall-clock seconds of fn() over `repeats` calls after `warmup` calls (call_times)."""
+    return statistics.median(call_times(fn, repeats, device, warmup))
 
 
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")

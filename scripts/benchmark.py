@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from hdm.cli import Parser, UsageError, console, device_name, existing_file, first_line
-from hdm.device import autocast, cpu_features, keep_freed_memory, median_time, resolve_device
+from hdm.device import autocast, call_times, cpu_features, keep_freed_memory, median_time, resolve_device
 from hdm.errors import shown
 from hdm.files import atomic_write
 from hdm.inference import compile_model, restore
@@ -447,11 +447,8 @@ def onnx_child(spec):
         def run():
             with torch.inference_mode():
                 return net(xin).numpy()
-    out, result["times"] = run(), []  # the first call warms up
-    for _ in range(spec["repeats"]):
-        t0 = time.perf_counter()
-        run()
-        result["times"].append(time.perf_counter() - t0)
+    out = run()  # the first call warms up
+    result["times"] = call_times(run, spec["repeats"], torch.device("cpu"), warmup=0)
     result["peak_mb"] = peak_rss_mb() - start
     np.save(spec["save"], out)
     if spec["route"] == "onnxruntime" and spec["profile"]:
