@@ -157,10 +157,12 @@ def describe(deployed, cfg, record):
             "masks": masks, "max_side": max_side(model), "opset": OPSET, "torch": torch.__version__}
 
 
-def export(model, path, cfg, record, check_sizes=CHECK_SIZES):
+def export(model, path, cfg, record, check_sizes=CHECK_SIZES, calibration=None):
     """Export `model` to `path` with its JSON beside it; returns the JSON's dict. Raises RuntimeError
     (nothing written) when ONNX Runtime differs from PyTorch by more than TOLERANCE, OSError naming
-    `path` when the file cannot be written (a full disk)."""
+    `path` when the file cannot be written (a full disk). calibration: None, or (images, min_psnr) to
+    write the checked graph's INT8 form instead (hdm.deploy.quantize; images: a list of (name, RGB
+    float32 (1, 3, H, W) in [0, 1])), which raises RuntimeError below min_psnr."""
     import onnxruntime
 
     from hdm.ops.deform_conv import ModulatedDeformConv2d
@@ -188,6 +190,12 @@ def export(model, path, cfg, record, check_sizes=CHECK_SIZES):
         if not max(diffs) <= TOLERANCE:
             raise RuntimeError(f"{shown(path)}: ONNX Runtime differs from PyTorch by {max(diffs):.2e} "
                                f"(> {TOLERANCE:g}) on sizes {list(check_sizes)}; nothing written")
+        if calibration is not None:
+            from hdm.deploy.quantize import quantize
+
+            meta["check"]["graph"] = "float32, before quantisation"
+            data, meta["quantization"] = quantize(tmp, meta, *calibration, path)
+            meta["sha256"] = hashlib.sha256(data).hexdigest()
     # both files are written out before either replaces anything: a full disk leaves neither
     with atomic_write(sidecar_path(path), "w") as description, atomic_write(path) as graph:
         graph.write(data)

@@ -100,6 +100,22 @@ def fraction(text):
     return _number(text, float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
+def inputs_of(path):
+    """The image files a tool reads for `path`: the folder's images, or the file itself (the reader
+    refuses what is not a regular image file); UsageError when there is none."""
+    from hdm.image_io import images_in
+
+    if os.path.isdir(path):
+        files = images_in(path)
+    elif os.path.lexists(path):
+        files = [path]
+    else:
+        raise UsageError(f"{shown(path)}: no such file or folder")
+    if not files:
+        raise UsageError(f"{path}: no images found")
+    return files
+
+
 def existing_file(text):
     """argparse type: a file that exists and can be read."""
     if not os.path.isfile(text):

@@ -6,19 +6,24 @@
     hdm-export hdm_its.onnx --weights W.pth -c configs/dehaze/hdm_its.yaml   # or a config file
     # doc-test: skip (tests/test_export.py exports DCP)
     hdm-export dcp.onnx -c configs/baselines/dcp_sots.yaml                   # DCP, PF-DCP: no weights
+    # doc-test: skip (tests/test_quantize.py quantises small models)
+    hdm-export hdm_its_int8.onnx --weights W.pth --quantize calib/ --min-psnr 40   # INT8, calibrated on calib/
 
 The file takes RGB float32 (1, 3, H, W) in [0, 1] of any size and returns RGB in [0, 1]; an HDM file
 with DCP regions also takes the region masks (see docs/deploy.md). Beside it, <name>.json describes
 the model, its config, weights, iteration, metric preset, the input contract and the check's figures;
-the file itself holds a copy of the contract. hdm-predict --onnx FILE runs it with ONNX Runtime alone,
-after verifying it against the .json. An existing .onnx or .json is replaced only with --overwrite, and
+the file itself holds a copy of the contract. With --quantize, the checked graph is written in its INT8
+form (ONNX Runtime's static quantisation, calibrated on the images given), and the .json records its PSNR
+against the float32 graph on each of them; below --min-psnr nothing is written (docs/deploy.md).
+hdm-predict --onnx FILE runs it with ONNX Runtime alone, after verifying it against the .json. An existing .onnx or .json is replaced only with --overwrite, and
 never when it is an input (the config, its base, the weights), however its path is written.
 SIGTERM and SIGHUP stop it as they stop every tool (hdm.cli.console): its temporary files are removed (a
 later write into the folder removes those of a process killed with SIGKILL).
 """
 import os
 
-from hdm.cli import Parser, UsageError, console, first_line
+from hdm.cli import Parser, UsageError, console, first_line, inputs_of, positive_float
+from hdm.deploy.quantize import MIN_PSNR
 from hdm.errors import shown
 from hdm.image_io import ensure_writable
 
@@ -31,7 +36,14 @@ def main(argv=None):
     parser.add_argument("--weights", help="a checkpoint (train.py's, or converted release weights)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing output file and its .json (never an input)")
+    parser.add_argument("--quantize", nargs="+", metavar="IMAGE",
+                        help="write the INT8 form, calibrated on these images (files or folders of images)")
+    parser.add_argument("--min-psnr", type=positive_float, metavar="DB",
+                        help=f"with --quantize: refuse the INT8 form when its output on a calibration image is below "
+                             f"DB dB PSNR against the float32 graph's (default {MIN_PSNR:g})")
     args = parser.parse(argv)
+    if args.min_psnr is not None and not args.quantize:
+        raise UsageError("--min-psnr applies to --quantize only")
     if not args.output.endswith(".onnx"):
         raise UsageError(f"{shown(args.output)}: the output must be a .onnx file")
     if not args.config and not args.weights:
@@ -55,20 +67,47 @@ def main(argv=None):
     from hdm.cli.loading import load_one
     from hdm.export import export
 
+    calibration = None
+    if args.quantize:  # every image read before the export's minutes of work
+        calibration = (calibration_images(args.quantize), MIN_PSNR if args.min_psnr is None else args.min_psnr)
     model, cfg = load_one(args.config, args.weights, torch.device("cpu"), args.overrides, fmt="contiguous")
+    if calibration and not any(True for _ in model.parameters()):
+        raise UsageError(f"{cfg['model']['type']} has no weights to quantize (--quantize is for the networks)")
     if args.weights:
         record = selection_record(args.weights, load_checkpoint(args.weights), None)
     else:
         record = {"weights": None, "iteration": None, "chosen": "no weights (a parameter-free model)"}
     try:
-        meta = export(model, args.output, cfg, record)
+        meta = export(model, args.output, cfg, record, calibration=calibration)
     except ValueError as err:
         raise UsageError(f"{shown(args.config or args.weights)}: {first_line(err)}") from err
     sizes = ", ".join(f"{h}x{w}" for h, w in meta["check"]["sizes"])
     masks = "; masks: the second input, computed in NumPy by hdm.deploy.dcp_masks" if meta["masks"] else ""
     print(f"exported {meta['model']} ({record['chosen']}) to {shown(args.output)}: ONNX Runtime within "
           f"{max(meta['check']['max_abs_diff']):.1e} of PyTorch on {sizes} (H x W){masks}")
+    if calibration:
+        worst = meta["quantization"]["psnr_vs_float32_db"]["min"]
+        cost = "equal to the float32 graph's" if worst is None else f"at least {worst:.1f} dB PSNR from the float32 graph's"
+        print(f"  as INT8 (calibrated on {len(calibration[0])} images): its output {cost} on each of them")
     return 0
+
+
+def calibration_images(paths):
+    """[(name, RGB float32 (1, 3, H, W) in [0, 1])] of the images in `paths` (files or folders), each read
+    as every tool reads images (hdm.image_io); UsageError naming the first that cannot be read."""
+    import numpy as np
+
+    from hdm.image_io import read_image
+
+    images = []
+    for path in paths:
+        for name in inputs_of(path):
+            try:
+                img = read_image(name)
+            except (OSError, ValueError) as err:
+                raise UsageError(first_line(err) if shown(name) in str(err) else f"{shown(name)}: {first_line(err)}") from err
+            images.append((shown(name), np.ascontiguousarray(img.transpose(2, 0, 1))[None]))
+    return images
 
 
 def run():

@@ -26,12 +26,12 @@ import time
 
 import numpy as np
 
-from hdm.cli import Parser, UsageError, console, first_line, non_negative_int, positive_int
+from hdm.cli import Parser, UsageError, console, first_line, inputs_of, non_negative_int, positive_int
 from hdm.deploy.description import sidecar_path
 from hdm.errors import ConfigError, NonFiniteOutput, shown
 from hdm.files import made_folder
 from hdm.identity import contains
-from hdm.image_io import ensure_writable, image_header, images_in, read_rgb, write_image
+from hdm.image_io import ensure_writable, image_header, read_rgb, write_image
 from hdm.locks import FolderLock
 from hdm.outputs import check_apart, check_writable_outputs, model_inputs, plan_outputs
 
@@ -40,18 +40,6 @@ MAP_NAMES = ("dark_channel", "transmission", "regions")
 MAX_THREADS = 1024  # ONNX Runtime's thread pool takes an int; no machine has more cores
 TOO_LARGE = "the torch route restores large images in tiles: --tile 512"
 DEFAULT_OVERLAP = 48  # pixels: HDM's and AECR-Net's tiles equal the whole image to float rounding (measured)
-
-
-def inputs_of(path):
-    if os.path.isdir(path):
-        files = images_in(path)
-    elif os.path.lexists(path):  # a file; the reader refuses what is not a regular image file
-        files = [path]
-    else:
-        raise UsageError(f"{shown(path)}: no such file or folder")
-    if not files:
-        raise UsageError(f"{path}: no images found")
-    return files
 
 
 def parse_model_specs(args):
