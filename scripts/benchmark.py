@@ -30,7 +30,9 @@ Every time is the median of the repeats after one warm-up (CUDA synchronised). W
   one 1920x1080 image restored by ONNX Runtime, PyTorch eager (NCHW) and PyTorch with the tools' CPU
   defaults (channels_last), each route in its own process, the routes in turn for two rounds (the
   median over both rounds' calls); export time, the largest difference from ONNX Runtime's output,
-  ONNX Runtime's profile per operator type and its session options.
+  ONNX Runtime's profile per operator type and its session options. The networks also run as INT8
+  (hdm-export --quantize, calibrated on the export check's three photo crops; route `onnxruntime int8`):
+  its speed-up over the CPU defaults and its PSNR against the float32 graph's output on the image.
 --quick: 2 repeats, training batch 2 on CPU, no 512 RNN case, a 1920x1080 image for the tiled cases
 (one run each), no compiled training step.
 --tiny: every section once at toy sizes without compiling (the test suite checks the script this way).
@@ -416,6 +418,7 @@ def bench_tiled_trained(level, device, tmp, trained):
 # ---------------------------------------------------------------- table
 
 ONNX_ROUTES = ("onnxruntime", "torch eager (NCHW)", "torch CPU defaults (channels_last)")
+INT8_ROUTE = "onnxruntime int8"  # the networks' quantised graph (hdm.deploy.quantize), beside ONNX_ROUTES
 
 
 def onnx_child(spec):
@@ -431,7 +434,7 @@ def onnx_child(spec):
     reset_peak_rss()
     x = image(spec["shape"]).numpy()
     result = {}
-    if spec["route"] == "onnxruntime":
+    if spec["route"] in ("onnxruntime", INT8_ROUTE):
         model = OnnxModel(spec["onnx"])
         run = lambda: model.run_batch(x)  # noqa: E731
     else:
@@ -487,7 +490,8 @@ def bench_onnx(level, device, tmp):
     by ONNX Runtime (OnnxModel, as hdm-predict --onnx runs it: HDM's masks in NumPy), by PyTorch eager
     in NCHW and by PyTorch with the tools' CPU defaults (channels_last), in rounds (onnx_rounds); then
     where ONNX Runtime's time goes, per operator type (onnx profile rows)."""
-    from hdm.export import export
+    from hdm.deploy.quantize import psnr_db
+    from hdm.export import CHECK_SIZES, check_photos, export
     from hdm.models import build_model
 
     if device.type != "cpu":
@@ -503,12 +507,19 @@ def bench_onnx(level, device, tmp):
         if any(True for _ in model.parameters()):
             weights = os.path.join(tmp, f"{cfg['type']}.pt")
             torch.save(model.state_dict(), weights)
+        record = {"weights": None, "iteration": None, "chosen": "random weights (benchmark)"}
         t0 = time.perf_counter()
-        export(model, path, {"model": cfg}, {"weights": None, "iteration": None, "chosen": "random weights (benchmark)"})
+        export(model, path, {"model": cfg}, record)
         export_s = time.perf_counter() - t0
+        int8 = None
+        if weights:
+            int8 = path.replace(".onnx", "-int8.onnx")
+            crops = [(f"check crop {h}x{w}", x) for (h, w), x in zip(CHECK_SIZES, check_photos())]
+            export(model, int8, {"model": cfg}, record, calibration=(crops, 0.0))
         for photo in sizes["photos"]:
             case = f"{cfg['type']} {photo[0]}x{photo[1]}"
-            results = onnx_rounds(cfg, weights, path, photo, sizes["rounds"], repeats, tmp)
+            results = onnx_rounds(cfg, weights, {"onnxruntime": path, INT8_ROUTE: int8}, photo, sizes["rounds"],
+                                  repeats, tmp)
             ort_res = results["onnxruntime"]
             for route, res in results.items():
                 row = {"section": "onnx", "case": case, "impl": route}
@@ -516,8 +527,14 @@ def bench_onnx(level, device, tmp):
                     rows.append({**row, "note": "failed: " + res["error"]})
                     continue
                 row.update({"ms": 1e3 * res["s"], "peak MB": res["peak_mb"]})
+                defaults = results["torch CPU defaults (channels_last)"]
                 if route == "onnxruntime":
                     row["export s"] = export_s
+                elif route == INT8_ROUTE:
+                    if "error" not in defaults:
+                        row["speed-up over the CPU defaults"] = defaults["s"] / res["s"]
+                    if "error" not in ort_res:
+                        row["PSNR vs float32 (dB)"] = psnr_db(np.load(res["out"]), np.load(ort_res["out"]))
                 elif "error" not in ort_res:
                     row["onnxruntime speed-up"] = res["s"] / ort_res["s"]
                     row["max |diff|"] = float(np.abs(np.load(res["out"]) - np.load(ort_res["out"])).max())
@@ -529,18 +546,20 @@ def bench_onnx(level, device, tmp):
     return rows + profile_rows + options_rows
 
 
-def onnx_rounds(cfg, weights, path, photo, rounds, repeats, tmp):
+def onnx_rounds(cfg, weights, paths, photo, rounds, repeats, tmp):
     """{route: {"s": median seconds, "peak_mb": largest peak, "out": .npy path, ...}}: every route in its
-    own process, `rounds` times in turn (ONNX Runtime, then each PyTorch route, then again), each process
+    own process (`paths`: the ONNX file of "onnxruntime" and of INT8_ROUTE, None where there is none),
+    `rounds` times in turn (ONNX Runtime, then each PyTorch route, then again), each process
     timing `repeats` calls after a warm-up, so that a slower minute of the machine falls on every route
     alike; the median is over all the rounds' calls. The first round's ONNX Runtime process also
     profiles. A route that fails in any round is reported with its error."""
     results = {}
+    routes = ONNX_ROUTES + ((INT8_ROUTE,) if paths.get(INT8_ROUTE) else ())
     for k in range(rounds):
-        for route in ONNX_ROUTES:
-            save = os.path.join(tmp, f"out-{ONNX_ROUTES.index(route)}.npy")
-            spec = {"case": "onnx", "route": route, "model": cfg, "weights": weights, "onnx": path, "mode": route,
-                    "shape": (1, 3, *photo), "repeats": repeats, "save": save, "profile": k == 0}
+        for route in routes:
+            save = os.path.join(tmp, f"out-{routes.index(route)}.npy")
+            spec = {"case": "onnx", "route": route, "model": cfg, "weights": weights, "onnx": paths.get(route), "mode": route,
+                    "shape": (1, 3, *photo), "repeats": repeats, "save": save, "profile": k == 0 and route == "onnxruntime"}
             res = run_child(spec)
             done = results.setdefault(route, {"times": [], "peak_mb": 0.0, "out": save})
             if "error" in res or "error" in done:

@@ -15,8 +15,9 @@ the model, its config, weights, iteration, metric preset, the input contract and
 the file itself holds a copy of the contract. With --quantize, the checked graph is written in its INT8
 form (ONNX Runtime's static quantisation, calibrated on the images given), and the .json records its PSNR
 against the float32 graph on each of them; below --min-psnr nothing is written (docs/deploy.md).
-hdm-predict --onnx FILE runs it with ONNX Runtime alone, after verifying it against the .json. An existing .onnx or .json is replaced only with --overwrite, and
-never when it is an input (the config, its base, the weights), however its path is written.
+hdm-predict --onnx FILE runs it with ONNX Runtime alone, after verifying it against the .json. An
+existing .onnx or .json is replaced only with --overwrite, and never when it is an input (the config,
+its base, the weights), however its path is written.
 SIGTERM and SIGHUP stop it as they stop every tool (hdm.cli.console): its temporary files are removed (a
 later write into the folder removes those of a process killed with SIGKILL).
 """
