@@ -3,6 +3,7 @@ calibration image, refused below --min-psnr, every bad argument one line before 
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -118,7 +119,12 @@ def test_bad_calibration_arguments_are_one_line_before_any_work(tmp_path, capsys
     for argv, expected in cases:
         code, err = run_cli(export_cli.main, argv, capsys)
         assert code == 2 and len(err) == 1 and expected in err[0], (argv, err)
-    assert not os.path.exists(out) and not os.path.exists(tmp_path / "m.json")
+    # an image named as the description to be written is an input: never replaced, even with --overwrite
+    shutil.copyfile(os.path.join(calib, "a.png"), tmp_path / "m.json")
+    code, err = run_cli(export_cli.main, [out, "--weights", networks_checkpoint, "--quantize", str(tmp_path / "m.json"),
+                                          "--overwrite"], capsys)
+    assert code == 2 and len(err) == 1 and "m.json: an output would replace an input" in err[0]
+    assert not os.path.exists(out) and read_image(tmp_path / "m.json").shape == (71, 97, 3)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

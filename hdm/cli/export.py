@@ -52,8 +52,9 @@ def main(argv=None):
     from hdm.deploy.description import sidecar_path
     from hdm.outputs import check_writable_outputs, model_inputs
 
-    check_writable_outputs([args.output, sidecar_path(args.output)], model_inputs([(args.config, args.weights)]),
-                           args.overwrite)
+    calibration_files = [name for path in args.quantize or () for name in inputs_of(path)]
+    check_writable_outputs([args.output, sidecar_path(args.output)],
+                           model_inputs([(args.config, args.weights)]) + calibration_files, args.overwrite)
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder):
         raise UsageError(f"{shown(folder)}: no such folder")
@@ -70,7 +71,7 @@ def main(argv=None):
 
     calibration = None
     if args.quantize:  # every image read before the export's minutes of work
-        calibration = (calibration_images(args.quantize), MIN_PSNR if args.min_psnr is None else args.min_psnr)
+        calibration = (calibration_images(calibration_files), MIN_PSNR if args.min_psnr is None else args.min_psnr)
     model, cfg = load_one(args.config, args.weights, torch.device("cpu"), args.overrides, fmt="contiguous")
     if calibration and not any(True for _ in model.parameters()):
         raise UsageError(f"{cfg['model']['type']} has no weights to quantize (--quantize is for the networks)")
@@ -93,21 +94,20 @@ def main(argv=None):
     return 0
 
 
-def calibration_images(paths):
-    """[(name, RGB float32 (1, 3, H, W) in [0, 1])] of the images in `paths` (files or folders), each read
-    as every tool reads images (hdm.image_io); UsageError naming the first that cannot be read."""
+def calibration_images(files):
+    """[(name, RGB float32 (1, 3, H, W) in [0, 1])] of the image `files`, each read as every tool reads
+    images (hdm.image_io); UsageError naming the first that cannot be read."""
     import numpy as np
 
     from hdm.image_io import read_image
 
     images = []
-    for path in paths:
-        for name in inputs_of(path):
-            try:
-                img = read_image(name)
-            except (OSError, ValueError) as err:
-                raise UsageError(first_line(err) if shown(name) in str(err) else f"{shown(name)}: {first_line(err)}") from err
-            images.append((shown(name), np.ascontiguousarray(img.transpose(2, 0, 1))[None]))
+    for name in files:
+        try:
+            img = read_image(name)
+        except (OSError, ValueError) as err:
+            raise UsageError(first_line(err) if shown(name) in str(err) else f"{shown(name)}: {first_line(err)}") from err
+        images.append((shown(name), np.ascontiguousarray(img.transpose(2, 0, 1))[None]))
     return images
 
 
