@@ -161,8 +161,8 @@ def export(model, path, cfg, record, check_sizes=CHECK_SIZES, calibration=None):
     """Export `model` to `path` with its JSON beside it; returns the JSON's dict. Raises RuntimeError
     (nothing written) when ONNX Runtime differs from PyTorch by more than TOLERANCE, OSError naming
     `path` when the file cannot be written (a full disk). calibration: None, or (images, min_psnr) to
-    write the checked graph's INT8 form instead (hdm.deploy.quantize; images: a list of (name, RGB
-    float32 (1, 3, H, W) in [0, 1])), which raises RuntimeError below min_psnr."""
+    write the checked graph's INT8 form instead (hdm.deploy.quantize; images: a list of (path, RGB
+    (H, W, 3) uint8 or float32 in [0, 1])), which raises RuntimeError below min_psnr."""
     import onnxruntime
 
     from hdm.ops.deform_conv import ModulatedDeformConv2d

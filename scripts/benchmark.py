@@ -514,7 +514,7 @@ def bench_onnx(level, device, tmp):
         int8 = None
         if weights:
             int8 = path.replace(".onnx", "-int8.onnx")
-            crops = [(f"check crop {h}x{w}", x) for (h, w), x in zip(CHECK_SIZES, check_photos())]
+            crops = [(f"check crop {h}x{w}", x[0].transpose(1, 2, 0)) for (h, w), x in zip(CHECK_SIZES, check_photos())]
             export(model, int8, {"model": cfg}, record, calibration=(crops, 0.0))
         for photo in sizes["photos"]:
             case = f"{cfg['type']} {photo[0]}x{photo[1]}"

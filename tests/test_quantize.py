@@ -59,6 +59,7 @@ def test_an_int8_export_records_its_cost_and_runs_as_any_export(name, tmp_path, 
     out = str(tmp_path / "int8.onnx")
     assert export_cli.main([out, "--weights", weights, "--quantize", calib, "--min-psnr", "5"]) == 0
     assert "as INT8 (calibrated on 2 images)" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path)) == ["calib", "int8.json", "int8.onnx", "net.pth"]  # no temporary left
     meta = json.loads((tmp_path / "int8.json").read_text())
     record = meta["quantization"]
     assert [i["name"] for i in record["images"]] == [os.path.join(calib, "a.png"), os.path.join(calib, "b.png")]
@@ -115,6 +116,7 @@ def test_bad_calibration_arguments_are_one_line_before_any_work(tmp_path, capsys
         ([out, "--weights", networks_checkpoint, "--quantize", str(tmp_path / "empty")], "empty: no images found"),
         ([out, "--weights", networks_checkpoint, "--quantize", calib, str(tmp_path / "notes.png")], "notes.png"),
         ([out, "--weights", networks_checkpoint, "--quantize"], "--quantize"),
+        ([out, "--weights", networks_checkpoint, "--quantize", ""], "'': an empty path"),
     ]
     for argv, expected in cases:
         code, err = run_cli(export_cli.main, argv, capsys)

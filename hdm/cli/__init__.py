@@ -105,6 +105,8 @@ def inputs_of(path):
     refuses what is not a regular image file); UsageError when there is none."""
     from hdm.image_io import images_in
 
+    if not path:
+        raise UsageError("'': an empty path (expected an image file or a folder of images)")
     if os.path.isdir(path):
         files = images_in(path)
     elif os.path.lexists(path):

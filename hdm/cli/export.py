@@ -90,24 +90,23 @@ def main(argv=None):
     if calibration:
         worst = meta["quantization"]["psnr_vs_float32_db"]["min"]
         cost = "equal to the float32 graph's" if worst is None else f"at least {worst:.1f} dB PSNR from the float32 graph's"
-        print(f"  as INT8 (calibrated on {len(calibration[0])} images): its output {cost} on each of them")
+        count = len(calibration[0])
+        print(f"  as INT8 (calibrated on {count} image{'s' * (count != 1)}): its output {cost} on each of them")
     return 0
 
 
 def calibration_images(files):
-    """[(name, RGB float32 (1, 3, H, W) in [0, 1])] of the image `files`, each read as every tool reads
-    images (hdm.image_io); UsageError naming the first that cannot be read."""
-    import numpy as np
-
-    from hdm.image_io import read_image
+    """[(path, RGB (H, W, 3))] of the image `files`, each read as every tool reads images (hdm.image_io's
+    read_rgb: 8-bit images stay uint8 until they run); UsageError naming the first that cannot be read."""
+    from hdm.image_io import read_rgb
 
     images = []
     for name in files:
         try:
-            img = read_image(name)
+            img = read_rgb(name)
         except (OSError, ValueError) as err:
             raise UsageError(first_line(err) if shown(name) in str(err) else f"{shown(name)}: {first_line(err)}") from err
-        images.append((shown(name), np.ascontiguousarray(img.transpose(2, 0, 1))[None]))
+        images.append((name, img))
     return images
 
 
