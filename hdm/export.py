@@ -22,19 +22,15 @@ covered by the sha256, so that a .json edited afterwards is refused when it load
 temporary file of hdm.files beside the target, removed on any exit (hdm-export turns SIGTERM into one) and
 by a later write into the folder when a kill left it.
 """
-import contextlib
 import hashlib
-import io
 import json
-import logging
-import warnings
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from hdm.deploy.description import CONTRACT_KEY, FORMAT, contract, sidecar_path
-from hdm.deploy.onnx_model import OnnxModel
+from hdm.deploy.onnx_model import OnnxModel, quiet
 from hdm.errors import shown
 from hdm.files import atomic_write, temporary_file
 from hdm.models import HDM, PFDCP
@@ -108,15 +104,9 @@ def _trace(deployed, path, meta):
         names.append("masks")
     # one image per run: HDM's region conv groups its dynamic filters by the batch, which does not export
     dims = {2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        level = logging.getLogger("torch.onnx").level
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        try:
-            torch.onnx.export(deployed, args, path, dynamo=True, input_names=names, output_names=["restored"],
-                              dynamic_shapes=(dims,) * len(args), opset_version=OPSET, external_data=False)
-        finally:
-            logging.getLogger("torch.onnx").setLevel(level)
+    with quiet("torch.onnx"):
+        torch.onnx.export(deployed, args, path, dynamo=True, input_names=names, output_names=["restored"],
+                          dynamic_shapes=(dims,) * len(args), opset_version=OPSET, external_data=False)
     # The exporter annotates intermediate shapes with symbolic names; in PF-DCP's deepest pyramid levels
     # it gives two different sizes one name, and ONNX Runtime's buffer planner then fails at some image
     # sizes (measured at 256 x 384). Without the annotations ONNX Runtime infers the shapes itself.

@@ -6,6 +6,10 @@ up to `max_side`; the output `restored` is RGB float32 (1, 3, H, W) in [0, 1]. A
 regions come from the dark channel prior also takes `masks`, one-hot (1, N, ceil(H / 4), ceil(W / 4)),
 which `OnnxModel` computes with hdm.deploy.dcp_masks from the image padded to a multiple of 4.
 """
+import contextlib
+import io
+import logging
+import warnings
 
 import numpy as np
 
@@ -14,6 +18,22 @@ from hdm.deploy.dcp_masks import region_masks
 from hdm.errors import shown
 from hdm.files import open_input
 from hdm.image_io import unit_rgb
+
+
+@contextlib.contextmanager
+def quiet(logger_name):
+    """The exporter's and ONNX Runtime's Python tools print advice, warn and log; the user gets our one
+    line instead: their stdout and warnings dropped, the logger `logger_name` (None: the root) at errors
+    only, for the block."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def session_options(threads=None):

@@ -10,19 +10,15 @@ The cost is the PSNR of the INT8 output against the float32 output (data range 1
 each calibration image, recorded in the description; a file whose worst image is below `min_psnr` is
 refused. Without ground truth this measures how far quantisation moves the output, not its quality.
 """
-import contextlib
 import hashlib
-import io
-import logging
 import math
 import os
 import tempfile
-import warnings
 
 import numpy as np
 
 from hdm.deploy.description import CONTRACT_KEY, contract
-from hdm.deploy.onnx_model import OnnxModel
+from hdm.deploy.onnx_model import OnnxModel, quiet
 from hdm.errors import shown
 from hdm.files import temporary_file
 from hdm.image_io import unit_rgb
@@ -35,20 +31,6 @@ def psnr_db(ours, reference):
     """PSNR in dB of `ours` against `reference` (both in [0, 1]); None when they are equal."""
     mse = float(np.mean((ours.astype(np.float64) - reference) ** 2))
     return None if mse == 0 else 10 * math.log10(1 / mse)
-
-
-@contextlib.contextmanager
-def _quiet():
-    """ONNX Runtime's quantisation tools print advice and log warnings; the user gets our one line."""
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def _batch(img):
@@ -91,7 +73,7 @@ def quantize(fp32_path, meta, images, min_psnr, target):
 
     fp32 = OnnxModel(fp32_path, meta=meta)
     try:
-        with _quiet():
+        with quiet(None):
             graph = _quantize_graph(fp32_path, (fp32.feeds(_batch(img)) for _, img in images))
     except Exception as err:  # noqa: BLE001 - ONNX Runtime's and onnx's own exception types
         raise RuntimeError(f"{shown(target)}: INT8 quantisation failed ({str(err).splitlines()[0][:200]}); "
